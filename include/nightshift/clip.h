@@ -1,0 +1,100 @@
+/* clip.h -- reading one archived video clip into memory as a list of JPEG frames.
+ *
+ * Supported containers, detected from the bytes (never the extension):
+ *   - tar (plain, gzip, xz, zstd, bzip2) and zip archives of JPEG frames,
+ *     in natural order of member names (frame_2 before frame_10);
+ *   - raw MJPEG streams (concatenated JPEGs, SOI..EOI);
+ *   - RIFF AVI with MJPEG video ('movi' list, '00dc'/'00db' chunks, odd-size
+ *     padding, with or without 'idx1').  Other codecs: NS_ERR_UNSUPPORTED
+ *     "unsupported codec XXXX".
+ *
+ * A loaded clip owns its compressed frame bytes (read for archives, mmap for
+ * AVI/MJPEG files) and a SHA-256 of the whole file.  Member names are kept as
+ * data only; they are never used as paths.
+ *
+ * Safety: archive entry size, total uncompressed bytes, entry count and frame
+ * count are capped by ns_clip_limits; exceeding a cap fails the clip with
+ * NS_ERR_LIMIT (the caller quarantines it).  Symlinks, directories and other
+ * non-regular entries are skipped; members whose bytes are not JPEG (no SOI
+ * marker) are skipped; both are counted and warned about.
+ */
+#ifndef NIGHTSHIFT_CLIP_H
+#define NIGHTSHIFT_CLIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nightshift/sha256.h"
+#include "nightshift/status.h"
+#include "nightshift/warn.h"
+
+typedef enum ns_clip_format {
+    NS_CLIP_UNKNOWN = 0,
+    NS_CLIP_TAR,   /* any compression libarchive detects */
+    NS_CLIP_ZIP,
+    NS_CLIP_MJPEG,
+    NS_CLIP_AVI,
+} ns_clip_format;
+
+typedef struct ns_clip_limits {
+    uint64_t max_entry_bytes; /* one archive member, uncompressed (default 64 MiB) */
+    uint64_t max_total_bytes; /* all members of one archive, uncompressed (default 4 GiB) */
+    uint64_t max_entries;     /* archive entries of any kind (default 1,000,000) */
+    uint64_t max_frames;      /* frames in one clip (default 1,000,000) */
+} ns_clip_limits;
+
+void ns_clip_limits_default(ns_clip_limits *lim);
+
+typedef struct ns_clip_frame {
+    uint64_t offset;   /* into ns_clip.data */
+    uint64_t size;     /* bytes of this JPEG */
+    uint64_t name_off; /* into ns_clip.names: member name, or "#<n>" for streams */
+    int64_t number;    /* frame number from the member name's last digit run, or the
+                          0-based ordinal in stream/AVI order; -1 when unknown */
+} ns_clip_frame;
+
+typedef struct ns_clip {
+    char path[4096];
+    ns_clip_format format;
+    char container[16];        /* "tar", "tar.gz", "tar.xz", "tar.zst", "tar.bz2", "zip",
+                                  "mjpeg", "avi" */
+    uint8_t sha256[NS_SHA256_LEN]; /* of the whole file's bytes */
+    uint64_t file_bytes;
+    double fps;                /* from the AVI header; 0 when unknown */
+    int32_t header_width;      /* from the AVI header; 0 when unknown */
+    int32_t header_height;
+    ns_clip_frame *frames;     /* (n_frames) in playback order */
+    size_t n_frames;
+    const uint8_t *data;       /* frame bytes; see frames[].offset */
+    size_t data_len;
+    char *names;               /* NUL-terminated names, see frames[].name_off */
+    size_t names_len;
+    uint32_t n_skipped_nonregular; /* symlinks, directories, devices */
+    uint32_t n_skipped_nonjpeg;    /* members without a JPEG SOI marker */
+    ns_warnings warn;          /* per-member problems, each naming the member */
+    /* private */
+    void *map_;                /* mmap base when data is mapped, else NULL */
+    size_t map_len_;
+    uint8_t *owned_;           /* malloc'd data when read from an archive */
+} ns_clip;
+
+/* Sniffs the first bytes of the file.  NS_ERR_FORMAT when unknown. */
+ns_status ns_clip_detect(const char *path, ns_clip_format *fmt);
+
+/* Loads a clip.  On failure *out is released and the message names the file
+ * and the problem; statuses: NS_ERR_IO, NS_ERR_FORMAT (unknown container),
+ * NS_ERR_CORRUPT (truncated/corrupt container, AVI chunk past end of file, no
+ * frames), NS_ERR_UNSUPPORTED (non-MJPEG AVI), NS_ERR_LIMIT (caps exceeded). */
+ns_status ns_clip_load(const char *path, const ns_clip_limits *lim, ns_clip *out);
+
+static inline const char *ns_clip_frame_name(const ns_clip *c, size_t i)
+{
+    return c->names + c->frames[i].name_off;
+}
+
+void ns_clip_release(ns_clip *c); /* NULL-safe on zeroed struct */
+
+/* Natural order: digit runs compare by value ("frame_2" < "frame_10"). */
+int ns_natural_cmp(const char *a, const char *b);
+
+#endif

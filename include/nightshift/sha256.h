@@ -1,0 +1,28 @@
+/* sha256.h -- SHA-256 over nettle (already a dependency of libarchive; uses
+ * the SHA-NI instructions where the processor has them). */
+#ifndef NIGHTSHIFT_SHA256_H
+#define NIGHTSHIFT_SHA256_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nightshift/status.h"
+
+#define NS_SHA256_LEN 32
+#define NS_SHA256_HEX 65 /* 64 hex digits + NUL */
+
+typedef struct ns_sha256 {
+    uint64_t state[16]; /* opaque, large enough for nettle's sha256_ctx */
+} ns_sha256;
+
+void ns_sha256_init(ns_sha256 *h);
+void ns_sha256_update(ns_sha256 *h, const void *data, size_t n);
+void ns_sha256_final(ns_sha256 *h, uint8_t out[NS_SHA256_LEN]);
+void ns_sha256_buf(const void *data, size_t n, uint8_t out[NS_SHA256_LEN]);
+/* Hashes a whole file with buffered reads. */
+ns_status ns_sha256_file(const char *path, uint8_t out[NS_SHA256_LEN]);
+void ns_sha256_hex(const uint8_t digest[NS_SHA256_LEN], char hex[NS_SHA256_HEX]);
+/* Parses 64 hex digits; NS_ERR_FORMAT otherwise. */
+ns_status ns_sha256_parse(const char *hex, uint8_t digest[NS_SHA256_LEN]);
+
+#endif

@@ -1,0 +1,88 @@
+#include "nightshift/sha256.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nettle/sha2.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+_Static_assert(sizeof(struct sha256_ctx) <= sizeof(ns_sha256), "ns_sha256 too small for nettle");
+
+void ns_sha256_init(ns_sha256 *h) { sha256_init((struct sha256_ctx *)h); }
+
+void ns_sha256_update(ns_sha256 *h, const void *data, size_t n)
+{
+    sha256_update((struct sha256_ctx *)h, n, data);
+}
+
+void ns_sha256_final(ns_sha256 *h, uint8_t out[NS_SHA256_LEN])
+{
+    sha256_digest((struct sha256_ctx *)h, NS_SHA256_LEN, out);
+}
+
+void ns_sha256_buf(const void *data, size_t n, uint8_t out[NS_SHA256_LEN])
+{
+    ns_sha256 h;
+    ns_sha256_init(&h);
+    ns_sha256_update(&h, data, n);
+    ns_sha256_final(&h, out);
+}
+
+ns_status ns_sha256_file(const char *path, uint8_t out[NS_SHA256_LEN])
+{
+    ns_status st = NS_OK;
+    static _Thread_local uint8_t buf[1 << 20];
+    ns_sha256 h;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ns_error(NS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    ns_sha256_init(&h);
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            st = ns_error(NS_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+            goto done;
+        }
+        if (r == 0)
+            break;
+        ns_sha256_update(&h, buf, (size_t)r);
+    }
+    ns_sha256_final(&h, out);
+done:
+    close(fd);
+    return st;
+}
+
+void ns_sha256_hex(const uint8_t digest[NS_SHA256_LEN], char hex[NS_SHA256_HEX])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < NS_SHA256_LEN; i++) {
+        hex[2 * i] = digits[digest[i] >> 4];
+        hex[2 * i + 1] = digits[digest[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+ns_status ns_sha256_parse(const char *hex, uint8_t digest[NS_SHA256_LEN])
+{
+    for (int i = 0; i < NS_SHA256_LEN; i++) {
+        int hi = hexval(hex[2 * i]), lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return ns_error(NS_ERR_FORMAT, "not a SHA-256 hex digest: '%.70s'", hex);
+        digest[i] = (uint8_t)(hi << 4 | lo);
+    }
+    if (hex[64] != '\0')
+        return ns_error(NS_ERR_FORMAT, "not a SHA-256 hex digest: '%.70s'", hex);
+    return NS_OK;
+}

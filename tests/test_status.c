@@ -1,0 +1,87 @@
+#include <string.h>
+
+#include "helpers.h"
+#include "nightshift/sha256.h"
+#include "nightshift/warn.h"
+
+START_TEST(test_error_message_and_wrap)
+{
+    ns_error_clear();
+    ck_assert_str_eq(ns_errmsg(), "");
+    ck_assert_int_eq(ns_error(NS_ERR_IO, "cannot open '%s'", "a.tar"), NS_ERR_IO);
+    ck_assert_str_eq(ns_errmsg(), "cannot open 'a.tar'");
+    ck_assert_int_eq(ns_error_wrap(NS_ERR_CORRUPT, "clip %d", 3), NS_ERR_CORRUPT);
+    ck_assert_str_eq(ns_errmsg(), "clip 3: cannot open 'a.tar'");
+    ck_assert_str_eq(ns_strerror(NS_ERR_BUSY), "busy");
+    ck_assert_str_eq(ns_strerror((ns_status)999), "unknown status");
+}
+END_TEST
+
+START_TEST(test_sha256_vectors)
+{
+    /* FIPS 180-2 test vectors. */
+    uint8_t d[32];
+    char hex[NS_SHA256_HEX];
+    ns_sha256_buf("abc", 3, d);
+    ns_sha256_hex(d, hex);
+    ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    ns_sha256_buf("", 0, d);
+    ns_sha256_hex(d, hex);
+    ck_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    uint8_t back[32];
+    ck_assert_ns_ok(ns_sha256_parse(hex, back));
+    ck_assert_mem_eq(back, d, 32);
+    ck_assert_int_eq(ns_sha256_parse("zz", back), NS_ERR_FORMAT);
+}
+END_TEST
+
+START_TEST(test_sha256_file_matches_buffer)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+    static uint8_t data[3 << 20];
+    uint8_t a[32], b[32];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 131u + (i >> 7));
+    ns_test_tmpdir(dir, sizeof dir, "sha");
+    snprintf(path, sizeof path, "%s/f.bin", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, sizeof data, f), sizeof data);
+    fclose(f);
+    ck_assert_ns_ok(ns_sha256_file(path, a));
+    ns_sha256_buf(data, sizeof data, b);
+    ck_assert_mem_eq(a, b, 32);
+    ck_assert_int_eq(ns_sha256_file("/nonexistent/x", a), NS_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "/nonexistent/x"));
+}
+END_TEST
+
+START_TEST(test_warnings_are_bounded)
+{
+    ns_warnings w = {0}, all = {0};
+    for (int i = 0; i < 1000; i++)
+        ns_warn(&w, "frame %d broken", i);
+    ck_assert_uint_eq(w.n_total, 1000);
+    ck_assert_uint_eq(w.n_kept, NS_WARN_KEEP);
+    ck_assert_str_eq(w.msgs[0], "frame 0 broken");
+    ns_warn(&all, "first");
+    ns_warn_merge(&all, &w);
+    ck_assert_uint_eq(all.n_total, 1001);
+    ck_assert_uint_eq(all.n_kept, NS_WARN_KEEP);
+    ns_warnings_release(&w);
+    ns_warnings_release(&all);
+    ck_assert_uint_eq(w.n_total, 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("status");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_error_message_and_wrap);
+    tcase_add_test(tc, test_sha256_vectors);
+    tcase_add_test(tc, test_sha256_file_matches_buffer);
+    tcase_add_test(tc, test_warnings_are_bounded);
+    suite_add_tcase(s, tc);
+    return ns_test_run(s);
+}
