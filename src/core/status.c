@@ -53,8 +53,15 @@ ns_status ns_error_wrap(ns_status code, const char *fmt, ...)
         snprintf(tls_msg, sizeof tls_msg, "%s", prefix);
         return code;
     }
-    snprintf(joined, sizeof joined, "%s: %s", prefix, tls_msg);
-    snprintf(tls_msg, sizeof tls_msg, "%s", joined);
+    {
+        size_t pl = strlen(prefix), ol = strlen(tls_msg);
+        memcpy(joined, prefix, pl);
+        memcpy(joined + pl, ": ", 2);
+        memcpy(joined + pl + 2, tls_msg, ol + 1);
+        if (pl + 2 + ol >= sizeof tls_msg)
+            joined[sizeof tls_msg - 1] = '\0';
+        memcpy(tls_msg, joined, sizeof tls_msg);
+    }
     return code;
 }
 
