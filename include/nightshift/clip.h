@@ -17,6 +17,18 @@
  * NS_ERR_LIMIT (the caller quarantines it).  Symlinks, directories and other
  * non-regular entries are skipped; members whose bytes are not JPEG (no SOI
  * marker) are skipped; both are counted and warned about.
+ *
+ * Buffer reuse: an ns_clip must be zeroed before its first ns_clip_load (a
+ * zeroed struct is a valid empty clip).  Loading into a clip that holds a
+ * previous load reuses its frame array, name buffer and archive data buffer
+ * (they only grow), so a loop loading thousands of clips into one ns_clip
+ * allocates nothing of ours after warm-up (first-touch page faults are
+ * expensive).  The previous clip's mapping and warnings are dropped, and
+ * pointers into it become invalid.  ns_clip_release frees everything.
+ * libarchive still allocates its own decompressor state per archive.
+ *
+ * AVI and MJPEG frames point into a read-only mapping of the file (no
+ * copies); archive members are copied into the clip's own buffer.
  */
 #ifndef NIGHTSHIFT_CLIP_H
 #define NIGHTSHIFT_CLIP_H
@@ -76,15 +88,20 @@ typedef struct ns_clip {
     void *map_;                /* mmap base when data is mapped, else NULL */
     size_t map_len_;
     uint8_t *owned_;           /* malloc'd data when read from an archive */
+    size_t owned_cap_;         /* private: bytes allocated at owned_ */
+    size_t frames_cap_;        /* private: entries allocated at frames */
+    size_t names_cap_;         /* private: bytes allocated at names */
 } ns_clip;
 
 /* Sniffs the first bytes of the file.  NS_ERR_FORMAT when unknown. */
 ns_status ns_clip_detect(const char *path, ns_clip_format *fmt);
 
-/* Loads a clip.  On failure *out is released and the message names the file
- * and the problem; statuses: NS_ERR_IO, NS_ERR_FORMAT (unknown container),
- * NS_ERR_CORRUPT (truncated/corrupt container, AVI chunk past end of file, no
- * frames), NS_ERR_UNSUPPORTED (non-MJPEG AVI), NS_ERR_LIMIT (caps exceeded). */
+/* Loads a clip into *out (zeroed, or holding a previous load whose buffers
+ * are reused; lim NULL means the defaults).  On failure *out is released and
+ * the message names the file and the problem; statuses: NS_ERR_IO,
+ * NS_ERR_FORMAT (unknown container), NS_ERR_CORRUPT (truncated/corrupt
+ * container, AVI chunk past end of file, no frames), NS_ERR_UNSUPPORTED
+ * (non-MJPEG AVI), NS_ERR_LIMIT (caps exceeded). */
 ns_status ns_clip_load(const char *path, const ns_clip_limits *lim, ns_clip *out);
 
 static inline const char *ns_clip_frame_name(const ns_clip *c, size_t i)
