@@ -1,0 +1,40 @@
+/* fsutil.h -- small filesystem helpers for crash-safe output.
+ *
+ * Every file nightshift publishes appears atomically: it is written under a
+ * temporary name "<path>.tmp.<pid>", fsync'd, renamed over the final name, and
+ * the directory is fsync'd so the rename itself survives a power cut.  These
+ * helpers are that protocol, shared by the store, ingest and report code.
+ */
+#ifndef NIGHTSHIFT_FSUTIL_H
+#define NIGHTSHIFT_FSUTIL_H
+
+#include <stddef.h>
+
+#include "nightshift/status.h"
+
+/* Creates a directory and its missing parents (mode 0755); an existing
+ * directory is fine, an existing non-directory is NS_ERR_IO. */
+ns_status ns_mkdir_p(const char *path);
+
+/* fsyncs a file or directory by path. */
+ns_status ns_fsync_path(const char *path);
+
+/* fsyncs a directory (NS_ERR_IO when path is not a directory). */
+ns_status ns_fsync_dir(const char *dir);
+
+/* fsyncs the directory that contains path ("." for a bare name). */
+ns_status ns_fsync_parent(const char *path);
+
+/* rename(from, to), then fsyncs the directory of `to` and, when different,
+ * the directory of `from`.  Both must be on the same filesystem. */
+ns_status ns_atomic_rename(const char *from, const char *to);
+
+/* Writes a small file atomically: "<path>.tmp.<pid>", fsync, rename over
+ * path, fsync the directory.  On failure the temp file is removed and path
+ * is untouched. */
+ns_status ns_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Writes "<path>.tmp.<pid>" into buf (NS_ERR_USAGE when it does not fit). */
+ns_status ns_tmp_name(const char *path, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,145 @@
+#include "nightshift/fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+ns_status ns_mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    struct stat st;
+    if (len == 0 || len >= sizeof buf)
+        return ns_error(NS_ERR_USAGE, "cannot create directory '%s': bad path length", path);
+    memcpy(buf, path, len + 1);
+    while (len > 1 && buf[len - 1] == '/')
+        buf[--len] = '\0';
+    /* Walk forward creating each component; EEXIST is checked with stat
+     * so a file in the way is reported rather than silently accepted. */
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) != 0) {
+            int err = errno;
+            if (err != EEXIST || stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                ns_status code = ns_error(NS_ERR_IO, "cannot create directory '%s': %s", buf,
+                                          err == EEXIST ? "not a directory" : strerror(err));
+                return code;
+            }
+        }
+        buf[i] = saved;
+    }
+    return NS_OK;
+}
+
+static ns_status fsync_open(const char *path, int flags, const char *what)
+{
+    ns_status st = NS_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+    if (fd < 0)
+        return ns_error(NS_ERR_IO, "cannot open %s '%s' to sync it: %s", what, path,
+                        strerror(errno));
+    /* Some filesystems refuse fsync on directories (EINVAL); the data is as
+     * durable as they can make it, so that is not an error. */
+    if (fsync(fd) != 0 && errno != EINVAL)
+        st = ns_error(NS_ERR_IO, "cannot fsync '%s': %s", path, strerror(errno));
+    close(fd);
+    return st;
+}
+
+ns_status ns_fsync_path(const char *path) { return fsync_open(path, 0, "file"); }
+
+ns_status ns_fsync_dir(const char *dir) { return fsync_open(dir, O_DIRECTORY, "directory"); }
+
+/* Copies the directory part of path into buf ("." when none). */
+static void dir_of(const char *path, char *buf, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(buf, cap, ".");
+        return;
+    }
+    size_t n = (size_t)(slash - path);
+    if (n == 0)
+        n = 1; /* "/x" -> "/" */
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+}
+
+ns_status ns_fsync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    dir_of(path, dir, sizeof dir);
+    return ns_fsync_dir(dir);
+}
+
+ns_status ns_atomic_rename(const char *from, const char *to)
+{
+    char dfrom[PATH_MAX], dto[PATH_MAX];
+    ns_status st;
+    if (rename(from, to) != 0)
+        return ns_error(NS_ERR_IO, "cannot rename '%s' to '%s': %s", from, to, strerror(errno));
+    dir_of(from, dfrom, sizeof dfrom);
+    dir_of(to, dto, sizeof dto);
+    st = ns_fsync_dir(dto);
+    if (st == NS_OK && strcmp(dfrom, dto) != 0)
+        st = ns_fsync_dir(dfrom);
+    return st;
+}
+
+ns_status ns_tmp_name(const char *path, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s.tmp.%ld", path, (long)getpid());
+    if (n < 0 || (size_t)n >= cap)
+        return ns_error(NS_ERR_USAGE, "path too long: '%s'", path);
+    return NS_OK;
+}
+
+ns_status ns_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    char tmp[PATH_MAX];
+    const char *p = data;
+    int fd = -1;
+    ns_status st = ns_tmp_name(path, tmp, sizeof tmp);
+    if (st != NS_OK)
+        return st;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return ns_error(NS_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            st = ns_error(NS_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+            goto done;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        st = ns_error(NS_ERR_IO, "cannot fsync '%s': %s", tmp, strerror(errno));
+        goto done;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        st = ns_error(NS_ERR_IO, "cannot close '%s': %s", tmp, strerror(errno));
+        goto done;
+    }
+    fd = -1;
+    st = ns_atomic_rename(tmp, path);
+done:
+    if (fd >= 0)
+        close(fd);
+    if (st != NS_OK)
+        unlink(tmp); /* harmless when the rename already happened: ENOENT */
+    return st;
+}

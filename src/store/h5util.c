@@ -1,0 +1,298 @@
+/* h5util.c -- HDF5 types, attributes and error translation for the store. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+void ns_h5_init(void)
+{
+    /* The threadsafe build keeps the default error stack per thread, so the
+     * auto-print switch must be flipped on each thread that touches HDF5. */
+    static _Thread_local int done;
+    if (!done) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        done = 1;
+    }
+}
+
+typedef struct walk_ctx {
+    char msg[256];
+} walk_ctx;
+
+static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
+{
+    walk_ctx *ctx = data;
+    /* Walked upward the first entry is the innermost: the most specific. */
+    if (ctx->msg[0] == '\0' && e->desc && e->desc[0]) {
+        snprintf(ctx->msg, sizeof ctx->msg, "%s (in %s)", e->desc,
+                 e->func_name ? e->func_name : "?");
+    }
+    return 0;
+}
+
+ns_status ns_h5_error(ns_status code, const char *fmt, ...)
+{
+    char head[1024];
+    walk_ctx ctx = {{0}};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(head, sizeof head, fmt, ap);
+    va_end(ap);
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, &ctx);
+    H5Eclear2(H5E_DEFAULT);
+    if (ctx.msg[0])
+        return ns_error(code, "%s: %s", head, ctx.msg);
+    return ns_error(code, "%s", head);
+}
+
+hid_t ns_h5_str_type(size_t len)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return H5I_INVALID_HID;
+    if (H5Tset_size(t, len) < 0 || H5Tset_strpad(t, H5T_STR_NULLPAD) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+/* Inserts a fixed-length string field. */
+static herr_t insert_str(hid_t t, const char *name, size_t off, size_t len)
+{
+    hid_t s = ns_h5_str_type(len);
+    herr_t r;
+    if (s < 0)
+        return -1;
+    r = H5Tinsert(t, name, off, s);
+    H5Tclose(s);
+    return r;
+}
+
+#define INS(t, base, type, field, h5t) H5Tinsert(t, #field, (base) + offsetof(type, field), h5t)
+#define INS_STR(t, base, type, field) \
+    insert_str(t, #field, (base) + offsetof(type, field), sizeof(((type *)0)->field))
+
+herr_t ns_h5_insert_record_fields(hid_t t, size_t base, int skip_joined)
+{
+    herr_t r = 0;
+    if (!skip_joined)
+        r |= INS_STR(t, base, ns_clip_record, sha256);
+    r |= INS_STR(t, base, ns_clip_record, source);
+    r |= INS_STR(t, base, ns_clip_record, container);
+    if (!skip_joined) {
+        r |= INS_STR(t, base, ns_clip_record, camera);
+        r |= INS_STR(t, base, ns_clip_record, night);
+    }
+    r |= INS(t, base, ns_clip_record, start_time, H5T_NATIVE_DOUBLE);
+    r |= INS(t, base, ns_clip_record, fps, H5T_NATIVE_DOUBLE);
+    r |= INS(t, base, ns_clip_record, orig_width, H5T_NATIVE_INT32);
+    r |= INS(t, base, ns_clip_record, orig_height, H5T_NATIVE_INT32);
+    r |= INS(t, base, ns_clip_record, frames_seen, H5T_NATIVE_UINT32);
+    r |= INS(t, base, ns_clip_record, frames_stored, H5T_NATIVE_UINT32);
+    r |= INS(t, base, ns_clip_record, frames_damaged, H5T_NATIVE_UINT32);
+    r |= INS(t, base, ns_clip_record, frames_failed, H5T_NATIVE_UINT32);
+    if (!skip_joined)
+        r |= INS(t, base, ns_clip_record, qc_flags, H5T_NATIVE_UINT32);
+    r |= INS(t, base, ns_clip_record, qc_frozen_frames, H5T_NATIVE_UINT32);
+    r |= INS(t, base, ns_clip_record, qc_black_frames, H5T_NATIVE_UINT32);
+    r |= INS(t, base, ns_clip_record, qc_white_frames, H5T_NATIVE_UINT32);
+    r |= INS(t, base, ns_clip_record, qc_res_changes, H5T_NATIVE_UINT32);
+    r |= INS(t, base, ns_clip_record, qc_gaps, H5T_NATIVE_UINT32);
+    r |= INS(t, base, ns_clip_record, ingest_time, H5T_NATIVE_DOUBLE);
+    return r < 0 ? -1 : 0;
+}
+
+hid_t ns_h5_clip_record_type(void)
+{
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(ns_clip_record));
+    if (t >= 0 && ns_h5_insert_record_fields(t, 0, 0) < 0) {
+        H5Tclose(t);
+        t = H5I_INVALID_HID;
+    }
+    return t;
+}
+
+hid_t ns_h5_shard_entry_type(void)
+{
+    herr_t r = 0;
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(ns_shard_entry));
+    if (t < 0)
+        return H5I_INVALID_HID;
+    r |= INS(t, 0, ns_shard_entry, id, H5T_NATIVE_UINT32);
+    r |= INS_STR(t, 0, ns_shard_entry, night);
+    r |= INS_STR(t, 0, ns_shard_entry, path);
+    r |= INS(t, 0, ns_shard_entry, n_clips, H5T_NATIVE_UINT32);
+    r |= INS(t, 0, ns_shard_entry, n_frames, H5T_NATIVE_UINT64);
+    r |= INS(t, 0, ns_shard_entry, file_bytes, H5T_NATIVE_UINT64);
+    r |= INS_STR(t, 0, ns_shard_entry, sha256);
+    r |= INS(t, 0, ns_shard_entry, committed, H5T_NATIVE_DOUBLE);
+    if (r < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+hid_t ns_h5_catalog_clip_type(void)
+{
+    herr_t r = 0;
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(ns_catalog_clip));
+    if (t < 0)
+        return H5I_INVALID_HID;
+    r |= INS_STR(t, 0, ns_catalog_clip, sha256);
+    r |= INS(t, 0, ns_catalog_clip, shard, H5T_NATIVE_UINT32);
+    r |= INS(t, 0, ns_catalog_clip, row, H5T_NATIVE_UINT32);
+    r |= INS(t, 0, ns_catalog_clip, first_frame, H5T_NATIVE_UINT64);
+    r |= INS_STR(t, 0, ns_catalog_clip, night);
+    r |= INS_STR(t, 0, ns_catalog_clip, camera);
+    r |= INS(t, 0, ns_catalog_clip, n_frames, H5T_NATIVE_UINT32);
+    r |= INS(t, 0, ns_catalog_clip, n_damaged, H5T_NATIVE_UINT32);
+    r |= INS(t, 0, ns_catalog_clip, n_failed, H5T_NATIVE_UINT32);
+    r |= INS(t, 0, ns_catalog_clip, qc_flags, H5T_NATIVE_UINT32);
+    if (r < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+herr_t ns_h5_attr_str(hid_t obj, const char *name, const char *value)
+{
+    herr_t r = -1;
+    hid_t t = H5I_INVALID_HID, sp = H5I_INVALID_HID, a = H5I_INVALID_HID;
+    size_t len = strlen(value);
+    t = H5Tcopy(H5T_C_S1);
+    /* NULLTERM counts the NUL in the size: len + 1 keeps every character. */
+    if (t < 0 || H5Tset_size(t, len + 1) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0)
+        goto done;
+    sp = H5Screate(H5S_SCALAR);
+    if (sp < 0)
+        goto done;
+    a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, t, value) < 0)
+        goto done;
+    r = 0;
+done:
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    return r;
+}
+
+herr_t ns_h5_attr_num(hid_t obj, const char *name, hid_t type, const void *value)
+{
+    herr_t r = -1;
+    hid_t sp = H5Screate(H5S_SCALAR), a = H5I_INVALID_HID;
+    if (sp < 0)
+        goto done;
+    a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, type, value) < 0)
+        goto done;
+    r = 0;
+done:
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    return r;
+}
+
+ns_status ns_h5_read_attr(hid_t obj, const char *path, const char *name, hid_t mtype, void *out)
+{
+    ns_status st = NS_OK;
+    hid_t a = H5I_INVALID_HID;
+    if (H5Aexists(obj, name) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return ns_error(NS_ERR_FORMAT, "'%s': attribute '%s' is missing", path, name);
+    }
+    a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, mtype, out) < 0)
+        st = ns_h5_error(NS_ERR_FORMAT, "'%s': cannot read attribute '%s'", path, name);
+    if (a >= 0)
+        H5Aclose(a);
+    return st;
+}
+
+/* Reads a string attribute of any fixed length into buf (NUL-terminated). */
+static ns_status read_str_attr(hid_t obj, const char *path, const char *name, char *buf,
+                               size_t cap)
+{
+    ns_status st = NS_OK;
+    hid_t a = H5I_INVALID_HID, ft = H5I_INVALID_HID, mt = H5I_INVALID_HID;
+    buf[0] = '\0';
+    if (H5Aexists(obj, name) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return ns_error(NS_ERR_FORMAT, "'%s': attribute '%s' is missing", path, name);
+    }
+    a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0 || (ft = H5Aget_type(a)) < 0) {
+        st = ns_h5_error(NS_ERR_FORMAT, "'%s': cannot open attribute '%s'", path, name);
+        goto done;
+    }
+    if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) > 0 ||
+        H5Tget_size(ft) >= cap) {
+        st = ns_error(NS_ERR_FORMAT, "'%s': attribute '%s' is not a short string", path, name);
+        goto done;
+    }
+    mt = H5Tcopy(ft); /* same type: raw bytes, no padding conversion */
+    memset(buf, 0, cap);
+    if (mt < 0 || H5Aread(a, mt, buf) < 0)
+        st = ns_h5_error(NS_ERR_FORMAT, "'%s': cannot read attribute '%s'", path, name);
+done:
+    if (mt >= 0) H5Tclose(mt);
+    if (ft >= 0) H5Tclose(ft);
+    if (a >= 0) H5Aclose(a);
+    return st;
+}
+
+ns_status ns_h5_check_format(hid_t file, const char *path, const char *want)
+{
+    char fmt[128];
+    int32_t version = 0;
+    ns_status st = read_str_attr(file, path, "ns_format", fmt, sizeof fmt);
+    if (st != NS_OK)
+        return ns_error_wrap(NS_ERR_FORMAT, "not a %s file", want);
+    if (strcmp(fmt, want) != 0)
+        return ns_error(NS_ERR_FORMAT, "'%s': ns_format is '%s', expected '%s'", path, fmt, want);
+    st = ns_h5_read_attr(file, path, "ns_format_version", H5T_NATIVE_INT32, &version);
+    if (st != NS_OK)
+        return st;
+    if (version != NS_STORE_FORMAT_VERSION)
+        return ns_error(NS_ERR_FORMAT, "'%s': %s version %d, expected %d", path, want,
+                        (int)version, NS_STORE_FORMAT_VERSION);
+    return NS_OK;
+}
+
+ns_status ns_h5_rows(hid_t dset, const char *path, const char *name, uint64_t *rows)
+{
+    hsize_t dims[H5S_MAX_RANK];
+    hid_t sp = H5Dget_space(dset);
+    int rank = sp >= 0 ? H5Sget_simple_extent_dims(sp, dims, NULL) : -1;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (rank < 1)
+        return ns_h5_error(NS_ERR_FORMAT, "'%s': cannot read the shape of %s", path, name);
+    *rows = dims[0];
+    return NS_OK;
+}
+
+herr_t ns_h5_write_prop_names(hid_t dset)
+{
+    herr_t r = -1;
+    hsize_t np = NS_PROP_COUNT;
+    char names[NS_PROP_COUNT][32];
+    hid_t nt = H5I_INVALID_HID, sp = H5I_INVALID_HID, a = H5I_INVALID_HID;
+    memset(names, 0, sizeof names);
+    for (int i = 0; i < NS_PROP_COUNT; i++)
+        snprintf(names[i], sizeof names[i], "%s", ns_prop_names[i]);
+    if ((nt = ns_h5_str_type(sizeof names[0])) < 0 || (sp = H5Screate_simple(1, &np, NULL)) < 0 ||
+        (a = H5Acreate2(dset, "names", nt, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(a, nt, names) < 0)
+        goto done;
+    r = 0;
+done:
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    if (nt >= 0) H5Tclose(nt);
+    return r;
+}

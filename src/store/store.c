@@ -1,0 +1,678 @@
+/* store.c -- opening a store, the writer lock, the catalog, and reading. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nightshift/fsutil.h"
+#include "store_internal.h"
+
+ns_status ns_store_path(const ns_store *s, const char *rel, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s/%s", s->dir, rel);
+    if (n < 0 || (size_t)n >= cap)
+        return ns_error(NS_ERR_USAGE, "path too long: '%s/%s'", s->dir, rel);
+    return NS_OK;
+}
+
+/* ---- the lock ------------------------------------------------------------- */
+
+static ns_status take_lock(ns_store *s, int wait)
+{
+    char path[PATH_MAX], pidbuf[32];
+    ns_status st = ns_store_path(s, "lock", path, sizeof path);
+    if (st != NS_OK)
+        return st;
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0)
+        return ns_error(NS_ERR_IO, "cannot open lock file '%s': %s", path, strerror(errno));
+    while (flock(s->lock_fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EWOULDBLOCK) {
+            ssize_t r = pread(s->lock_fd, pidbuf, sizeof pidbuf - 1, 0);
+            pidbuf[r > 0 ? r : 0] = '\0';
+            long pid = strtol(pidbuf, NULL, 10);
+            return ns_error(NS_ERR_BUSY, "store '%s' is locked by another writer (pid %ld)",
+                            s->dir, pid);
+        }
+        return ns_error(NS_ERR_IO, "cannot lock '%s': %s", path, strerror(errno));
+    }
+    /* The pid is only for the message another writer shows; best effort. */
+    int n = snprintf(pidbuf, sizeof pidbuf, "%ld\n", (long)getpid());
+    if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pidbuf, (size_t)n, 0) != n)
+        return ns_error(NS_ERR_IO, "cannot write lock file '%s': %s", path, strerror(errno));
+    return NS_OK;
+}
+
+/* ---- catalog -------------------------------------------------------------- */
+
+static ns_status write_table(hid_t f, const char *path, const char *name, hid_t mtype,
+                             const void *rows, size_t n)
+{
+    ns_status st = NS_OK;
+    hsize_t dims[1] = {n};
+    hid_t ft = H5I_INVALID_HID, sp = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    ft = H5Tcopy(mtype);
+    if (ft < 0 || H5Tpack(ft) < 0 || (sp = H5Screate_simple(1, dims, NULL)) < 0 ||
+        (d = H5Dcreate2(f, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        (n > 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0))
+        st = ns_h5_error(NS_ERR_IO, "cannot write /%s of '%s'", name, path);
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    if (ft >= 0) H5Tclose(ft);
+    return st;
+}
+
+static ns_status read_table(hid_t f, const char *path, const char *name, hid_t mtype,
+                            size_t elem, void **rows, size_t *n, size_t *cap)
+{
+    ns_status st = NS_OK;
+    uint64_t count = 0;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0)
+        return ns_h5_error(NS_ERR_FORMAT, "'%s': cannot open /%s", path, name);
+    st = ns_h5_rows(d, path, name, &count);
+    if (st != NS_OK)
+        goto done;
+    *rows = calloc(count ? count : 1, elem);
+    if (!*rows) {
+        st = ns_error(NS_ERR_NOMEM, "'%s': no memory for %llu rows of /%s", path,
+                      (unsigned long long)count, name);
+        goto done;
+    }
+    *n = count;
+    *cap = count ? count : 1;
+    if (count > 0 && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows) < 0)
+        st = ns_h5_error(NS_ERR_CORRUPT, "'%s': cannot read /%s", path, name);
+done:
+    H5Dclose(d);
+    return st;
+}
+
+ns_status ns_catalog_save(ns_store *s)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    ns_status st;
+    int32_t fs = s->frame_size, ver = NS_STORE_FORMAT_VERSION;
+    hid_t f = H5I_INVALID_HID, tsh = H5I_INVALID_HID, tcl = H5I_INVALID_HID;
+    tmp[0] = '\0';
+    if ((st = ns_store_path(s, "catalog.h5", path, sizeof path)) != NS_OK ||
+        (st = ns_tmp_name(path, tmp, sizeof tmp)) != NS_OK)
+        goto done;
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) {
+        st = ns_h5_error(NS_ERR_IO, "cannot create catalog '%s'", tmp);
+        goto done;
+    }
+    if (ns_h5_attr_str(f, "ns_format", NS_STORE_FORMAT_CATALOG) < 0 ||
+        ns_h5_attr_num(f, "ns_format_version", H5T_NATIVE_INT32, &ver) < 0 ||
+        ns_h5_attr_num(f, "frame_size", H5T_NATIVE_INT32, &fs) < 0 ||
+        ns_h5_attr_num(f, "created", H5T_NATIVE_DOUBLE, &s->created) < 0 ||
+        ns_h5_attr_num(f, "next_shard_id", H5T_NATIVE_UINT32, &s->next_shard_id) < 0) {
+        st = ns_h5_error(NS_ERR_IO, "cannot write attributes of '%s'", tmp);
+        goto done;
+    }
+    tsh = ns_h5_shard_entry_type();
+    tcl = ns_h5_catalog_clip_type();
+    if (tsh < 0 || tcl < 0) {
+        st = ns_h5_error(NS_ERR_INTERNAL, "cannot build catalog types");
+        goto done;
+    }
+    if ((st = write_table(f, tmp, "shards", tsh, s->shards, s->n_shards)) != NS_OK ||
+        (st = write_table(f, tmp, "clips", tcl, s->clips, s->n_clips)) != NS_OK)
+        goto done;
+    herr_t r = H5Fclose(f);
+    f = H5I_INVALID_HID;
+    if (r < 0) {
+        st = ns_h5_error(NS_ERR_IO, "cannot close catalog '%s'", tmp);
+        goto done;
+    }
+    if ((st = ns_fsync_path(tmp)) != NS_OK)
+        goto done;
+    st = ns_atomic_rename(tmp, path); /* the commit point */
+done:
+    if (tcl >= 0) H5Tclose(tcl);
+    if (tsh >= 0) H5Tclose(tsh);
+    if (f >= 0) H5Fclose(f);
+    if (st != NS_OK && tmp[0])
+        unlink(tmp);
+    return st;
+}
+
+/* A shard path from the catalog is opened, so it must stay inside DIR. */
+static int safe_rel_path(const char *p)
+{
+    return p[0] && p[0] != '/' && strncmp(p, "shards/", 7) == 0 && !strstr(p, "..");
+}
+
+static ns_status catalog_load(ns_store *s)
+{
+    char path[PATH_MAX];
+    ns_status st;
+    hid_t f = H5I_INVALID_HID, tsh = H5I_INVALID_HID, tcl = H5I_INVALID_HID;
+    int32_t fs = 0;
+    if ((st = ns_store_path(s, "catalog.h5", path, sizeof path)) != NS_OK)
+        return st;
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        st = ns_h5_error(NS_ERR_FORMAT, "cannot open catalog '%s'", path);
+        goto done;
+    }
+    if ((st = ns_h5_check_format(f, path, NS_STORE_FORMAT_CATALOG)) != NS_OK ||
+        (st = ns_h5_read_attr(f, path, "frame_size", H5T_NATIVE_INT32, &fs)) != NS_OK ||
+        (st = ns_h5_read_attr(f, path, "created", H5T_NATIVE_DOUBLE, &s->created)) != NS_OK ||
+        (st = ns_h5_read_attr(f, path, "next_shard_id", H5T_NATIVE_UINT32,
+                              &s->next_shard_id)) != NS_OK)
+        goto done;
+    if (fs < 1 || fs > 4096) {
+        st = ns_error(NS_ERR_CORRUPT, "'%s': frame_size %d out of range", path, (int)fs);
+        goto done;
+    }
+    s->frame_size = fs;
+    tsh = ns_h5_shard_entry_type();
+    tcl = ns_h5_catalog_clip_type();
+    if (tsh < 0 || tcl < 0) {
+        st = ns_h5_error(NS_ERR_INTERNAL, "cannot build catalog types");
+        goto done;
+    }
+    if ((st = read_table(f, path, "shards", tsh, sizeof(ns_shard_entry), (void **)&s->shards,
+                         &s->n_shards, &s->cap_shards)) != NS_OK ||
+        (st = read_table(f, path, "clips", tcl, sizeof(ns_catalog_clip), (void **)&s->clips,
+                         &s->n_clips, &s->cap_clips)) != NS_OK)
+        goto done;
+    for (size_t i = 0; i < s->n_shards; i++) {
+        ns_shard_entry *e = &s->shards[i];
+        e->night[NS_NIGHT_LEN - 1] = e->path[sizeof e->path - 1] = '\0';
+        e->sha256[NS_SHA256_HEX - 1] = '\0';
+        if (!safe_rel_path(e->path)) {
+            st = ns_error(NS_ERR_CORRUPT, "'%s': shard %zu has a bad path '%s'", path, i, e->path);
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < s->n_clips; i++) {
+        ns_catalog_clip *c = &s->clips[i];
+        c->sha256[NS_SHA256_HEX - 1] = c->night[NS_NIGHT_LEN - 1] = '\0';
+        c->camera[NS_CAMERA_LEN - 1] = '\0';
+        if (c->shard >= s->n_shards) {
+            st = ns_error(NS_ERR_CORRUPT, "'%s': clip %zu names shard %u of %zu", path, i,
+                          c->shard, s->n_shards);
+            goto done;
+        }
+    }
+    st = ns_store_index_rebuild(s);
+done:
+    if (tcl >= 0) H5Tclose(tcl);
+    if (tsh >= 0) H5Tclose(tsh);
+    if (f >= 0) H5Fclose(f);
+    return st;
+}
+
+ns_status ns_store_reserve(ns_store *s, size_t more_shards, size_t more_clips)
+{
+    if (s->n_shards + more_shards > s->cap_shards) {
+        size_t cap = (s->n_shards + more_shards) * 2;
+        ns_shard_entry *p = realloc(s->shards, cap * sizeof *p);
+        uint64_t *q = realloc(s->shard_first, (cap + 1) * sizeof *q);
+        if (p)
+            s->shards = p;
+        if (q)
+            s->shard_first = q;
+        if (!p || !q)
+            return ns_error(NS_ERR_NOMEM, "no memory for %zu shard rows", cap);
+        s->cap_shards = cap;
+    }
+    if (s->n_clips + more_clips > s->cap_clips) {
+        size_t cap = (s->n_clips + more_clips) * 2;
+        ns_catalog_clip *p = realloc(s->clips, cap * sizeof *p);
+        if (!p)
+            return ns_error(NS_ERR_NOMEM, "no memory for %zu clip rows", cap);
+        s->clips = p;
+        s->cap_clips = cap;
+    }
+    return NS_OK;
+}
+
+static size_t hash_hex(const char *hex)
+{
+    /* The id is already a uniform hash: its first 16 hex digits suffice. */
+    uint64_t h = 0;
+    for (int i = 0; i < 16 && hex[i]; i++)
+        h = h * 16 + (uint64_t)(hex[i] <= '9' ? hex[i] - '0' : (hex[i] | 32) - 'a' + 10);
+    return (size_t)(h ^ (h >> 29));
+}
+
+ns_status ns_store_index_rebuild(ns_store *s)
+{
+    uint64_t *first = realloc(s->shard_first, (s->cap_shards + 1) * sizeof *first);
+    if (!first)
+        return ns_error(NS_ERR_NOMEM, "no memory for the shard index");
+    s->shard_first = first;
+    first[0] = 0;
+    for (size_t i = 0; i < s->n_shards; i++)
+        first[i + 1] = first[i] + s->shards[i].n_frames;
+    size_t cap = 16;
+    while (cap < 2 * s->n_clips)
+        cap *= 2;
+    if (cap != s->hash_cap) {
+        free(s->hash);
+        s->hash = malloc(cap * sizeof *s->hash);
+        s->hash_cap = s->hash ? cap : 0;
+        if (!s->hash)
+            return ns_error(NS_ERR_NOMEM, "no memory for the clip index");
+    }
+    memset(s->hash, 0, cap * sizeof *s->hash);
+    for (size_t i = 0; i < s->n_clips; i++) {
+        size_t h = hash_hex(s->clips[i].sha256) & (cap - 1);
+        while (s->hash[h])
+            h = (h + 1) & (cap - 1);
+        s->hash[h] = (uint32_t)(i + 1);
+    }
+    return NS_OK;
+}
+
+long ns_store_find_clip(const ns_store *s, const char sha256_hex[NS_SHA256_HEX])
+{
+    if (!s->hash_cap)
+        return -1;
+    size_t h = hash_hex(sha256_hex) & (s->hash_cap - 1);
+    for (; s->hash[h]; h = (h + 1) & (s->hash_cap - 1)) {
+        uint32_t i = s->hash[h] - 1;
+        if (strncmp(s->clips[i].sha256, sha256_hex, NS_SHA256_HEX - 1) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* ---- opening -------------------------------------------------------------- */
+
+/* 1 when name is something a store (or a crashed store creation) holds. */
+static int store_entry(const char *name)
+{
+    return !strcmp(name, "lock") || !strcmp(name, "tmp") || !strcmp(name, "shards") ||
+           !strncmp(name, "catalog.h5", 10) || !strncmp(name, "view.h5", 7);
+}
+
+/* Classifies DIR: 0 missing, 1 empty (or only our own leftovers), 2 foreign. */
+static ns_status dir_state(const char *dir, int *state)
+{
+    struct dirent *e;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) {
+            *state = 0;
+            return NS_OK;
+        }
+        return ns_error(NS_ERR_IO, "cannot open store directory '%s': %s", dir, strerror(errno));
+    }
+    *state = 1;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && !store_entry(e->d_name)) {
+            *state = 2;
+            break;
+        }
+    }
+    closedir(d);
+    return NS_OK;
+}
+
+static ns_status store_alloc(const char *dir, ns_store **out)
+{
+    ns_store *s = calloc(1, sizeof *s);
+    size_t len = strlen(dir);
+    if (!s || !(s->dir = strdup(dir))) {
+        free(s);
+        return ns_error(NS_ERR_NOMEM, "no memory to open store '%s'", dir);
+    }
+    while (len > 1 && s->dir[len - 1] == '/')
+        s->dir[--len] = '\0';
+    s->lock_fd = -1;
+    for (int i = 0; i < NS_STORE_CACHE; i++) {
+        s->cache[i].shard = -1;
+        s->cache[i].file = s->cache[i].frames = s->cache[i].clips = H5I_INVALID_HID;
+    }
+    *out = s;
+    return NS_OK;
+}
+
+static int catalog_exists(const ns_store *s)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    return ns_store_path(s, "catalog.h5", path, sizeof path) == NS_OK && stat(path, &sb) == 0;
+}
+
+ns_status ns_store_open_read(const char *dir, ns_store **out)
+{
+    ns_store *s = NULL;
+    int state = 0;
+    ns_status st;
+    *out = NULL;
+    ns_h5_init();
+    if ((st = store_alloc(dir, &s)) != NS_OK)
+        return st;
+    if (!catalog_exists(s)) {
+        if ((st = dir_state(s->dir, &state)) != NS_OK)
+            goto done;
+        if (state == 2)
+            st = ns_error(NS_ERR_FORMAT, "'%s' is not a nightshift store (no catalog.h5)", s->dir);
+        else
+            st = ns_error(NS_ERR_NOT_FOUND, "no store at '%s'", s->dir);
+        goto done;
+    }
+    st = catalog_load(s);
+done:
+    if (st != NS_OK)
+        ns_store_close(s);
+    else
+        *out = s;
+    return st;
+}
+
+/* Removes the files in DIR/rel; with check_catalog, those the catalog names stay. */
+static ns_status sweep_dir(const ns_store *s, const char *rel, int check_catalog)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    struct dirent *e;
+    ns_status st = ns_store_path(s, rel, dir, sizeof dir);
+    DIR *d;
+    if (st != NS_OK)
+        return st;
+    d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? NS_OK
+                               : ns_error(NS_ERR_IO, "cannot list '%s': %s", dir, strerror(errno));
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || e->d_type == DT_DIR)
+            continue;
+        int keep = 0;
+        if (check_catalog) {
+            char relp[PATH_MAX];
+            snprintf(relp, sizeof relp, "%s/%s", rel, e->d_name);
+            for (size_t i = 0; i < s->n_shards && !keep; i++)
+                keep = strcmp(s->shards[i].path, relp) == 0;
+        }
+        if (keep)
+            continue;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
+            continue;
+        if (unlink(path) != 0 && errno != ENOENT && errno != EISDIR) {
+            st = ns_error(NS_ERR_IO, "cannot remove leftover '%s': %s", path, strerror(errno));
+            break;
+        }
+    }
+    closedir(d);
+    return st;
+}
+
+/* Deletes the files in DIR/tmp and shard files the catalog does not name (crash debris). */
+static ns_status clean_debris(const ns_store *s)
+{
+    char dir[PATH_MAX], rel[PATH_MAX];
+    struct dirent *e;
+    DIR *d;
+    ns_status st = sweep_dir(s, "tmp", 0);
+    if (st != NS_OK || (st = ns_store_path(s, "shards", dir, sizeof dir)) != NS_OK)
+        return st;
+    d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? NS_OK
+                               : ns_error(NS_ERR_IO, "cannot list '%s': %s", dir, strerror(errno));
+    while (st == NS_OK && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || e->d_type != DT_DIR)
+            continue;
+        snprintf(rel, sizeof rel, "shards/%s", e->d_name);
+        st = sweep_dir(s, rel, 1);
+    }
+    closedir(d);
+    return st;
+}
+
+ns_status ns_store_open_write(const char *dir, int frame_size, int wait, ns_store **out)
+{
+    ns_store *s = NULL;
+    int state = 0;
+    char sub[PATH_MAX];
+    ns_status st;
+    *out = NULL;
+    ns_h5_init();
+    if (frame_size < 0 || frame_size > 4096)
+        return ns_error(NS_ERR_USAGE, "frame size %d out of range (1..4096)", frame_size);
+    if ((st = store_alloc(dir, &s)) != NS_OK)
+        return st;
+    s->writable = 1;
+    if (!catalog_exists(s)) {
+        /* Checked before the lock so a foreign directory gets no lock file. */
+        if ((st = dir_state(s->dir, &state)) != NS_OK)
+            goto done;
+        if (state == 2) {
+            st = ns_error(NS_ERR_FORMAT, "'%s' is not a nightshift store (no catalog.h5)", s->dir);
+            goto done;
+        }
+        if ((st = ns_mkdir_p(s->dir)) != NS_OK)
+            goto done;
+    }
+    if ((st = take_lock(s, wait)) != NS_OK)
+        goto done;
+    if ((st = ns_store_path(s, "tmp", sub, sizeof sub)) != NS_OK || (st = ns_mkdir_p(sub)) != NS_OK ||
+        (st = ns_store_path(s, "shards", sub, sizeof sub)) != NS_OK || (st = ns_mkdir_p(sub)) != NS_OK)
+        goto done;
+    if (!catalog_exists(s)) { /* under the lock: only one creator wins */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s->frame_size = frame_size ? frame_size : NS_STORE_DEFAULT_FRAME_SIZE;
+        s->created = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+        s->next_shard_id = 1;
+        if ((st = ns_store_index_rebuild(s)) != NS_OK || (st = ns_catalog_save(s)) != NS_OK)
+            goto done;
+    } else {
+        if ((st = catalog_load(s)) != NS_OK)
+            goto done;
+        if (frame_size && frame_size != s->frame_size) {
+            st = ns_error(NS_ERR_USAGE, "store '%s' holds %dx%d frames, not %dx%d", s->dir,
+                          s->frame_size, s->frame_size, frame_size, frame_size);
+            goto done;
+        }
+    }
+    if ((st = clean_debris(s)) != NS_OK)
+        goto done;
+    if (!ns_view_is_current(s))
+        st = ns_view_write(s);
+done:
+    if (st != NS_OK)
+        ns_store_close(s);
+    else
+        *out = s;
+    return st;
+}
+
+void ns_store_cache_drop(ns_store *s)
+{
+    for (int i = 0; i < NS_STORE_CACHE; i++) {
+        ns_shard_handle *h = &s->cache[i];
+        if (h->clips >= 0) H5Dclose(h->clips);
+        if (h->frames >= 0) H5Dclose(h->frames);
+        if (h->file >= 0) H5Fclose(h->file);
+        h->file = h->frames = h->clips = H5I_INVALID_HID;
+        h->shard = -1;
+    }
+}
+
+void ns_store_close(ns_store *s)
+{
+    if (!s)
+        return;
+    if (s->active)
+        ns_shard_discard(s->active);
+    ns_store_cache_drop(s);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
+    free(s->shards);
+    free(s->clips);
+    free(s->shard_first);
+    free(s->hash);
+    free(s->dir);
+    free(s);
+}
+
+const char *ns_store_dir(const ns_store *s) { return s->dir; }
+int ns_store_frame_size(const ns_store *s) { return s->frame_size; }
+
+const ns_shard_entry *ns_store_shards(const ns_store *s, size_t *n)
+{
+    *n = s->n_shards;
+    return s->shards;
+}
+
+const ns_catalog_clip *ns_store_clips(const ns_store *s, size_t *n)
+{
+    *n = s->n_clips;
+    return s->clips;
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+ns_status ns_store_shard_open(ns_store *s, size_t shard, ns_shard_handle **out)
+{
+    ns_shard_handle *h = NULL;
+    char path[PATH_MAX];
+    int32_t fs = 0;
+    ns_status st = NS_OK;
+    for (int i = 0; i < NS_STORE_CACHE; i++) {
+        if (s->cache[i].shard == (long)shard) {
+            s->cache[i].used = ++s->clock;
+            *out = &s->cache[i];
+            return NS_OK;
+        }
+        if (!h || s->cache[i].used < h->used)
+            h = &s->cache[i];
+    }
+    if (h->clips >= 0) H5Dclose(h->clips);
+    if (h->frames >= 0) H5Dclose(h->frames);
+    if (h->file >= 0) H5Fclose(h->file);
+    h->file = h->frames = h->clips = H5I_INVALID_HID;
+    h->shard = -1;
+    if ((st = ns_store_path(s, s->shards[shard].path, path, sizeof path)) != NS_OK)
+        return st;
+    h->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (h->file < 0) {
+        st = ns_h5_error(NS_ERR_IO, "cannot open shard '%s'", path);
+        goto done;
+    }
+    if ((st = ns_h5_check_format(h->file, path, NS_STORE_FORMAT_SHARD)) != NS_OK ||
+        (st = ns_h5_read_attr(h->file, path, "frame_size", H5T_NATIVE_INT32, &fs)) != NS_OK)
+        goto done;
+    if (fs != s->frame_size) {
+        st = ns_error(NS_ERR_CORRUPT, "'%s': frame_size %d, store has %d", path, (int)fs,
+                      s->frame_size);
+        goto done;
+    }
+    h->frames = H5Dopen2(h->file, "frames", H5P_DEFAULT);
+    h->clips = H5Dopen2(h->file, "clips", H5P_DEFAULT);
+    if (h->frames < 0 || h->clips < 0) {
+        st = ns_h5_error(NS_ERR_CORRUPT, "'%s': cannot open /frames or /clips", path);
+        goto done;
+    }
+    h->shard = (long)shard;
+    h->used = ++s->clock;
+    *out = h;
+done:
+    if (st != NS_OK) {
+        if (h->clips >= 0) H5Dclose(h->clips);
+        if (h->frames >= 0) H5Dclose(h->frames);
+        if (h->file >= 0) H5Fclose(h->file);
+        h->file = h->frames = h->clips = H5I_INVALID_HID;
+    }
+    return st;
+}
+
+ns_status ns_store_read_frames(ns_store *s, uint64_t row, size_t n, uint8_t *out)
+{
+    const size_t S = (size_t)s->frame_size, fbytes = S * S * 3;
+    const uint64_t total = s->shard_first[s->n_shards];
+    ns_status st = NS_OK;
+    hid_t fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID;
+    if (row > total || n > total - row)
+        return ns_error(NS_ERR_USAGE, "store '%s': frames %llu..%llu past the end (%llu frames)",
+                        s->dir, (unsigned long long)row, (unsigned long long)(row + n),
+                        (unsigned long long)total);
+    while (n > 0) {
+        /* First shard whose end lies past row (skips empty shards). */
+        size_t lo = 0, hi = s->n_shards - 1;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (s->shard_first[mid + 1] > row)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        ns_shard_handle *h = NULL;
+        uint64_t off = row - s->shard_first[lo];
+        uint64_t cnt = s->shards[lo].n_frames - off;
+        if (cnt > n)
+            cnt = n;
+        if ((st = ns_store_shard_open(s, lo, &h)) != NS_OK)
+            goto done;
+        hsize_t start[4] = {off, 0, 0, 0}, count[4] = {cnt, S, S, 3};
+        fsp = H5Dget_space(h->frames);
+        msp = H5Screate_simple(4, count, NULL);
+        if (fsp < 0 || msp < 0 ||
+            H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+            H5Dread(h->frames, H5T_NATIVE_UINT8, msp, fsp, H5P_DEFAULT, out) < 0) {
+            st = ns_h5_error(NS_ERR_IO, "cannot read frames %llu..%llu of shard '%s/%s'",
+                             (unsigned long long)off, (unsigned long long)(off + cnt), s->dir,
+                             s->shards[lo].path);
+            goto done;
+        }
+        H5Sclose(fsp);
+        H5Sclose(msp);
+        fsp = msp = H5I_INVALID_HID;
+        out += cnt * fbytes;
+        row += cnt;
+        n -= cnt;
+    }
+done:
+    if (fsp >= 0) H5Sclose(fsp);
+    if (msp >= 0) H5Sclose(msp);
+    return st;
+}
+
+ns_status ns_store_clip_record(ns_store *s, size_t i, ns_clip_record *out)
+{
+    ns_status st = NS_OK;
+    ns_shard_handle *h = NULL;
+    hid_t fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID, t = H5I_INVALID_HID;
+    hsize_t start[1], one[1] = {1};
+    if (i >= s->n_clips)
+        return ns_error(NS_ERR_USAGE, "store '%s': no clip %zu (%zu clips)", s->dir, i, s->n_clips);
+    if ((st = ns_store_shard_open(s, s->clips[i].shard, &h)) != NS_OK)
+        return st;
+    start[0] = s->clips[i].row;
+    memset(out, 0, sizeof *out);
+    t = ns_h5_clip_record_type();
+    fsp = H5Dget_space(h->clips);
+    msp = H5Screate_simple(1, one, NULL);
+    if (t < 0 || fsp < 0 || msp < 0 ||
+        H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, one, NULL) < 0 ||
+        H5Dread(h->clips, t, msp, fsp, H5P_DEFAULT, out) < 0) {
+        st = ns_h5_error(NS_ERR_IO, "cannot read clip row %u of shard '%s/%s'",
+                         s->clips[i].row, s->dir, s->shards[s->clips[i].shard].path);
+        goto done;
+    }
+    out->sha256[NS_SHA256_HEX - 1] = out->camera[NS_CAMERA_LEN - 1] = '\0';
+    out->night[NS_NIGHT_LEN - 1] = out->source[NS_SOURCE_LEN - 1] = '\0';
+    out->container[sizeof out->container - 1] = '\0';
+done:
+    if (t >= 0) H5Tclose(t);
+    if (fsp >= 0) H5Sclose(fsp);
+    if (msp >= 0) H5Sclose(msp);
+    return st;
+}

@@ -1,0 +1,85 @@
+/* store_internal.h -- shared between the files of src/store only.
+ *
+ * HDF5 stays in src/store: these helpers build the compound types that mirror
+ * the public structs, translate HDF5 failures into ns_error messages, and give
+ * the writer, view and verifier access to the store's in-memory catalog.
+ */
+#ifndef NIGHTSHIFT_STORE_INTERNAL_H
+#define NIGHTSHIFT_STORE_INTERNAL_H
+
+#include <hdf5.h>
+#include <limits.h>
+
+#include "nightshift/store.h"
+
+#define NS_STORE_CACHE 4 /* open shard handles kept by a store */
+
+typedef struct ns_shard_handle {
+    long shard;          /* row in the shard table, -1 when unused */
+    hid_t file, frames, clips;
+    unsigned long used;  /* LRU clock */
+} ns_shard_handle;
+
+struct ns_store {
+    char *dir;
+    int frame_size;
+    int writable;
+    int lock_fd;
+    double created;
+    uint32_t next_shard_id;
+    ns_shard_entry *shards;   /* (n_shards) */
+    size_t n_shards, cap_shards;
+    ns_catalog_clip *clips;   /* (n_clips) */
+    size_t n_clips, cap_clips;
+    uint64_t *shard_first;    /* (cap_shards + 1) first view row of each shard */
+    uint32_t *hash;           /* (hash_cap) clip row + 1, 0 = empty */
+    size_t hash_cap;
+    ns_shard_handle cache[NS_STORE_CACHE];
+    unsigned long clock;
+    ns_shard_writer *active;  /* the open writer, at most one */
+};
+
+/* Turns off HDF5's automatic error printing for this thread (once). */
+void ns_h5_init(void);
+/* Records "<formatted>: <innermost HDF5 message>" and clears the stack. */
+ns_status ns_h5_error(ns_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Types; each returns a new hid_t the caller closes (H5I_INVALID_HID on failure). */
+hid_t ns_h5_str_type(size_t len);        /* fixed length, NUL-padded */
+hid_t ns_h5_clip_record_type(void);      /* memory layout of ns_clip_record */
+hid_t ns_h5_shard_entry_type(void);
+hid_t ns_h5_catalog_clip_type(void);
+/* Inserts ns_clip_record's fields at offset base; with skip_joined, leaves
+ * out those the catalog clip already has (sha256, camera, night, qc_flags). */
+herr_t ns_h5_insert_record_fields(hid_t t, size_t base, int skip_joined);
+
+/* Root attributes. */
+herr_t ns_h5_attr_str(hid_t obj, const char *name, const char *value);
+herr_t ns_h5_attr_num(hid_t obj, const char *name, hid_t type, const void *value);
+/* Attribute "names" on a props dataset: ns_prop_names, fixed 32-byte strings. */
+herr_t ns_h5_write_prop_names(hid_t dset);
+/* Checks ns_format / ns_format_version; NS_ERR_FORMAT naming path otherwise. */
+ns_status ns_h5_check_format(hid_t file, const char *path, const char *want);
+ns_status ns_h5_read_attr(hid_t obj, const char *path, const char *name, hid_t mtype,
+                          void *out);
+/* Rows of a 1+ dimensional dataset (first dimension). */
+ns_status ns_h5_rows(hid_t dset, const char *path, const char *name, uint64_t *rows);
+
+/* Rows per /frames chunk: about 2 MiB (14 at S = 224). */
+size_t ns_store_frame_chunk_rows(int S);
+
+/* Catalog and store internals. */
+ns_status ns_catalog_save(ns_store *s);
+ns_status ns_store_index_rebuild(ns_store *s); /* shard_first + hash */
+/* Makes room for more shard and clip rows (pointers may move). */
+ns_status ns_store_reserve(ns_store *s, size_t more_shards, size_t more_clips);
+ns_status ns_store_shard_open(ns_store *s, size_t shard, ns_shard_handle **out);
+void ns_store_cache_drop(ns_store *s);
+ns_status ns_store_path(const ns_store *s, const char *rel, char *buf, size_t cap);
+
+/* View (view.c). */
+ns_status ns_view_write(ns_store *s);
+/* 1 when DIR/view.h5 exists and matches the catalog's counts. */
+int ns_view_is_current(ns_store *s);
+
+#endif

@@ -1,0 +1,291 @@
+/* verify.c -- store summary and read-only integrity verification. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store_internal.h"
+
+/* ---- summary ---------------------------------------------------------------- */
+
+static _Thread_local uint64_t walk_bytes; /* nftw has no user pointer */
+
+static int add_bytes(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    if (type == FTW_F)
+        walk_bytes += (uint64_t)sb->st_size;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Distinct strings among n (sorts the pointer array). */
+static size_t distinct(const char **v, size_t n)
+{
+    size_t d = 0;
+    qsort(v, n, sizeof *v, cmp_str);
+    for (size_t i = 0; i < n; i++)
+        d += i == 0 || strcmp(v[i], v[i - 1]) != 0;
+    return d;
+}
+
+ns_status ns_store_summarize(ns_store *s, ns_store_summary *out)
+{
+    size_t most = s->n_clips > s->n_shards ? s->n_clips : s->n_shards;
+    const char **v = malloc((most ? most : 1) * sizeof *v);
+    memset(out, 0, sizeof *out);
+    if (!v)
+        return ns_error(NS_ERR_NOMEM, "no memory to summarize store '%s'", s->dir);
+    out->frame_size = s->frame_size;
+    out->n_shards = s->n_shards;
+    out->n_clips = s->n_clips;
+    for (size_t i = 0; i < s->n_shards; i++) {
+        const char *n = s->shards[i].night;
+        v[i] = n;
+        out->n_frames += s->shards[i].n_frames;
+        if (i == 0 || strcmp(n, out->first_night) < 0)
+            snprintf(out->first_night, sizeof out->first_night, "%s", n);
+        if (i == 0 || strcmp(n, out->last_night) > 0)
+            snprintf(out->last_night, sizeof out->last_night, "%s", n);
+    }
+    out->n_nights = distinct(v, s->n_shards);
+    for (size_t i = 0; i < s->n_clips; i++) {
+        const ns_catalog_clip *c = &s->clips[i];
+        v[i] = c->camera;
+        out->n_damaged += c->n_damaged;
+        out->n_failed += c->n_failed;
+        for (int b = 0; b < 6; b++)
+            out->qc_clips[b] += (c->qc_flags >> b) & 1u;
+    }
+    out->n_cameras = distinct(v, s->n_clips);
+    free(v);
+    walk_bytes = 0;
+    if (nftw(s->dir, add_bytes, 16, FTW_PHYS) != 0)
+        return ns_error(NS_ERR_IO, "cannot walk store directory '%s'", s->dir);
+    out->bytes_on_disk = walk_bytes;
+    return NS_OK;
+}
+
+/* ---- verification ------------------------------------------------------------- */
+
+static void problem(ns_verify_report *r, int error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void problem(ns_verify_report *r, int error, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (error)
+        r->n_errors++;
+    else
+        r->n_notes++;
+    ns_warn(&r->problems, "%s: %s", error ? "error" : "note", buf);
+}
+
+/* Structural checks through HDF5; returns after the first failure. */
+static void check_shard_contents(ns_store *s, size_t k, const char *path, ns_verify_report *r)
+{
+    const ns_shard_entry *e = &s->shards[k];
+    hid_t f = H5I_INVALID_HID, d = H5I_INVALID_HID, t = H5I_INVALID_HID;
+    ns_clip_record *recs = NULL;
+    int32_t fs = 0;
+    uint64_t rows = 0;
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        ns_h5_error(NS_ERR_IO, "cannot open");
+        problem(r, 1, "shard '%s': %s", path, ns_errmsg());
+        goto done;
+    }
+    if (ns_h5_check_format(f, path, NS_STORE_FORMAT_SHARD) != NS_OK ||
+        ns_h5_read_attr(f, path, "frame_size", H5T_NATIVE_INT32, &fs) != NS_OK) {
+        problem(r, 1, "%s", ns_errmsg());
+        goto done;
+    }
+    if (fs != s->frame_size) {
+        problem(r, 1, "shard '%s': frame_size %d, store has %d", path, (int)fs, s->frame_size);
+        goto done;
+    }
+    if ((d = H5Dopen2(f, "frames", H5P_DEFAULT)) < 0 ||
+        ns_h5_rows(d, path, "/frames", &rows) != NS_OK) {
+        ns_h5_error(NS_ERR_CORRUPT, "cannot read /frames");
+        problem(r, 1, "shard '%s': %s", path, ns_errmsg());
+        goto done;
+    }
+    if (rows != e->n_frames)
+        problem(r, 1, "shard '%s': /frames has %llu rows, catalog says %llu", path,
+                (unsigned long long)rows, (unsigned long long)e->n_frames);
+    H5Dclose(d);
+    if ((d = H5Dopen2(f, "clips", H5P_DEFAULT)) < 0 ||
+        ns_h5_rows(d, path, "/clips", &rows) != NS_OK) {
+        ns_h5_error(NS_ERR_CORRUPT, "cannot read /clips");
+        problem(r, 1, "shard '%s': %s", path, ns_errmsg());
+        goto done;
+    }
+    if (rows != e->n_clips) {
+        problem(r, 1, "shard '%s': /clips has %llu rows, catalog says %u", path,
+                (unsigned long long)rows, e->n_clips);
+        goto done;
+    }
+    recs = calloc(rows ? rows : 1, sizeof *recs);
+    t = ns_h5_clip_record_type();
+    if (!recs || t < 0 || (rows && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, recs) < 0)) {
+        ns_h5_error(NS_ERR_CORRUPT, "cannot read /clips");
+        problem(r, 1, "shard '%s': %s", path, ns_errmsg());
+        goto done;
+    }
+    for (size_t i = 0; i < s->n_clips; i++) {
+        const ns_catalog_clip *c = &s->clips[i];
+        if (c->shard != k)
+            continue;
+        if (c->row >= rows || strncmp(recs[c->row].sha256, c->sha256, 64) != 0)
+            problem(r, 1, "shard '%s': clip row %u is not catalog clip %s", path, c->row,
+                    c->sha256);
+    }
+done:
+    H5Eclear2(H5E_DEFAULT);
+    free(recs);
+    if (t >= 0) H5Tclose(t);
+    if (d >= 0) H5Dclose(d);
+    if (f >= 0) H5Fclose(f);
+}
+
+static void check_shard(ns_store *s, size_t k, ns_verify_report *r)
+{
+    const ns_shard_entry *e = &s->shards[k];
+    char path[PATH_MAX], hex[NS_SHA256_HEX];
+    uint8_t digest[NS_SHA256_LEN];
+    struct stat sb;
+    r->shards_checked++;
+    if (ns_store_path(s, e->path, path, sizeof path) != NS_OK) {
+        problem(r, 1, "%s", ns_errmsg());
+        return;
+    }
+    if (stat(path, &sb) != 0) {
+        problem(r, 1, "shard '%s' is missing", path);
+        return;
+    }
+    if ((uint64_t)sb.st_size != e->file_bytes)
+        problem(r, 1, "shard '%s': %llu bytes, catalog says %llu", path,
+                (unsigned long long)sb.st_size, (unsigned long long)e->file_bytes);
+    if (ns_sha256_file(path, digest) != NS_OK) {
+        problem(r, 1, "%s", ns_errmsg());
+        return;
+    }
+    ns_sha256_hex(digest, hex);
+    if (strcmp(hex, e->sha256) != 0)
+        problem(r, 1, "shard '%s': SHA-256 %s does not match the catalog's %s", path, hex,
+                e->sha256);
+    check_shard_contents(s, k, path, r);
+}
+
+static void check_first_frames(ns_store *s, const char *cat, ns_verify_report *r)
+{
+    uint64_t shard_first = 0, next = 0;
+    size_t ci = 0;
+    for (size_t k = 0; k < s->n_shards; k++) {
+        next = shard_first;
+        for (; ci < s->n_clips && s->clips[ci].shard == k; ci++) {
+            const ns_catalog_clip *c = &s->clips[ci];
+            if (c->first_frame != next)
+                problem(r, 1, "catalog '%s': clip %zu starts at frame %llu, expected %llu", cat,
+                        ci, (unsigned long long)c->first_frame, (unsigned long long)next);
+            next += c->n_frames;
+        }
+        if (next - shard_first != s->shards[k].n_frames)
+            problem(r, 1, "catalog '%s': clips of shard '%s' hold %llu frames, shard has %llu",
+                    cat, s->shards[k].path, (unsigned long long)(next - shard_first),
+                    (unsigned long long)s->shards[k].n_frames);
+        shard_first += s->shards[k].n_frames;
+    }
+    if (ci != s->n_clips)
+        problem(r, 1, "catalog '%s': clips are not grouped by shard in order (clip %zu)", cat, ci);
+}
+
+static void check_view(ns_store *s, ns_verify_report *r)
+{
+    char path[PATH_MAX];
+    uint64_t n = 0;
+    hid_t f = H5I_INVALID_HID;
+    struct stat sb;
+    if (ns_store_path(s, "view.h5", path, sizeof path) != NS_OK)
+        return;
+    if (stat(path, &sb) != 0) {
+        problem(r, 0, "view '%s' is missing (the next writer rebuilds it)", path);
+        return;
+    }
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        ns_h5_error(NS_ERR_IO, "cannot open");
+        problem(r, 1, "view '%s': %s", path, ns_errmsg());
+        return;
+    }
+    if (ns_h5_check_format(f, path, NS_STORE_FORMAT_VIEW) != NS_OK)
+        problem(r, 1, "%s", ns_errmsg());
+    else if (ns_h5_read_attr(f, path, "n_frames", H5T_NATIVE_UINT64, &n) != NS_OK)
+        problem(r, 1, "%s", ns_errmsg());
+    else if (n != s->shard_first[s->n_shards])
+        problem(r, 0, "view '%s' is stale: %llu frames, catalog has %llu", path,
+                (unsigned long long)n, (unsigned long long)s->shard_first[s->n_shards]);
+    H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+}
+
+/* Notes files in rel not named by the catalog (orphan shards, temp files). */
+static void check_debris(ns_store *s, const char *rel, int shards, ns_verify_report *r)
+{
+    char dir[PATH_MAX], sub[PATH_MAX];
+    struct dirent *e;
+    DIR *d;
+    if (ns_store_path(s, rel, dir, sizeof dir) != NS_OK || !(d = opendir(dir)))
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(sub, sizeof sub, "%s/%s", rel, e->d_name);
+        if (e->d_type == DT_DIR) {
+            if (shards && !strcmp(rel, "shards"))
+                check_debris(s, sub, 1, r);
+            continue;
+        }
+        int known = 0;
+        for (size_t k = 0; shards && k < s->n_shards && !known; k++)
+            known = !strcmp(s->shards[k].path, sub);
+        if (!known)
+            problem(r, 0, "%s '%s/%s' (removed by the next writer)",
+                    shards ? "orphan shard" : "temp file", s->dir, sub);
+    }
+    closedir(d);
+}
+
+ns_status ns_store_verify(ns_store *s, ns_verify_report *report)
+{
+    char cat[PATH_MAX];
+    memset(report, 0, sizeof *report);
+    ns_h5_init();
+    ns_store_path(s, "catalog.h5", cat, sizeof cat);
+    for (size_t k = 0; k < s->n_shards; k++)
+        check_shard(s, k, report);
+    check_first_frames(s, cat, report);
+    check_view(s, report);
+    check_debris(s, "shards", 1, report);
+    check_debris(s, "tmp", 0, report);
+    ns_error_clear();
+    return NS_OK;
+}
+
+void ns_verify_report_release(ns_verify_report *r)
+{
+    if (!r)
+        return;
+    ns_warnings_release(&r->problems);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,92 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "nightshift/fsutil.h"
+
+static size_t read_all(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+START_TEST(test_mkdir_p)
+{
+    char dir[PATH_MAX], p[PATH_MAX + 64];
+    struct stat sb;
+    ns_test_tmpdir(dir, sizeof dir, "fsutil");
+    snprintf(p, sizeof p, "%s/a/b/c/", dir);
+    ck_assert_ns_ok(ns_mkdir_p(p));
+    snprintf(p, sizeof p, "%s/a/b/c", dir);
+    ck_assert_int_eq(stat(p, &sb), 0);
+    ck_assert(S_ISDIR(sb.st_mode));
+    ck_assert_ns_ok(ns_mkdir_p(p)); /* existing is fine */
+    ck_assert_ns_ok(ns_fsync_dir(p));
+    ck_assert_ns_ok(ns_fsync_parent(p));
+    /* a file in the way is an error naming it */
+    snprintf(p, sizeof p, "%s/file", dir);
+    ck_assert_ns_ok(ns_write_file_atomic(p, "x", 1));
+    snprintf(p, sizeof p, "%s/file/sub", dir);
+    ck_assert_int_eq(ns_mkdir_p(p), NS_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "/file"));
+    snprintf(p, sizeof p, "%s/file", dir);
+    ck_assert_int_eq(ns_fsync_dir(p), NS_ERR_IO);
+}
+END_TEST
+
+START_TEST(test_write_atomic_replaces)
+{
+    char dir[PATH_MAX], p[PATH_MAX + 64], tmp[PATH_MAX + 96], buf[64];
+    ns_test_tmpdir(dir, sizeof dir, "fsutil");
+    snprintf(p, sizeof p, "%s/report.txt", dir);
+    ck_assert_ns_ok(ns_write_file_atomic(p, "first version\n", 14));
+    ck_assert_uint_eq(read_all(p, buf, sizeof buf), 14);
+    ck_assert_ns_ok(ns_write_file_atomic(p, "v2", 2));
+    ck_assert_uint_eq(read_all(p, buf, sizeof buf), 2);
+    ck_assert_mem_eq(buf, "v2", 2);
+    ck_assert_ns_ok(ns_write_file_atomic(p, "", 0));
+    ck_assert_uint_eq(read_all(p, buf, sizeof buf), 0);
+    /* no temp file is left behind */
+    ck_assert_ns_ok(ns_tmp_name(p, tmp, sizeof tmp));
+    ck_assert_ptr_nonnull(strstr(tmp, ".tmp."));
+    ck_assert_int_ne(access(tmp, F_OK), 0);
+    /* missing directory: error, nothing created */
+    snprintf(p, sizeof p, "%s/missing/x.txt", dir);
+    ck_assert_int_eq(ns_write_file_atomic(p, "x", 1), NS_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "missing/x.txt"));
+}
+END_TEST
+
+START_TEST(test_atomic_rename_across_dirs)
+{
+    char dir[PATH_MAX], a[PATH_MAX + 64], b[PATH_MAX + 64], sub[PATH_MAX + 64], buf[16];
+    ns_test_tmpdir(dir, sizeof dir, "fsutil");
+    snprintf(sub, sizeof sub, "%s/d1", dir);
+    ck_assert_ns_ok(ns_mkdir_p(sub));
+    snprintf(a, sizeof a, "%s/d1/f", dir);
+    snprintf(b, sizeof b, "%s/g", dir);
+    ck_assert_ns_ok(ns_write_file_atomic(a, "abc", 3));
+    ck_assert_ns_ok(ns_fsync_path(a));
+    ck_assert_ns_ok(ns_atomic_rename(a, b));
+    ck_assert_int_ne(access(a, F_OK), 0);
+    ck_assert_uint_eq(read_all(b, buf, sizeof buf), 3);
+    ck_assert_int_eq(ns_atomic_rename(a, b), NS_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "d1/f"));
+    ck_assert_int_eq(ns_fsync_path(a), NS_ERR_IO);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("fsutil");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_mkdir_p);
+    tcase_add_test(tc, test_write_atomic_replaces);
+    tcase_add_test(tc, test_atomic_rename_across_dirs);
+    suite_add_tcase(s, tc);
+    return ns_test_run(s);
+}
