@@ -61,9 +61,29 @@ ns_status ns_decode_fit(ns_decoder *d, const uint8_t *jpg, size_t n, int S, ns_f
                         const ns_decode_limits *lim, uint8_t *out, ns_decode_info *info);
 
 /* Area-averaging resize of an RGB image (each output pixel is the exact
- * area-weighted mean of the source pixels it covers). */
+ * area-weighted mean of the source pixels it covers, rounded to nearest).
+ * The same definition serves upscaling: an output footprint then lies in one
+ * or two source pixels, which gives nearest-neighbour with a blended pixel
+ * where source pixels meet.  Equal sizes copy.  Strides are in bytes. */
 void ns_resize_area(const uint8_t *src, int sw, int sh, size_t src_stride,
                     uint8_t *dst, int dw, int dh, size_t dst_stride);
+
+/* Bytes held by the decoder's scratch buffer (grows to the largest scaled
+ * frame seen, then stays put). */
+size_t ns_decoder_scratch_bytes(const ns_decoder *d);
+
+/* The resize's coefficient tables and row buffer, kept between calls so that
+ * per-frame resizing allocates nothing.  ns_resize_area uses a thread-local
+ * one; callers that own a per-thread context (the decoder) keep their own.
+ * Not thread-safe: one per thread. */
+typedef struct ns_resize_cache ns_resize_cache;
+
+ns_status ns_resize_cache_create(ns_resize_cache **out);
+void ns_resize_cache_free(ns_resize_cache *c); /* NULL-safe */
+/* Same result as ns_resize_area; NS_ERR_NOMEM when the tables cannot grow. */
+ns_status ns_resize_area_cached(ns_resize_cache *c, const uint8_t *src, int sw, int sh,
+                                size_t src_stride, uint8_t *dst, int dw, int dh,
+                                size_t dst_stride);
 
 /* ---- cheap photometric properties, computed on the S x S frame ---------- */
 
