@@ -32,6 +32,7 @@ typedef enum ns_status {
     NS_ERR_EXISTS,      /* thing already exists (e.g. duplicate clip) */
     NS_ERR_NODEV,       /* no usable device (GPU) / built without CUDA */
     NS_ERR_INTERNAL,    /* a library call failed in a way we did not expect */
+    NS_ERR_INTERRUPTED, /* stopped by a signal; finished work was kept */
     NS_STATUS_COUNT
 } ns_status;
 

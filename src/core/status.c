@@ -23,6 +23,7 @@ static const char *const names[NS_STATUS_COUNT] = {
     [NS_ERR_EXISTS] = "already exists",
     [NS_ERR_NODEV] = "no device",
     [NS_ERR_INTERNAL] = "internal error",
+    [NS_ERR_INTERRUPTED] = "interrupted",
 };
 
 const char *ns_strerror(ns_status code)

@@ -1,0 +1,130 @@
+#include "nightshift/strbuf.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int reserve(ns_strbuf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (b->oom)
+        return 0;
+    if (need <= b->cap)
+        return 1;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) {
+        b->oom = 1;
+        return 0;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 1;
+}
+
+void ns_strbuf_append(ns_strbuf *b, const char *s, size_t n)
+{
+    if (!reserve(b, n))
+        return;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void ns_strbuf_printf(ns_strbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !reserve(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 when invalid. */
+static size_t utf8_len(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        return (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        if ((s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+            return 0;
+        if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))
+            return 0; /* overlong or surrogate */
+        return 3;
+    }
+    if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        if ((s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+void ns_strbuf_json_str(ns_strbuf *b, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)(str ? str : "");
+    ns_strbuf_append(b, "\"", 1);
+    while (*s) {
+        size_t n;
+        if (*s == '"' || *s == '\\') {
+            char esc[2] = {'\\', (char)*s};
+            ns_strbuf_append(b, esc, 2);
+            s++;
+        } else if (*s < 0x20 || *s == 0x7F) {
+            ns_strbuf_printf(b, "\\u%04x", *s);
+            s++;
+        } else if ((n = utf8_len(s)) > 0) {
+            ns_strbuf_append(b, (const char *)s, n);
+            s += n;
+        } else {
+            ns_strbuf_append(b, "\\ufffd", 6);
+            s++;
+        }
+    }
+    ns_strbuf_append(b, "\"", 1);
+}
+
+void ns_strbuf_json_num(ns_strbuf *b, double v)
+{
+    char tmp[64];
+    if (!isfinite(v)) {
+        ns_strbuf_append(b, "null", 4);
+        return;
+    }
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        ns_strbuf_printf(b, "%lld", (long long)v);
+        return;
+    }
+    /* Ten significant digits suit reports; nightshift never calls setlocale,
+     * but a decimal comma must never reach JSON, so guard anyway. */
+    snprintf(tmp, sizeof tmp, "%.10g", v);
+    for (char *p = tmp; *p; p++)
+        if (*p == ',')
+            *p = '.';
+    ns_strbuf_append(b, tmp, strlen(tmp));
+}
+
+ns_status ns_strbuf_status(const ns_strbuf *b)
+{
+    return b->oom ? ns_error(NS_ERR_NOMEM, "out of memory building text") : NS_OK;
+}
+
+void ns_strbuf_release(ns_strbuf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
