@@ -1,0 +1,217 @@
+/* The ingest stage through its library API, on clips made here. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <math.h>
+#include <turbojpeg.h>
+
+#include "helpers.h"
+#include "nightshift/ingest.h"
+#include "nightshift/store.h"
+
+/* A w x h JPEG whose content depends on seed; caller frees with tjFree. */
+static unsigned char *make_jpeg(int w, int h, int seed, unsigned long *size)
+{
+    tjhandle tj = tjInitCompress();
+    unsigned char *rgb = malloc((size_t)w * h * 3), *jpg = NULL;
+    ck_assert_ptr_nonnull(rgb);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            unsigned char *p = rgb + ((size_t)y * w + x) * 3;
+            p[0] = (unsigned char)(x * 255 / w);
+            p[1] = (unsigned char)(y * 255 / h);
+            p[2] = (unsigned char)((seed * 37 + (x / 8 + y / 8) * 11) & 255);
+        }
+    ck_assert_int_eq(tjCompress2(tj, rgb, w, 0, h, TJPF_RGB, &jpg, size, TJSAMP_420, 90, 0), 0);
+    free(rgb);
+    tjDestroy(tj);
+    return jpg;
+}
+
+/* A tar.gz of n frames named frame_<i>.jpg, plus one member given by extra. */
+static void make_tar(const char *path, int n, int seed, int w, int h)
+{
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_add_filter_gzip(a);
+    ck_assert_int_eq(archive_write_open_filename(a, path), ARCHIVE_OK);
+    for (int i = 0; i < n; i++) {
+        unsigned long size;
+        unsigned char *jpg = make_jpeg(w, h, seed * 1000 + i, &size);
+        char name[64];
+        struct archive_entry *e = archive_entry_new();
+        snprintf(name, sizeof name, "frame_%d.jpg", i);
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_size(e, (la_int64_t)size);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_write_header(a, e);
+        archive_write_data(a, jpg, size);
+        archive_entry_free(e);
+        tjFree(jpg);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(test_ingest_dedup_and_outcomes)
+{
+    char dir[PATH_MAX], in[PATH_MAX + 8], store[PATH_MAX + 8], p[PATH_MAX + 64];
+    ns_ingest_opts o;
+    ns_ingest_summary sum;
+    ns_test_tmpdir(dir, sizeof dir, "ingest");
+    snprintf(in, sizeof in, "%s/in", dir);
+    snprintf(store, sizeof store, "%s/store", dir);
+    mkdir(in, 0755);
+    snprintf(p, sizeof p, "%s/camA_2026-11-01_220000.tar.gz", in);
+    make_tar(p, 10, 1, 160, 120);
+    snprintf(p, sizeof p, "%s/camB_2026-11-01_230000.tar.gz", in);
+    make_tar(p, 7, 2, 200, 100);
+    snprintf(p, sizeof p, "%s/notes.txt", in); /* not a clip: skipped silently in walks */
+    write_text(p, "hello");
+
+    ns_ingest_default_opts(&o);
+    snprintf(o.night, sizeof o.night, "2026-11-01");
+    o.frame_size = 32;
+    o.threads = 2;
+    o.batch = 4; /* several batches per clip */
+    const char *inputs[] = {in};
+    ck_assert_ns_ok(ns_ingest_run(store, inputs, 1, &o, &sum));
+    ck_assert_uint_eq(sum.inputs, 3);
+    ck_assert_uint_eq(sum.files_skipped, 1);
+    ck_assert_uint_eq(sum.clips[NS_OUTCOME_INGESTED], 2);
+    ck_assert_uint_eq(sum.frames_stored, 17);
+    ck_assert_uint_eq(sum.shards_committed, 1);
+    ck_assert_uint_eq(sum.n_problems, 0);
+    ns_ingest_summary_release(&sum);
+
+    /* Same clips again, plus an explicit non-clip file: duplicates and one problem. */
+    const char *again[] = {in, p};
+    ck_assert_ns_ok(ns_ingest_run(store, again, 2, &o, &sum));
+    ck_assert_uint_eq(sum.clips[NS_OUTCOME_DUPLICATE], 2);
+    ck_assert_uint_eq(sum.clips[NS_OUTCOME_INGESTED], 0);
+    ck_assert_uint_eq(sum.clips[NS_OUTCOME_UNRECOGNISED], 1);
+    ck_assert_uint_eq(sum.n_problems, 1);
+    ck_assert_ptr_nonnull(strstr(sum.problems[0].reason, "notes.txt"));
+    ck_assert_uint_eq(sum.shards_committed, 0);
+    ns_ingest_summary_release(&sum);
+
+    ns_store *s = NULL;
+    size_t n;
+    ck_assert_ns_ok(ns_store_open_read(store, &s));
+    const ns_catalog_clip *clips = ns_store_clips(s, &n);
+    ck_assert_uint_eq(n, 2);
+    ns_clip_record rec;
+    ck_assert_ns_ok(ns_store_clip_record(s, 0, &rec));
+    ck_assert_str_eq(rec.camera, "camA"); /* from the file-name pattern */
+    ck_assert_str_eq(clips[0].night, "2026-11-01");
+    ck_assert_uint_eq(rec.frames_seen, 10);
+    ck_assert_uint_eq(rec.frames_stored, 10);
+    ck_assert_int_eq(rec.orig_width, 160);
+    ck_assert_str_eq(rec.container, "tar.gz");
+    ck_assert_double_eq(rec.start_time, 1793570400.0);
+    ck_assert_ns_ok(ns_store_clip_record(s, 1, &rec));
+    ck_assert_str_eq(rec.camera, "camB");
+    ns_store_close(s);
+}
+END_TEST
+
+START_TEST(test_sampling_every_and_fps)
+{
+    char dir[PATH_MAX], store[PATH_MAX + 8], p[PATH_MAX + 64], man[PATH_MAX + 16];
+    ns_ingest_opts o;
+    ns_ingest_summary sum;
+    ns_test_tmpdir(dir, sizeof dir, "ingest-sample");
+    snprintf(p, sizeof p, "%s/clip.tar.gz", dir);
+    make_tar(p, 20, 3, 64, 48);
+    snprintf(man, sizeof man, "%s/m.csv", dir);
+    write_text(man, "path,camera,start_time,fps,night\nclip.tar.gz,c9,2026-11-02T01:00:00Z,10,2026-11-01\n");
+    const char *inputs[] = {p};
+
+    ns_ingest_default_opts(&o);
+    o.frame_size = 32;
+    o.every = 3;
+    snprintf(store, sizeof store, "%s/s1", dir);
+    ck_assert_ns_ok(ns_ingest_run(store, inputs, 1, &o, &sum));
+    ck_assert_uint_eq(sum.frames_stored, 7); /* 0,3,...,18 */
+    ck_assert_uint_eq(sum.frames_skipped, 13);
+    ns_ingest_summary_release(&sum);
+
+    ns_ingest_default_opts(&o);
+    o.frame_size = 32;
+    o.manifest = man;
+    o.fps = 2.5; /* clip at 10 fps: one frame in four */
+    snprintf(store, sizeof store, "%s/s2", dir);
+    ck_assert_ns_ok(ns_ingest_run(store, inputs, 1, &o, &sum));
+    ck_assert_uint_eq(sum.frames_stored, 5);
+    ns_ingest_summary_release(&sum);
+
+    ns_store *s = NULL;
+    ns_clip_record rec;
+    size_t n;
+    ck_assert_ns_ok(ns_store_open_read(store, &s));
+    const ns_catalog_clip *c = ns_store_clips(s, &n);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(c[0].night, "2026-11-01"); /* the manifest's night */
+    ck_assert_ns_ok(ns_store_clip_record(s, 0, &rec));
+    ck_assert_str_eq(rec.camera, "c9");
+    ck_assert_double_eq(rec.fps, 10);
+    ns_store_close(s);
+}
+END_TEST
+
+static volatile sig_atomic_t cancel_flag;
+
+static void cancel_after_first(void *ctx, const ns_ingest_clip_result *r)
+{
+    (void)ctx;
+    if (r->outcome == NS_OUTCOME_INGESTED)
+        cancel_flag = 1;
+}
+
+START_TEST(test_cancel_keeps_finished_clips)
+{
+    char dir[PATH_MAX], store[PATH_MAX + 8], p[PATH_MAX + 64];
+    ns_ingest_opts o;
+    ns_ingest_summary sum;
+    ns_test_tmpdir(dir, sizeof dir, "ingest-cancel");
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/c%d.tar.gz", dir, i);
+        make_tar(p, 4, 10 + i, 64, 48);
+    }
+    snprintf(store, sizeof store, "%s/store", dir);
+    ns_ingest_default_opts(&o);
+    o.frame_size = 32;
+    o.cancel = &cancel_flag;
+    o.on_clip = cancel_after_first;
+    const char *inputs[] = {dir};
+    ck_assert_int_eq(ns_ingest_run(store, inputs, 1, &o, &sum), NS_ERR_INTERRUPTED);
+    ck_assert_uint_eq(sum.clips[NS_OUTCOME_INGESTED], 1);
+    ns_ingest_summary_release(&sum);
+    ns_store *s = NULL;
+    size_t n;
+    ck_assert_ns_ok(ns_store_open_read(store, &s));
+    ns_store_clips(s, &n);
+    ck_assert_uint_eq(n, 1); /* the finished clip was committed */
+    ns_store_close(s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ingest");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_ingest_dedup_and_outcomes);
+    tcase_add_test(tc, test_sampling_every_and_fps);
+    tcase_add_test(tc, test_cancel_keeps_finished_clips);
+    suite_add_tcase(s, tc);
+    return ns_test_run(s);
+}
