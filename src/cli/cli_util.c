@@ -1,0 +1,106 @@
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int ns_exit_code(ns_status st)
+{
+    switch (st) {
+    case NS_OK: return NS_EXIT_OK;
+    case NS_ERR_USAGE: return NS_EXIT_USAGE;
+    case NS_ERR_BUSY: return NS_EXIT_BUSY;
+    default: return NS_EXIT_FAILURE;
+    }
+}
+
+int ns_cli_fail(const char *cmd, ns_status st)
+{
+    fprintf(stderr, "nightshift %s: %s\n", cmd, ns_errmsg()[0] ? ns_errmsg() : ns_strerror(st));
+    return ns_exit_code(st);
+}
+
+const char *ns_cli_store(const char *opt)
+{
+    const char *env = getenv("NIGHTSHIFT_STORE");
+    if (opt && *opt)
+        return opt;
+    if (env && *env)
+        return env;
+    return NULL;
+}
+
+int ns_cli_parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return 0;
+    uint64_t mul = 1;
+    if (*end == 'K' || *end == 'k')
+        mul = 1ull << 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        mul = 1ull << 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        mul = 1ull << 30, end++;
+    if (*end == 'i' || *end == 'B')
+        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+    if (*end != '\0' || (v && mul > UINT64_MAX / v))
+        return 0;
+    *out = (uint64_t)v * mul;
+    return 1;
+}
+
+void ns_cli_progress_init(ns_cli_progress *p, int enabled)
+{
+    memset(p, 0, sizeof *p);
+    p->tty = isatty(STDERR_FILENO);
+    p->enabled = enabled;
+    p->interval = p->tty ? 0.25 : 10.0;
+    p->last = -1e9;
+}
+
+static void fmt_eta(double s, char *buf, size_t cap)
+{
+    if (!(s >= 0) || s > 360000) {
+        snprintf(buf, cap, "--:--");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+void ns_cli_progress_show(ns_cli_progress *p, const char *what, size_t done, size_t total,
+                          uint64_t frames, double elapsed, double frac, int force)
+{
+    char eta[32];
+    if (!p->enabled || (!force && elapsed - p->last < p->interval))
+        return;
+    p->last = elapsed;
+    double rate = elapsed > 0 ? (double)frames / elapsed : 0;
+    fmt_eta(frac > 0.001 ? elapsed * (1 - frac) / frac : -1, eta, sizeof eta);
+    if (p->tty) {
+        fprintf(stderr, "\r\033[K%s: %zu/%zu clips, %" PRIu64 " frames, %.0f frames/s, ETA %s",
+                what, done, total, frames, rate, eta);
+        p->line_open = 1;
+    } else {
+        fprintf(stderr, "%s: %zu/%zu clips, %" PRIu64 " frames, %.0f frames/s, %.0f s elapsed, ETA %s\n",
+                what, done, total, frames, rate, elapsed, eta);
+    }
+    fflush(stderr);
+}
+
+void ns_cli_progress_clear(ns_cli_progress *p)
+{
+    if (p->line_open) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        p->line_open = 0;
+    }
+}
