@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# demo.sh BUILD_DIR -- the nightly job on built-in demo data: generate the
+# glove-shift scenario, ingest it night by night, print the store summary.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$here/build}" && pwd)
+out=${NS_DEMO_OUT:-$here/demo-out}
+ns=$build/nightshift
+gen=$build/nightshift-gen
+rm -rf "$out"
+mkdir -p "$out"
+echo "== generating the glove-shift scenario into $out/data"
+"$gen" glove --out "$out/data" --nights 6 --cameras 3 --clips 2 --frames 40
+echo "== ingesting"
+for night in "$out"/data/20*; do
+  n=$(basename "$night")
+  "$ns" ingest --store "$out/store" --night "$n" --manifest "$out/data/manifest.csv" \
+    --summary "$out/ingest-$n.json" "$night"
+done
+echo "== re-running one night ingests nothing twice"
+"$ns" ingest --store "$out/store" --manifest "$out/data/manifest.csv" "$out/data" | tail -1
+echo "== store summary"
+"$ns" info --store "$out/store"
+"$ns" verify --store "$out/store"
+echo "demo: store at $out/store (open $out/store/view.h5 with h5py)"

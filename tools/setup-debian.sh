@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# setup-debian.sh -- installs the Debian 12 packages nightshift builds, tests and
+# benchmarks with.  Installs only what is missing; runs apt-get as root or via sudo.
+set -euo pipefail
+pkgs=(
+  build-essential cmake pkg-config git
+  libhdf5-dev hdf5-tools            # the store
+  libopenblas-openmp-dev            # BLAS sharing OpenMP's thread pool
+  libturbojpeg0-dev                 # JPEG decode (TurboJPEG API)
+  libarchive-dev nettle-dev         # tar/zip clips; SHA-256
+  check                             # unit tests
+  python3 python3-h5py python3-numpy python3-pil   # tests read the store like users do
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "setup: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
