@@ -60,7 +60,7 @@ void ns_cli_progress_init(ns_cli_progress *p, int enabled)
     p->tty = isatty(STDERR_FILENO);
     p->enabled = enabled;
     p->interval = p->tty ? 0.25 : 10.0;
-    p->last = -1e9;
+    p->last = p->tty ? -1e9 : 0; /* logs: first line after one interval */
 }
 
 static void fmt_eta(double s, char *buf, size_t cap)

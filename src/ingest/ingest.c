@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -70,8 +71,7 @@ typedef struct run {
     ns_clip clip;          /* reused across clips: buffers grow once */
     ns_qc qc;
     ns_manifest *manifest;
-    night_writer *writers;
-    size_t n_writers;
+    night_writer cur;      /* the open shard and its night */
     digest_set seen;
     ns_ingest_summary *sum;
     ns_ingest_progress prog;
@@ -166,26 +166,25 @@ static ns_status problem(run *r, const char *path, ns_outcome oc, const char *re
     return add_problem(r->sum, path, oc, reason);
 }
 
+static ns_status commit_writer(run *r, night_writer *nw);
+
+/* The store keeps one shard open at a time, so a clip of another night
+ * commits the current shard first.  Inputs walked in name order keep a
+ * night's clips together, so this rarely splits a night. */
 static ns_status writer_for(run *r, const char *night, ns_shard_writer **out)
 {
     ns_status st;
-    night_writer *nw = NULL;
-    for (size_t i = 0; i < r->n_writers; i++)
-        if (strcmp(r->writers[i].night, night) == 0)
-            nw = &r->writers[i];
-    if (!nw) {
-        night_writer *p = realloc(r->writers, (r->n_writers + 1) * sizeof *p);
-        if (!p)
-            return ns_error(NS_ERR_NOMEM, "out of memory");
-        r->writers = p;
-        nw = &p[r->n_writers++];
-        memset(nw, 0, sizeof *nw);
-        snprintf(nw->night, sizeof nw->night, "%s", night);
+    night_writer *nw = &r->cur;
+    if (nw->w && strcmp(nw->night, night) != 0) {
+        st = commit_writer(r, nw);
+        if (st != NS_OK)
+            return st;
     }
     if (!nw->w) {
         st = ns_shard_begin(r->store, night, &nw->w);
         if (st != NS_OK)
             return st;
+        snprintf(nw->night, sizeof nw->night, "%s", night);
     }
     *out = nw->w;
     return NS_OK;
@@ -202,17 +201,6 @@ static ns_status commit_writer(run *r, night_writer *nw)
     nw->w = NULL;
     if (st == NS_OK && frames > 0)
         r->sum->shards_committed++;
-    return st;
-}
-
-static ns_status commit_all(run *r)
-{
-    ns_status st = NS_OK;
-    for (size_t i = 0; i < r->n_writers; i++) {
-        ns_status s2 = commit_writer(r, &r->writers[i]);
-        if (st == NS_OK)
-            st = s2;
-    }
     return st;
 }
 
@@ -282,6 +270,22 @@ static const char *clip_reason(ns_status st, ns_outcome *oc)
     return ns_errmsg();
 }
 
+/* The format is always sniffed from the bytes; the name only decides whether
+ * an unrecognised file found in a directory walk is worth reporting (a
+ * broken "x.avi" is, a manifest.csv beside the clips is not). */
+static int clip_like_name(const char *path)
+{
+    static const char *const exts[] = {".tar", ".tgz", ".tar.gz", ".tar.xz", ".tar.zst",
+                                       ".tar.bz2", ".zip", ".avi", ".mjpg", ".mjpeg"};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+        size_t e = strlen(exts[i]);
+        if (n > e && strcasecmp(path + n - e, exts[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int cancelled(const run *r) { return r->o->cancel && *r->o->cancel; }
 
 static void progress(run *r)
@@ -313,7 +317,7 @@ static ns_status process_clip(run *r, const ns_input *in)
         const char *why = clip_reason(st, &oc);
         if (st == NS_ERR_NOMEM)
             return st;
-        if (oc == NS_OUTCOME_UNRECOGNISED && in->walked) {
+        if (oc == NS_OUTCOME_UNRECOGNISED && in->walked && !clip_like_name(in->path)) {
             r->sum->files_skipped++; /* a README or manifest beside the clips */
             return NS_OK;
         }
@@ -430,11 +434,8 @@ static ns_status process_clip(run *r, const ns_input *in)
     r->sum->frames_stored += rec.frames_stored;
     r->sum->frames_damaged += rec.frames_damaged;
     report(r, in->path, NS_OUTCOME_INGESTED, "", &rec);
-    if (ns_shard_frames(w) >= o->shard_frames) {
-        for (size_t i = 0; i < r->n_writers; i++)
-            if (r->writers[i].w == w)
-                st = commit_writer(r, &r->writers[i]);
-    }
+    if (ns_shard_frames(w) >= o->shard_frames)
+        st = commit_writer(r, &r->cur);
 done:
     if (clip_open) {
         ns_status s2 = ns_shard_abort_clip(w);
@@ -502,9 +503,7 @@ static ns_status run_init(run *r, const char *store_dir, const ns_ingest_opts *o
 
 static void run_release(run *r)
 {
-    for (size_t i = 0; i < r->n_writers; i++)
-        ns_shard_discard(r->writers[i].w);
-    free(r->writers);
+    ns_shard_discard(r->cur.w);
     if (r->dec)
         for (int i = 0; i < r->threads; i++)
             ns_decoder_free(r->dec[i]);
@@ -555,7 +554,7 @@ ns_status ns_ingest_run(const char *store_dir, const char *const *inputs, size_t
     if (st == NS_OK || st == NS_ERR_INTERRUPTED) {
         char keep[2048];
         ns_errmsg_copy(keep, sizeof keep);
-        ns_status cs = commit_all(&r);
+        ns_status cs = commit_writer(&r, &r.cur);
         if (cs != NS_OK)
             st = cs;
         else if (st != NS_OK)

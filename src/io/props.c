@@ -4,7 +4,11 @@
  * and every sum is an exact integer (128-bit for sums of squares), so the
  * variances are computed as (n * sum(x^2) - sum(x)^2) / n^2 without
  * cancellation: a uniform frame gives exactly 0, not 1e-12.  Only the
- * saturation, a ratio per pixel, is summed in double.
+ * saturation, a ratio per pixel, is summed in floating point.
+ *
+ * This runs on every ingested frame, so it is one pass: luma goes into a
+ * ring of three rows and the Laplacian of row y-1 is taken as soon as row y
+ * is in, instead of recomputing luma five times per pixel.
  */
 #include "nightshift/image.h"
 
@@ -14,6 +18,8 @@
 
 __extension__ typedef __int128 ns_i128;
 
+#define PROPS_MAX_S 4096
+
 const char *const ns_prop_names[NS_PROP_COUNT] = {
     [NS_PROP_MEAN_LUMA] = "mean_luma",   [NS_PROP_MEAN_R] = "mean_r",
     [NS_PROP_MEAN_G] = "mean_g",         [NS_PROP_MEAN_B] = "mean_b",
@@ -22,9 +28,13 @@ const char *const ns_prop_names[NS_PROP_COUNT] = {
     [NS_PROP_FRAC_WHITE] = "frac_white",
 };
 
-static inline int32_t luma1000(const uint8_t *p)
+/* 1/max as float: 256 divisions once instead of one per pixel. */
+static float inv_table[256];
+
+static void init_inv_table(void)
 {
-    return 299 * p[0] + 587 * p[1] + 114 * p[2];
+    for (int i = 1; i < 256; i++)
+        inv_table[i] = 1.0f / (float)i;
 }
 
 /* Population variance from exact sums, in (units / scale)^2. */
@@ -38,50 +48,53 @@ static double variance(int64_t n, int64_t sum, ns_i128 sumsq, double scale)
 
 void ns_frame_props(const uint8_t *rgb, int S, float props[NS_PROP_COUNT])
 {
-    assert(S > 0 && S <= 16384);
+    static _Thread_local int32_t ring[3][PROPS_MAX_S];
+    static int table_ready;
+    assert(S > 0 && S <= PROPS_MAX_S);
+    if (!__atomic_load_n(&table_ready, __ATOMIC_ACQUIRE)) {
+        init_inv_table(); /* idempotent, so a race only repeats it */
+        __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
+    }
     const size_t row = (size_t)S * 3;
     const int64_t n = (int64_t)S * S;
     int64_t sr = 0, sg = 0, sb = 0, sl = 0, nblack = 0, nwhite = 0;
-    ns_i128 sl2 = 0;
-    double ssat = 0.0;
     int64_t slap = 0, nlap = 0;
-    ns_i128 slap2 = 0;
-    double inv[256]; /* 1/max: 256 divisions instead of one per pixel */
-    inv[0] = 0.0;
-    for (int i = 1; i < 256; i++)
-        inv[i] = 1.0 / i;
+    ns_i128 sl2 = 0, slap2 = 0;
+    double ssat = 0.0;
 
     for (int y = 0; y < S; y++) {
         const uint8_t *p = rgb + (size_t)y * row;
-        int64_t rsr = 0, rsg = 0, rsb = 0, rsl = 0, rsl2 = 0; /* per-row, fits int64 */
+        int32_t *L = ring[y % 3];
+        int64_t rsr = 0, rsg = 0, rsb = 0, rsl = 0, rsl2 = 0, rblack = 0, rwhite = 0;
+        float rsat = 0.0f; /* a row of ratios <= 1 sums exactly enough in float */
         for (int x = 0; x < S; x++, p += 3) {
             int r = p[0], g = p[1], b = p[2];
-            int32_t l = luma1000(p);
+            int32_t l = 299 * r + 587 * g + 114 * b;
             int mx = r > g ? (r > b ? r : b) : (g > b ? g : b);
             int mn = r < g ? (r < b ? r : b) : (g < b ? g : b);
+            L[x] = l;
             rsr += r;
             rsg += g;
             rsb += b;
             rsl += l;
             rsl2 += (int64_t)l * l;
-            nblack += l < 16000;
-            nwhite += l > 239000;
-            ssat += (double)(mx - mn) * inv[mx]; /* 0 when max is 0 */
+            rblack += l < 16000;
+            rwhite += l > 239000;
+            rsat += (float)(mx - mn) * inv_table[mx]; /* inv_table[0] = 0 */
         }
         sr += rsr;
         sg += rsg;
         sb += rsb;
         sl += rsl;
         sl2 += rsl2;
-        /* Laplacian over interior pixels: the row above and below are in
-         * cache, and recomputing their luma is cheaper than a row buffer. */
-        if (y >= 1 && y <= S - 2) {
-            const uint8_t *c = rgb + (size_t)y * row;
+        nblack += rblack;
+        nwhite += rwhite;
+        ssat += rsat;
+        if (y >= 2) { /* row y-1 now has both neighbours */
+            const int32_t *up = ring[(y - 2) % 3], *c = ring[(y - 1) % 3], *dn = L;
             int64_t rs = 0, rs2 = 0; /* |lap| <= 1.02e6: a row of squares fits int64 */
             for (int x = 1; x <= S - 2; x++) {
-                const uint8_t *q = c + 3 * (size_t)x;
-                int64_t lap = 4 * (int64_t)luma1000(q) - luma1000(q - 3) - luma1000(q + 3)
-                              - luma1000(q - row) - luma1000(q + row);
+                int64_t lap = 4 * (int64_t)c[x] - c[x - 1] - c[x + 1] - up[x] - dn[x];
                 rs += lap;
                 rs2 += lap * lap;
             }
@@ -107,7 +120,13 @@ float ns_frame_mad(const uint8_t *a, const uint8_t *b, int S)
     assert(S > 0);
     size_t nbytes = (size_t)S * S * 3;
     uint64_t sum = 0;
-    for (size_t i = 0; i < nbytes; i++)
-        sum += (uint64_t)abs((int)a[i] - (int)b[i]);
+    /* uint32 partial sums over 64 KiB blocks cannot overflow and vectorise. */
+    for (size_t i0 = 0; i0 < nbytes; i0 += 65536) {
+        size_t i1 = i0 + 65536 < nbytes ? i0 + 65536 : nbytes;
+        uint32_t part = 0;
+        for (size_t i = i0; i < i1; i++)
+            part += (uint32_t)(a[i] > b[i] ? a[i] - b[i] : b[i] - a[i]);
+        sum += part;
+    }
     return (float)((double)sum / (double)nbytes);
 }

@@ -14,11 +14,14 @@ before=$(shard_hashes "$store")
 "$NS_BIN" info --store "$store" --json > "$T/info-before.json"
 
 rc=0
-"$NS_BIN" ingest --store "$store" --night 2026-11-02 --summary "$T/bad.json" "$bad" \
+# random_bytes.bin is named explicitly: in a directory walk, files that neither
+# sniff as clips nor carry a clip extension are skipped quietly (manifests, notes).
+"$NS_BIN" ingest --store "$store" --night 2026-11-02 --summary "$T/bad.json" "$bad" "$bad/random_bytes.bin" \
   >"$T/bad.out" 2>"$T/bad.err" || rc=$?
 check "the run over the bad corpus completes (exit 0)" test "$rc" -eq 0
 check "no crash message" sh -c "! grep -qiE 'segmentation|abort|sanitizer' '$T/bad.err'"
-check "earlier shards byte-identical" test "$before" = "$(shard_hashes "$store")"
+still_there() { [ -z "$(comm -23 <(echo "$1") <(shard_hashes "$store"))" ]; }
+check "earlier shards byte-identical" still_there "$before"
 expect_rc 0 "verify passes after the bad run" "$NS_BIN" verify --store "$store"
 
 check "every corpus file has its documented outcome" $PY - "$bad" "$T/bad.json" "$store" "$T/bad.err" <<'PY'
