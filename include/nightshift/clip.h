@@ -100,7 +100,8 @@ ns_status ns_clip_detect(const char *path, ns_clip_format *fmt);
  * are reused; lim NULL means the defaults).  On failure *out is released and
  * the message names the file and the problem; statuses: NS_ERR_IO,
  * NS_ERR_FORMAT (unknown container), NS_ERR_CORRUPT (truncated/corrupt
- * container, AVI chunk past end of file, no frames), NS_ERR_UNSUPPORTED
+ * archive, no frames; an AVI chunk running past the end of the file keeps the
+ * frames before it, with a warning), NS_ERR_UNSUPPORTED
  * (non-MJPEG AVI), NS_ERR_LIMIT (caps exceeded). */
 ns_status ns_clip_load(const char *path, const ns_clip_limits *lim, ns_clip *out);
 
