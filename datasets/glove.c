@@ -77,7 +77,7 @@ ns_status ns_glove_parse_shift(const char *s, ns_glove_shift *out)
     }
     char *save2 = NULL;
     for (char *c = strtok_r(cams, ",", &save2); c; c = strtok_r(NULL, ",", &save2)) {
-        int idx;
+        int idx = 1;
         st = parse_int(strncmp(c, "cam", 3) == 0 ? c + 3 : c, 1, NS_GLOVE_MAX_CAMERAS,
                        "shift camera", &idx);
         if (st != NS_OK)

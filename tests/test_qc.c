@@ -20,11 +20,13 @@ START_TEST(test_frozen_black_res_change)
     for (int i = 0; i < 5; i++) { /* five identical gray frames: 4 repeats, a frozen run */
         fill(f, 100);
         ns_frame_props(f, S, props);
-        ns_qc_frame(&q, f, props, 640, 480);
+        ns_qc_frame(&q, ns_qc_mad_prev(&q, f), props, 640, 480);
+        ns_qc_keep(&q, f);
     }
     fill(f, 0);
     ns_frame_props(f, S, props);
-    ns_qc_frame(&q, f, props, 320, 240); /* black, and a resolution change */
+    ns_qc_frame(&q, ns_qc_mad_prev(&q, f), props, 320, 240); /* black, and a resolution change */
+    ns_qc_frame(&q, -1, NULL, 0, 0); /* a failed frame changes nothing */
     memset(&rec, 0, sizeof rec);
     ns_qc_finish(&q, 0, &rec);
     ck_assert_uint_eq(rec.qc_frozen_frames, 4);
@@ -34,10 +36,12 @@ START_TEST(test_frozen_black_res_change)
 
     /* A moving scene: no frozen flag; two repeats in a row are under the run of 3. */
     ns_qc_reset(&q);
+    ck_assert_float_eq(ns_qc_mad_prev(&q, f), -1.0f); /* reset forgets the kept frame */
     for (int i = 0; i < 6; i++) {
         fill(f, (uint8_t)(i == 3 ? 40 : 40 + 20 * i));
         ns_frame_props(f, S, props);
-        ns_qc_frame(&q, f, props, 640, 480);
+        ns_qc_frame(&q, ns_qc_mad_prev(&q, f), props, 640, 480);
+        ns_qc_keep(&q, f);
     }
     memset(&rec, 0, sizeof rec);
     rec.frames_failed = 1;

@@ -456,6 +456,10 @@ START_TEST(test_crash_orphan_and_tmp)
     ck_assert_int_eq(system(cmd), 0);
     snprintf(src, sizeof src, "%s/tmp/000003.h5.tmp.99999", dir);
     ck_assert_ns_ok(ns_write_file_atomic(src, "partial", 7));
+    /* a kill while the view (or catalog) was being rewritten leaves this */
+    char vtmp[PATH_MAX + 32];
+    snprintf(vtmp, sizeof vtmp, "%s/view.h5.tmp.99998", dir);
+    ck_assert_ns_ok(ns_write_file_atomic(vtmp, "partial", 7));
 
     ck_assert_ns_ok(ns_store_open_read(dir, &s));
     ns_store_shards(s, &n);
@@ -465,8 +469,9 @@ START_TEST(test_crash_orphan_and_tmp)
     ck_assert_uint_eq(sum.n_frames, 22);
     ck_assert_ns_ok(ns_store_verify(s, &rep));
     ck_assert_uint_eq(rep.n_errors, 0);
-    ck_assert_uint_eq(rep.n_notes, 2);
+    ck_assert_uint_eq(rep.n_notes, 3);
     ck_assert_ptr_nonnull(strstr(rep.problems.msgs[0], "orphan shard"));
+    ck_assert_ptr_nonnull(strstr(rep.problems.msgs[2], "view.h5.tmp.99998"));
     ck_assert_ptr_nonnull(strstr(rep.problems.msgs[0], "000003.h5"));
     ck_assert_ptr_nonnull(strstr(rep.problems.msgs[1], "tmp/000003.h5.tmp.99999"));
     ns_verify_report_release(&rep);
@@ -476,6 +481,7 @@ START_TEST(test_crash_orphan_and_tmp)
     ck_assert_ns_ok(ns_store_open_write(dir, 0, 0, &s));
     ck_assert_int_ne(access(dst, F_OK), 0);
     ck_assert_int_ne(access(src, F_OK), 0);
+    ck_assert_int_ne(access(vtmp, F_OK), 0);
     ns_store_close(s);
 }
 END_TEST

@@ -28,7 +28,7 @@ void ns_qc_opts_default(ns_qc_opts *o);
 typedef struct ns_qc {
     ns_qc_opts opts;
     int S;
-    uint8_t *prev;    /* (S, S, 3) last stored frame; owned, reused across clips */
+    uint8_t *prev;    /* (S, S, 3) last stored frame of the previous batch; owned */
     int have_prev;
     int32_t prev_w, prev_h;
     uint32_t run, longest_run;
@@ -39,9 +39,16 @@ ns_status ns_qc_init(ns_qc *q, int S, const ns_qc_opts *opts);
 void ns_qc_release(ns_qc *q);
 /* Forgets the previous clip; allocates nothing. */
 void ns_qc_reset(ns_qc *q);
-/* A frame that decoded with original size w x h; frame may be NULL when the
- * frame failed (only the size is then unknown too: pass w = h = 0). */
-void ns_qc_frame(ns_qc *q, const uint8_t *frame, const float *props, int32_t w, int32_t h);
+/* A stored frame with original size w x h, its properties, and its mean
+ * absolute difference from the previous stored frame of the clip (negative
+ * when it is the first).  The difference is an argument so that callers can
+ * compute it in parallel; ns_qc_mad_prev gives it against the frame kept by
+ * ns_qc_keep.  A failed frame: props NULL, w = h = 0. */
+void ns_qc_frame(ns_qc *q, float mad, const float *props, int32_t w, int32_t h);
+/* Keeps frame as the previous stored frame for the next batch. */
+void ns_qc_keep(ns_qc *q, const uint8_t *frame);
+/* MAD of frame against the kept frame, or -1 when none is kept. */
+float ns_qc_mad_prev(const ns_qc *q, const uint8_t *frame);
 /* Number gaps over every frame seen in the clip (not just sampled ones). */
 uint32_t ns_qc_gaps(const ns_clip *clip);
 /* Writes counts and NS_QC_* flags into rec (frames_damaged/failed must be set). */

@@ -26,3 +26,31 @@ ns_status ns_inputs_collect(const char *const *paths, size_t n, ns_input_list *o
 void ns_inputs_release(ns_input_list *l);
 
 #endif
+
+/* ---- the loader: a thread that reads the next clips while frames decode ---- */
+
+#include "nightshift/clip.h"
+
+typedef struct ns_loaded {
+    ns_clip clip;           /* buffers reused from one load to the next */
+    const ns_input *in;     /* NULL marks the end of the inputs */
+    ns_status st;           /* of ns_clip_load */
+    char msg[1024];         /* its message (messages are thread-local) */
+    int state_;             /* private */
+} ns_loaded;
+
+typedef struct ns_loader ns_loader;
+
+/* Starts loading inputs in order into a ring of `slots` clips. */
+ns_status ns_loader_start(const ns_input_list *inputs, const ns_clip_limits *lim, int slots,
+                          ns_loader **out);
+/* The next input in order, waiting until it is loaded. */
+ns_loaded *ns_loader_take(ns_loader *l);
+/* 1 when ns_loader_take would not wait. */
+int ns_loader_ready(ns_loader *l);
+/* Index of a taken slot in the ring (stable until given back). */
+int ns_loader_slot(const ns_loader *l, const ns_loaded *ld);
+/* Returns a taken slot for reuse. */
+void ns_loader_give_back(ns_loader *l, ns_loaded *ld);
+/* Stops the thread and frees every slot; NULL-safe. */
+void ns_loader_stop(ns_loader *l);

@@ -40,22 +40,21 @@ void ns_qc_reset(ns_qc *q)
     q->frozen = q->black = q->white = q->res_changes = 0;
 }
 
-void ns_qc_frame(ns_qc *q, const uint8_t *frame, const float *props, int32_t w, int32_t h)
+void ns_qc_frame(ns_qc *q, float mad, const float *props, int32_t w, int32_t h)
 {
-    size_t bytes = (size_t)q->S * q->S * 3;
     if (w > 0 && h > 0) {
         if (q->prev_w > 0 && (w != q->prev_w || h != q->prev_h))
             q->res_changes++;
         q->prev_w = w;
         q->prev_h = h;
     }
-    if (!frame)
+    if (!props)
         return;
     if (props[NS_PROP_FRAC_BLACK] >= q->opts.dark_frac)
         q->black++;
     if (props[NS_PROP_FRAC_WHITE] >= q->opts.dark_frac)
         q->white++;
-    if (q->have_prev && ns_frame_mad(frame, q->prev, q->S) < q->opts.frozen_mad) {
+    if (mad >= 0 && mad < q->opts.frozen_mad) {
         q->frozen++;
         q->run++;
         if (q->run > q->longest_run)
@@ -63,8 +62,17 @@ void ns_qc_frame(ns_qc *q, const uint8_t *frame, const float *props, int32_t w, 
     } else {
         q->run = 0;
     }
-    memcpy(q->prev, frame, bytes);
+}
+
+void ns_qc_keep(ns_qc *q, const uint8_t *frame)
+{
+    memcpy(q->prev, frame, (size_t)q->S * q->S * 3);
     q->have_prev = 1;
+}
+
+float ns_qc_mad_prev(const ns_qc *q, const uint8_t *frame)
+{
+    return q->have_prev ? ns_frame_mad(frame, q->prev, q->S) : -1.0f;
 }
 
 uint32_t ns_qc_gaps(const ns_clip *clip)

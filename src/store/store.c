@@ -413,13 +413,39 @@ static ns_status sweep_dir(const ns_store *s, const char *rel, int check_catalog
     return st;
 }
 
-/* Deletes the files in DIR/tmp and shard files the catalog does not name (crash debris). */
+/* Removes temp files of the catalog and view left in DIR by a killed writer. */
+static ns_status sweep_root_temps(const ns_store *s)
+{
+    char path[PATH_MAX];
+    struct dirent *e;
+    ns_status st = NS_OK;
+    DIR *d = opendir(s->dir);
+    if (!d)
+        return ns_error(NS_ERR_IO, "cannot list '%s': %s", s->dir, strerror(errno));
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "catalog.h5.tmp.", 15) != 0 && strncmp(e->d_name, "view.h5.tmp.", 12) != 0)
+            continue;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", s->dir, e->d_name) >= sizeof path)
+            continue;
+        if (unlink(path) != 0 && errno != ENOENT) {
+            st = ns_error(NS_ERR_IO, "cannot remove leftover '%s': %s", path, strerror(errno));
+            break;
+        }
+    }
+    closedir(d);
+    return st;
+}
+
+/* Deletes the files in DIR/tmp, the catalog's and view's temp files, and
+ * shard files the catalog does not name (crash debris). */
 static ns_status clean_debris(const ns_store *s)
 {
     char dir[PATH_MAX], rel[PATH_MAX];
     struct dirent *e;
     DIR *d;
     ns_status st = sweep_dir(s, "tmp", 0);
+    if (st == NS_OK)
+        st = sweep_root_temps(s);
     if (st != NS_OK || (st = ns_store_path(s, "shards", dir, sizeof dir)) != NS_OK)
         return st;
     d = opendir(dir);

@@ -266,6 +266,19 @@ static void check_debris(ns_store *s, const char *rel, int shards, ns_verify_rep
     closedir(d);
 }
 
+/* Notes the catalog's and view's temp files that a killed writer left in DIR. */
+static void check_root_temps(ns_store *s, ns_verify_report *r)
+{
+    struct dirent *e;
+    DIR *d = opendir(s->dir);
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL)
+        if (!strncmp(e->d_name, "catalog.h5.tmp.", 15) || !strncmp(e->d_name, "view.h5.tmp.", 12))
+            problem(r, 0, "temp file '%s/%s' (removed by the next writer)", s->dir, e->d_name);
+    closedir(d);
+}
+
 ns_status ns_store_verify(ns_store *s, ns_verify_report *report)
 {
     char cat[PATH_MAX];
@@ -278,6 +291,7 @@ ns_status ns_store_verify(ns_store *s, ns_verify_report *report)
     check_view(s, report);
     check_debris(s, "shards", 1, report);
     check_debris(s, "tmp", 0, report);
+    check_root_temps(s, report);
     ns_error_clear();
     return NS_OK;
 }
