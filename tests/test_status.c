@@ -56,6 +56,47 @@ START_TEST(test_sha256_file_matches_buffer)
 }
 END_TEST
 
+/* The tree digest written out by hand from its definition in sha256.h. */
+static void tree_by_hand(const uint8_t *data, size_t size, uint8_t out[32])
+{
+    static const char tag[] = "nightshift-sha256-tree-v1";
+    size_t block = NS_SHA256_TREE_BLOCK, n = (size + block - 1) / block;
+    uint8_t *buf = malloc(sizeof tag - 1 + 16 + n * 32), *p = buf;
+    memcpy(p, tag, sizeof tag - 1);
+    p += sizeof tag - 1;
+    for (int i = 0; i < 8; i++) *p++ = (uint8_t)((uint64_t)block >> (8 * i));
+    for (int i = 0; i < 8; i++) *p++ = (uint8_t)((uint64_t)size >> (8 * i));
+    for (size_t b = 0; b < n; b++, p += 32)
+        ns_sha256_buf(data + b * block, size - b * block < block ? size - b * block : block, p);
+    ns_sha256_buf(buf, (size_t)(p - buf), out);
+    free(buf);
+}
+
+START_TEST(test_sha256_tree)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+    size_t sizes[] = {0, 1000, NS_SHA256_TREE_BLOCK, 2 * NS_SHA256_TREE_BLOCK + 12345};
+    size_t max = sizes[3];
+    uint8_t *data = malloc(max), a[32], b[32];
+    for (size_t i = 0; i < max; i++)
+        data[i] = (uint8_t)(i * 2654435761u >> 13);
+    ns_test_tmpdir(dir, sizeof dir, "tree");
+    snprintf(path, sizeof path, "%s/f.bin", dir);
+    for (size_t k = 0; k < 4; k++) {
+        FILE *f = fopen(path, "wb");
+        ck_assert_uint_eq(fwrite(data, 1, sizes[k], f), sizes[k]);
+        fclose(f);
+        ck_assert_ns_ok(ns_sha256_tree_file(path, a));
+        tree_by_hand(data, sizes[k], b);
+        ck_assert_mem_eq(a, b, 32);
+    }
+    data[max - 1] ^= 1; /* one flipped bit in the last block changes the digest */
+    tree_by_hand(data, max, b);
+    ck_assert_mem_ne(a, b, 32);
+    free(data);
+}
+END_TEST
+
 START_TEST(test_warnings_are_bounded)
 {
     ns_warnings w = {0}, all = {0};
@@ -81,6 +122,7 @@ int main(void)
     tcase_add_test(tc, test_error_message_and_wrap);
     tcase_add_test(tc, test_sha256_vectors);
     tcase_add_test(tc, test_sha256_file_matches_buffer);
+    tcase_add_test(tc, test_sha256_tree);
     tcase_add_test(tc, test_warnings_are_bounded);
     suite_add_tcase(s, tc);
     return ns_test_run(s);

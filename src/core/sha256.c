@@ -3,8 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <nettle/sha2.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
+#include <endian.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(struct sha256_ctx) <= sizeof(ns_sha256), "ns_sha256 too small for nettle");
@@ -52,6 +56,57 @@ ns_status ns_sha256_file(const char *path, uint8_t out[NS_SHA256_LEN])
     }
     ns_sha256_final(&h, out);
 done:
+    close(fd);
+    return st;
+}
+
+ns_status ns_sha256_tree_file(const char *path, uint8_t out[NS_SHA256_LEN])
+{
+    static const char tag[] = "nightshift-sha256-tree-v1";
+    ns_status st = NS_OK;
+    struct stat sb;
+    uint8_t *leaves = NULL;
+    void *map = MAP_FAILED;
+    uint64_t size, block = NS_SHA256_TREE_BLOCK, n_blocks, le[2];
+    ns_sha256 h;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ns_error(NS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (fstat(fd, &sb) != 0) {
+        st = ns_error(NS_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
+        goto done;
+    }
+    size = (uint64_t)sb.st_size;
+    n_blocks = (size + block - 1) / block;
+    leaves = malloc(n_blocks ? n_blocks * NS_SHA256_LEN : 1);
+    if (!leaves) {
+        st = ns_error(NS_ERR_NOMEM, "out of memory hashing '%s'", path);
+        goto done;
+    }
+    if (size > 0) {
+        map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) {
+            st = ns_error(NS_ERR_IO, "cannot map '%s': %s", path, strerror(errno));
+            goto done;
+        }
+        madvise(map, size, MADV_SEQUENTIAL);
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (uint64_t i = 0; i < n_blocks; i++) {
+        uint64_t off = i * block, len = size - off < block ? size - off : block;
+        ns_sha256_buf((const uint8_t *)map + off, len, leaves + i * NS_SHA256_LEN);
+    }
+    ns_sha256_init(&h);
+    ns_sha256_update(&h, tag, sizeof tag - 1);
+    le[0] = htole64(block);
+    le[1] = htole64(size);
+    ns_sha256_update(&h, le, sizeof le);
+    ns_sha256_update(&h, leaves, n_blocks * NS_SHA256_LEN);
+    ns_sha256_final(&h, out);
+done:
+    if (map != MAP_FAILED)
+        munmap(map, size);
+    free(leaves);
     close(fd);
     return st;
 }

@@ -1,6 +1,8 @@
 /* shard.c -- writing one shard file and committing it into the store. */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* sync_file_range */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +48,7 @@ struct ns_shard_writer {
     char *st_member;              /* (stage_cap, NS_MEMBER_LEN) */
     uint8_t *st_status;           /* (stage_cap) */
     float *st_props;              /* (stage_cap, NS_PROP_COUNT) */
+    uint8_t digest[NS_SHA256_LEN];  /* of the finished file, set by finish_file */
 };
 
 static int valid_night(const char *n)
@@ -277,6 +280,16 @@ static ns_status set_rows(ns_shard_writer *w, uint64_t rows)
     return NS_OK;
 }
 
+/* Asks the kernel to start writing what is dirty so far, without waiting, so
+ * the fsync at commit has little left to do.  Purely a hint: errors are
+ * caught by that fsync. */
+static void start_writeback(ns_shard_writer *w)
+{
+    void *handle = NULL;
+    if (H5Fget_vfd_handle(w->file, H5P_DEFAULT, &handle) >= 0 && handle)
+        sync_file_range(*(int *)handle, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 ns_status ns_shard_append(ns_shard_writer *w, const uint8_t *frames, const ns_frame_record *recs,
                           size_t n)
 {
@@ -325,6 +338,7 @@ ns_status ns_shard_append(ns_shard_writer *w, const uint8_t *frames, const ns_fr
         fsp = msp = H5I_INVALID_HID;
     }
     w->rows += n;
+    start_writeback(w);
 done:
     if (fsp >= 0) H5Sclose(fsp);
     if (msp >= 0) H5Sclose(msp);
@@ -404,7 +418,42 @@ size_t ns_shard_frames(const ns_shard_writer *w)
 
 size_t ns_shard_clips(const ns_shard_writer *w) { return w->n_clips; }
 
-/* Writes /clips and the root attributes, closes and fsyncs the temp file. */
+typedef struct hash_job {
+    const char *path;
+    uint8_t *digest;
+    ns_status st;
+    char msg[512];
+} hash_job;
+
+static void *hash_main(void *arg)
+{
+    hash_job *j = arg;
+    j->st = ns_sha256_tree_file(j->path, j->digest);
+    if (j->st != NS_OK)
+        ns_errmsg_copy(j->msg, sizeof j->msg);
+    return NULL;
+}
+
+/* fsync waits for the disk and SHA-256 waits for the CPU: run them together
+ * (both only read the finished file). */
+static ns_status fsync_and_hash(ns_shard_writer *w)
+{
+    hash_job j = {w->tmp_path, w->digest, NS_OK, ""};
+    pthread_t t;
+    int threaded = pthread_create(&t, NULL, hash_main, &j) == 0;
+    ns_status st = ns_fsync_path(w->tmp_path);
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        hash_main(&j);
+    if (st != NS_OK)
+        return st;
+    if (j.st != NS_OK)
+        return ns_error(j.st, "%s", j.msg);
+    return NS_OK;
+}
+
+/* Writes /clips and the root attributes, closes, fsyncs and hashes the temp file. */
 static ns_status finish_file(ns_shard_writer *w)
 {
     ns_status st = NS_OK;
@@ -446,7 +495,7 @@ static ns_status finish_file(ns_shard_writer *w)
         st = ns_h5_error(NS_ERR_IO, "cannot close shard '%s'", w->tmp_path);
         goto done;
     }
-    st = ns_fsync_path(w->tmp_path);
+    st = fsync_and_hash(w);
 done:
     if (d >= 0) H5Dclose(d);
     if (sp >= 0) H5Sclose(sp);
@@ -489,8 +538,7 @@ ns_status ns_shard_commit(ns_shard_writer *w)
         st = ns_error(NS_ERR_IO, "cannot stat shard '%s': %s", final, strerror(errno));
         goto done;
     }
-    if ((st = ns_sha256_file(final, digest)) != NS_OK)
-        goto done;
+    memcpy(digest, w->digest, sizeof digest); /* the renamed file is the hashed one */
 
     ns_shard_entry *e = &s->shards[s->n_shards];
     memset(e, 0, sizeof *e);

@@ -176,7 +176,7 @@ static void check_shard(ns_store *s, size_t k, ns_verify_report *r)
     if ((uint64_t)sb.st_size != e->file_bytes)
         problem(r, 1, "shard '%s': %llu bytes, catalog says %llu", path,
                 (unsigned long long)sb.st_size, (unsigned long long)e->file_bytes);
-    if (ns_sha256_file(path, digest) != NS_OK) {
+    if (ns_sha256_tree_file(path, digest) != NS_OK) {
         problem(r, 1, "%s", ns_errmsg());
         return;
     }

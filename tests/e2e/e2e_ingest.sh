@@ -99,6 +99,19 @@ with h5py.File(sys.argv[1] + "/view.h5", "r") as v:
     assert np.isfinite(ts).all(), "manifest gives start times and fps"
 PY
 
+# The shard checksum, recomputed as docs/store.md tells users to.
+check "shard checksums match docs/store.md's recipe" $PY - "$store" <<'PY'
+import h5py, hashlib, struct, sys
+store = sys.argv[1]
+def tree(path, block=16 << 20):
+    data = open(path, "rb").read()
+    leaves = b"".join(hashlib.sha256(data[i:i + block]).digest() for i in range(0, len(data), block))
+    return hashlib.sha256(b"nightshift-sha256-tree-v1" + struct.pack("<QQ", block, len(data)) + leaves).hexdigest()
+with h5py.File(store + "/catalog.h5", "r") as c:
+    for row in c["shards"][:]:
+        assert tree(store + "/" + row["path"].decode()) == row["sha256"].decode(), row["path"]
+PY
+
 expect_rc 2 "ingest without inputs is a usage error" "$NS_BIN" ingest --store "$store"
 expect_rc 2 "unknown option is a usage error" "$NS_BIN" ingest --store "$store" --bogus x
 expect_rc 2 "bad night is a usage error" "$NS_BIN" ingest --store "$store" --night 2026-02-30 "$data"
