@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <nettle/sha2.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,17 +32,20 @@ void ns_sha256_buf(const void *data, size_t n, uint8_t out[NS_SHA256_LEN])
     ns_sha256_final(&h, out);
 }
 
+/* One read buffer per thread, reused: hashing never allocates. */
+static _Thread_local uint8_t tls_buf[1 << 20];
+
 ns_status ns_sha256_file(const char *path, uint8_t out[NS_SHA256_LEN])
 {
     ns_status st = NS_OK;
-    static _Thread_local uint8_t buf[1 << 20];
+    uint8_t *buf = tls_buf;
     ns_sha256 h;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return ns_error(NS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     ns_sha256_init(&h);
     for (;;) {
-        ssize_t r = read(fd, buf, sizeof buf);
+        ssize_t r = read(fd, buf, sizeof tls_buf);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -60,14 +62,35 @@ done:
     return st;
 }
 
+/* Hashes bytes [off, off + len) of fd with pread into the thread's buffer:
+ * no mapping, so the shard's pages never count against our resident set. */
+static int hash_range(int fd, uint64_t off, uint64_t len, uint8_t out[NS_SHA256_LEN])
+{
+    ns_sha256 h;
+    ns_sha256_init(&h);
+    while (len > 0) {
+        size_t want = len < sizeof tls_buf ? (size_t)len : sizeof tls_buf;
+        ssize_t r = pread(fd, tls_buf, want, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? errno : EIO; /* a shrinking file is an error too */
+        ns_sha256_update(&h, tls_buf, (size_t)r);
+        off += (uint64_t)r;
+        len -= (uint64_t)r;
+    }
+    ns_sha256_final(&h, out);
+    return 0;
+}
+
 ns_status ns_sha256_tree_file(const char *path, uint8_t out[NS_SHA256_LEN])
 {
     static const char tag[] = "nightshift-sha256-tree-v1";
     ns_status st = NS_OK;
     struct stat sb;
     uint8_t *leaves = NULL;
-    void *map = MAP_FAILED;
     uint64_t size, block = NS_SHA256_TREE_BLOCK, n_blocks, le[2];
+    int err = 0;
     ns_sha256 h;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -83,18 +106,18 @@ ns_status ns_sha256_tree_file(const char *path, uint8_t out[NS_SHA256_LEN])
         st = ns_error(NS_ERR_NOMEM, "out of memory hashing '%s'", path);
         goto done;
     }
-    if (size > 0) {
-        map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-        if (map == MAP_FAILED) {
-            st = ns_error(NS_ERR_IO, "cannot map '%s': %s", path, strerror(errno));
-            goto done;
-        }
-        madvise(map, size, MADV_SEQUENTIAL);
-    }
 #pragma omp parallel for schedule(dynamic, 1)
     for (uint64_t i = 0; i < n_blocks; i++) {
         uint64_t off = i * block, len = size - off < block ? size - off : block;
-        ns_sha256_buf((const uint8_t *)map + off, len, leaves + i * NS_SHA256_LEN);
+        int e = hash_range(fd, off, len, leaves + i * NS_SHA256_LEN);
+        if (e) {
+#pragma omp atomic write
+            err = e;
+        }
+    }
+    if (err) {
+        st = ns_error(NS_ERR_IO, "cannot read '%s': %s", path, strerror(err));
+        goto done;
     }
     ns_sha256_init(&h);
     ns_sha256_update(&h, tag, sizeof tag - 1);
@@ -104,8 +127,6 @@ ns_status ns_sha256_tree_file(const char *path, uint8_t out[NS_SHA256_LEN])
     ns_sha256_update(&h, leaves, n_blocks * NS_SHA256_LEN);
     ns_sha256_final(&h, out);
 done:
-    if (map != MAP_FAILED)
-        munmap(map, size);
     free(leaves);
     close(fd);
     return st;

@@ -200,6 +200,11 @@ ns_status ns_clip_parse_archive_(ns_clip *c, const uint8_t *buf, size_t n,
     archive_read_support_filter_all(s.a);
     archive_read_support_format_tar(s.a);
     archive_read_support_format_zip(s.a);
+    /* Members of a tar or zip of JPEGs add up to about the file's size, so one
+     * reservation up front usually spares every later growth. */
+    st = ns_clip_reserve_data_(c, n < lim->max_total_bytes ? n : (size_t)lim->max_total_bytes);
+    if (st != NS_OK)
+        goto done;
     if (archive_read_open_memory(s.a, buf, n) != ARCHIVE_OK) {
         st = header_error(&s, 0);
         goto done;
