@@ -6,6 +6,7 @@
 #include <string.h>
 #include <turbojpeg.h>
 
+#include "nightshift/fsutil.h"
 #include "scene.h"
 #include "writers.h"
 
@@ -407,7 +408,7 @@ ns_status ns_badcorpus_generate(const char *dir, uint64_t seed, size_t *n_files)
     }
     c->dir = dir;
     c->seed = seed;
-    if ((st = ns_gen_mkdirs(dir)) != NS_OK ||
+    if ((st = ns_mkdir_p(dir)) != NS_OK ||
         (st = ns_scene_renderer_create(SMALL_W, SMALL_H, &c->R[0])) != NS_OK ||
         (st = ns_scene_renderer_create(BIG_W, BIG_H, &c->R[1])) != NS_OK ||
         (st = ns_gen_buf_reserve(&c->arena, ARENA_BYTES)) != NS_OK)

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <turbojpeg.h>
 
+#include "nightshift/fsutil.h"
 #include "scene.h"
 
 const char *const ns_glove_shift_names[NS_SHIFT_KIND_COUNT] = {"glove", "light", "bump"};
@@ -532,7 +533,7 @@ ns_status ns_glove_generate(const ns_glove_opts *o, ns_glove_stats *stats)
         char dir[4400];
         const char *rel = jobs[j].rel, *slash = strrchr(rel, '/');
         snprintf(dir, sizeof(dir), "%s/%.*s", o->out, (int)(slash - rel), rel);
-        st = ns_gen_mkdirs(dir);
+        st = ns_mkdir_p(dir);
     }
     if (st != NS_OK)
         goto done;

@@ -1,6 +1,8 @@
 /* writers.c -- clip container writers (see writers.h). */
 #include "writers.h"
 
+#include "nightshift/fsutil.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -47,91 +49,9 @@ void ns_gen_buf_release(ns_gen_buf *b)
 
 /* ---- files ---------------------------------------------------------------- */
 
-static ns_status fsync_dir_of(const char *path)
-{
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(dir, sizeof(dir), ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return ns_error(NS_ERR_IO, "cannot open directory '%s': %s", dir, strerror(errno));
-    int rc = fsync(fd);
-    close(fd);
-    if (rc != 0)
-        return ns_error(NS_ERR_IO, "cannot fsync directory '%s': %s", dir, strerror(errno));
-    return NS_OK;
-}
-
 ns_status ns_gen_save(const char *path, const void *data, size_t n, int durable)
 {
-    ns_status st = NS_OK;
-    char tmp[4200];
-    int fd = -1;
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        st = ns_error(NS_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-        goto done;
-    }
-    const uint8_t *p = data;
-    size_t left = n;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            st = ns_error(NS_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
-            goto done;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (durable && fsync(fd) != 0) {
-        st = ns_error(NS_ERR_IO, "cannot fsync '%s': %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        st = ns_error(NS_ERR_IO, "cannot close '%s': %s", tmp, strerror(errno));
-        goto done;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        st = ns_error(NS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        goto done;
-    }
-    if (durable)
-        st = fsync_dir_of(path);
-done:
-    if (fd >= 0)
-        close(fd);
-    if (st != NS_OK)
-        unlink(tmp);
-    return st;
-}
-
-ns_status ns_gen_mkdirs(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return ns_error(NS_ERR_USAGE, "path too long: '%s'", path);
-    for (char *s = buf + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return ns_error(NS_ERR_IO, "cannot create directory '%s': %s", buf, strerror(errno));
-        *s = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return ns_error(NS_ERR_IO, "cannot create directory '%s': %s", buf, strerror(errno));
-    return NS_OK;
+    return ns_write_file(path, data, n, durable ? NS_WRITE_DURABLE : 0);
 }
 
 /* ---- formats ----------------------------------------------------------------- */

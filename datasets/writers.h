@@ -43,8 +43,6 @@ void ns_gen_buf_release(ns_gen_buf *b); /* caller-owned struct: frees, zeroes */
  * with durable = 1 also fsyncs the file and its directory). */
 ns_status ns_gen_save(const char *path, const void *data, size_t n, int durable);
 
-/* mkdir -p. */
-ns_status ns_gen_mkdirs(const char *path);
 
 /* ---- containers ---------------------------------------------------------- */
 

@@ -50,6 +50,10 @@ START_TEST(test_write_atomic_replaces)
     ck_assert_mem_eq(buf, "v2", 2);
     ck_assert_ns_ok(ns_write_file_atomic(p, "", 0));
     ck_assert_uint_eq(read_all(p, buf, sizeof buf), 0);
+    /* the non-durable mode replaces just the same */
+    ck_assert_ns_ok(ns_write_file(p, "v3!", 3, 0));
+    ck_assert_uint_eq(read_all(p, buf, sizeof buf), 3);
+    ck_assert_mem_eq(buf, "v3!", 3);
     /* no temp file is left behind */
     ck_assert_ns_ok(ns_tmp_name(p, tmp, sizeof tmp));
     ck_assert_ptr_nonnull(strstr(tmp, ".tmp."));

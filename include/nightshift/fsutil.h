@@ -29,9 +29,14 @@ ns_status ns_fsync_parent(const char *path);
  * the directory of `from`.  Both must be on the same filesystem. */
 ns_status ns_atomic_rename(const char *from, const char *to);
 
-/* Writes a small file atomically: "<path>.tmp.<pid>", fsync, rename over
- * path, fsync the directory.  On failure the temp file is removed and path
- * is untouched. */
+enum { NS_WRITE_DURABLE = 1 }; /* fsync the file before and its directory after the rename */
+
+/* Writes a file so that it appears whole or not at all: "<path>.tmp.<pid>",
+ * then rename over path; with NS_WRITE_DURABLE also fsync'd, so it survives
+ * a crash.  On failure the temp file is removed and path is untouched. */
+ns_status ns_write_file(const char *path, const void *data, size_t len, unsigned flags);
+
+/* ns_write_file with NS_WRITE_DURABLE: for small results (summaries, reports). */
 ns_status ns_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* Writes "<path>.tmp.<pid>" into buf (NS_ERR_USAGE when it does not fit). */

@@ -105,6 +105,11 @@ ns_status ns_tmp_name(const char *path, char *buf, size_t cap)
 
 ns_status ns_write_file_atomic(const char *path, const void *data, size_t len)
 {
+    return ns_write_file(path, data, len, NS_WRITE_DURABLE);
+}
+
+ns_status ns_write_file(const char *path, const void *data, size_t len, unsigned flags)
+{
     char tmp[PATH_MAX];
     const char *p = data;
     int fd = -1;
@@ -125,7 +130,7 @@ ns_status ns_write_file_atomic(const char *path, const void *data, size_t len)
         p += w;
         len -= (size_t)w;
     }
-    if (fsync(fd) != 0) {
+    if ((flags & NS_WRITE_DURABLE) && fsync(fd) != 0) {
         st = ns_error(NS_ERR_IO, "cannot fsync '%s': %s", tmp, strerror(errno));
         goto done;
     }
@@ -135,7 +140,10 @@ ns_status ns_write_file_atomic(const char *path, const void *data, size_t len)
         goto done;
     }
     fd = -1;
-    st = ns_atomic_rename(tmp, path);
+    if (flags & NS_WRITE_DURABLE)
+        st = ns_atomic_rename(tmp, path);
+    else if (rename(tmp, path) != 0)
+        st = ns_error(NS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
 done:
     if (fd >= 0)
         close(fd);
