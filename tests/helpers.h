@@ -39,6 +39,15 @@ static inline const char *ns_test_tmpdir(char *buf, size_t cap, const char *tag)
     return buf;
 }
 
+/* Writes text to path (test fixtures), failing the test when it cannot. */
+static inline void ns_test_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create '%s'", path);
+    fputs(text, f);
+    fclose(f);
+}
+
 /* Runs one suite and returns the process exit code. */
 static inline int ns_test_run(Suite *s)
 {

@@ -5,14 +5,6 @@
 #include "nightshift/csv.h"
 #include "nightshift/strbuf.h"
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 START_TEST(test_iso_time)
 {
     double t;
@@ -81,9 +73,9 @@ START_TEST(test_manifest)
     ns_clip_meta meta;
     ns_test_tmpdir(dir, sizeof dir, "manifest");
     snprintf(clip, sizeof clip, "%s/a.tar", dir);
-    write_file(clip, "x");
+    ns_test_write_text(clip, "x");
     snprintf(path, sizeof path, "%s/manifest.csv", dir);
-    write_file(path, "\xEF\xBB\xBFpath,camera,start_time,fps,night,extra\r\n"
+    ns_test_write_text(path, "\xEF\xBB\xBFpath,camera,start_time,fps,night,extra\r\n"
                      "a.tar,\"cam, one\",2026-11-01T22:15:00Z,12.5,2026-11-01,x\r\n"
                      "\n"
                      "sub/b.avi,cam2,,,,\n"
@@ -104,16 +96,16 @@ START_TEST(test_manifest)
     ck_assert_str_eq(meta.camera, "cam4");
     ns_manifest_free(m);
 
-    write_file(path, "path,start_time\na.tar,not-a-time\n");
+    ns_test_write_text(path, "path,start_time\na.tar,not-a-time\n");
     ck_assert_int_eq(ns_manifest_load(path, &m), NS_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(ns_errmsg(), "line 2"));
     ck_assert_ptr_nonnull(strstr(ns_errmsg(), "manifest.csv"));
-    write_file(path, "file,camera\na.tar,c\n");
+    ns_test_write_text(path, "file,camera\na.tar,c\n");
     ck_assert_int_eq(ns_manifest_load(path, &m), NS_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(ns_errmsg(), "'path'"));
-    write_file(path, "path,fps\na.tar,-3\n");
+    ns_test_write_text(path, "path,fps\na.tar,-3\n");
     ck_assert_int_eq(ns_manifest_load(path, &m), NS_ERR_FORMAT);
-    write_file(path, "path,camera\n\"a.tar,cam\n");
+    ns_test_write_text(path, "path,camera\n\"a.tar,cam\n");
     ck_assert_int_eq(ns_manifest_load(path, &m), NS_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(ns_errmsg(), "unterminated"));
     ck_assert_int_eq(ns_manifest_load("/nonexistent/m.csv", &m), NS_ERR_IO);

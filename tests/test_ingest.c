@@ -53,14 +53,6 @@ static void make_tar(const char *path, int n, int seed, int w, int h)
     archive_write_free(a);
 }
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 START_TEST(test_ingest_dedup_and_outcomes)
 {
     char dir[PATH_MAX], in[PATH_MAX + 8], store[PATH_MAX + 8], p[PATH_MAX + 64];
@@ -75,7 +67,7 @@ START_TEST(test_ingest_dedup_and_outcomes)
     snprintf(p, sizeof p, "%s/camB_2026-11-01_230000.tar.gz", in);
     make_tar(p, 7, 2, 200, 100);
     snprintf(p, sizeof p, "%s/notes.txt", in); /* not a clip: skipped silently in walks */
-    write_text(p, "hello");
+    ns_test_write_text(p, "hello");
 
     ns_ingest_default_opts(&o);
     snprintf(o.night, sizeof o.night, "2026-11-01");
@@ -132,7 +124,7 @@ START_TEST(test_sampling_every_and_fps)
     snprintf(p, sizeof p, "%s/clip.tar.gz", dir);
     make_tar(p, 20, 3, 64, 48);
     snprintf(man, sizeof man, "%s/m.csv", dir);
-    write_text(man, "path,camera,start_time,fps,night\nclip.tar.gz,c9,2026-11-02T01:00:00Z,10,2026-11-01\n");
+    ns_test_write_text(man, "path,camera,start_time,fps,night\nclip.tar.gz,c9,2026-11-02T01:00:00Z,10,2026-11-01\n");
     const char *inputs[] = {p};
 
     ns_ingest_default_opts(&o);
