@@ -66,7 +66,8 @@ static ns_status walk(const char *dir, ns_input_list *l, int depth)
         n++;
     }
     /* Natural order makes runs reproducible whatever readdir returns. */
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n > 1)
+        qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n && st == NS_OK; i++) {
         char path[4096];
         struct stat sb;
