@@ -219,12 +219,14 @@ END_TEST
 START_TEST(test_scale_choice)
 {
     static const struct { int w, h, S; ns_fit fit; int sw, sh; } c[] = {
-        {1280, 720, 224, NS_FIT_SQUASH, 480, 270}, /* 3/8: 1/4 gives 180 < 224 */
-        {1280, 720, 224, NS_FIT_CROP, 480, 270},
+        {1280, 720, 224, NS_FIT_SQUASH, 640, 360}, /* 1/2: 1/4 gives 180 < 224; 3/8 is slower */
+        {1280, 720, 224, NS_FIT_CROP, 640, 360},
+        {1920, 1080, 224, NS_FIT_SQUASH, 480, 270}, /* 1/4 */
+        {4000, 3000, 224, NS_FIT_SQUASH, 500, 375}, /* 1/8 */
         {1280, 720, 224, NS_FIT_PAD, 320, 180},    /* 1/4: long side 320 >= 224 */
         {640, 480, 224, NS_FIT_SQUASH, 320, 240},  /* 1/2 */
         {333, 201, 224, NS_FIT_SQUASH, 333, 201},  /* 1/1: 201 < 224 already */
-        {333, 201, 96, NS_FIT_SQUASH, 167, 101},   /* 1/2: 3/8 gives 76 < 96 */
+        {333, 201, 96, NS_FIT_SQUASH, 167, 101},   /* 1/2: 1/4 gives 51 < 96 */
         {16, 16, 224, NS_FIT_SQUASH, 16, 16},      /* smaller than S: no DCT upscale */
     };
     ns_decoder *d = NULL;
@@ -588,7 +590,7 @@ START_TEST(test_scratch_reused)
     ck_assert_uint_eq(ns_decoder_scratch_bytes(d), 0);
     ck_assert_ns_ok(ns_decode_fit(d, big, n1, S, NS_FIT_SQUASH, NULL, out, NULL));
     size_t cap = ns_decoder_scratch_bytes(d);
-    ck_assert_uint_eq(cap, 480 * 270 * 3);
+    ck_assert_uint_eq(cap, 640 * 360 * 3);
     for (int i = 0; i < 100; i++) {
         const uint8_t *j = i % 3 == 0 ? big : i % 3 == 1 ? mid : tiny;
         size_t n = i % 3 == 0 ? n1 : i % 3 == 1 ? n2 : n3;

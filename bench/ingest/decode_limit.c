@@ -10,7 +10,7 @@
  * recursive), or --synthetic N makes N 1280x720 quality-90 frames with
  * photo-like content (gradients, shapes, noise: ~100-200 KB each).  Each
  * frame is decoded with TurboJPEG at the DCT scale ns_decode_fit picks for
- * "squash" (the smallest scale with both sides >= S), then area-resized to
+ * "squash" (the smallest of 1/2, 1/4, 1/8 with both sides >= S), then area-resized to
  * S x S with the project's own resize, which this file includes directly
  * (src/io/resize.c, plus src/core/status.c for its error type) so that the
  * program links with nothing but libturbojpeg, libgomp and libm.  One
@@ -173,8 +173,8 @@ static void make_synthetic(frames *f, int count)
     }
 }
 
-/* Same rule as ns_decode_fit with the "squash" fit: the smallest scale <= 1
- * with both scaled sides >= S, else 1/1. */
+/* Same rule as ns_decode_fit with the "squash" fit: the smallest of 1/1,
+ * 1/2, 1/4, 1/8 with both scaled sides >= S, else 1/1. */
 static tjscalingfactor pick_scale(int w, int h, int S)
 {
     int n = 0;
@@ -182,7 +182,9 @@ static tjscalingfactor pick_scale(int w, int h, int S)
     long long best_px = (long long)w * h;
     for (int i = 0; sf && i < n; i++) {
         int sw = TJSCALED(w, sf[i]), sh = TJSCALED(h, sf[i]);
-        if (sf[i].num <= sf[i].denom && sw >= S && sh >= S && (long long)sw * sh < best_px) {
+        int fast = sf[i].num == 1 && (sf[i].denom == 1 || sf[i].denom == 2 ||
+                                      sf[i].denom == 4 || sf[i].denom == 8);
+        if (fast && sw >= S && sh >= S && (long long)sw * sh < best_px) {
             best = sf[i];
             best_px = (long long)sw * sh;
         }
