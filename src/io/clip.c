@@ -399,12 +399,14 @@ ns_status ns_clip_load(const char *path, const ns_clip_limits *lim, ns_clip *out
     case NS_CLIP_ZIP:
         st = ns_clip_parse_archive_(out, buf, n, lim);
         if (st == NS_OK) {
-            out->data = out->owned_;
             ns_clip_sort_frames_(out);
-            /* Members were copied out; the mapping is no longer needed. */
-            munmap(out->map_, out->map_len_);
-            out->map_ = NULL;
-            out->map_len_ = 0;
+            if (!out->data) {
+                /* Members were copied out; the mapping is no longer needed. */
+                out->data = out->owned_;
+                munmap(out->map_, out->map_len_);
+                out->map_ = NULL;
+                out->map_len_ = 0;
+            }
         }
         break;
     case NS_CLIP_MJPEG:

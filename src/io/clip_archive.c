@@ -1,9 +1,13 @@
 /* clip_archive.c -- tar (any compression) and zip clips through libarchive.
  *
- * The archive is read from the caller's mapping; member bytes are copied into
- * the clip's owned buffer, which is reused across loads.  Every size a header
- * claims is checked before reading and the bytes actually produced are counted
- * while reading, because a hostile header can lie about either.
+ * The archive is read from the caller's mapping.  An uncompressed archive is
+ * first parsed zero-copy: libarchive hands each member back as one block
+ * inside the mapping, and frames point there.  Otherwise (compression, or a
+ * member that does not come back whole, e.g. deflated zip entries) member
+ * bytes are copied into the clip's owned buffer, which is reused across
+ * loads.  Every size a header claims is checked before reading and the bytes
+ * actually produced are counted while reading, because a hostile header can
+ * lie about either.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -28,7 +32,27 @@ typedef struct arc_state {
     const ns_clip_limits *lim;
     struct archive *a;
     uint64_t total; /* uncompressed bytes produced by all members so far */
+    const uint8_t *buf;
+    size_t n;
+    int zero_copy;  /* frames point into buf */
+    int fall_back;  /* zero copy impossible: parse again, copying */
 } arc_state;
+
+/* Zero copy: the current member's bytes as one block inside the mapping.
+ * Returns 0 when libarchive did not hand them back that way. */
+static int member_in_place(arc_state *s, uint64_t size, size_t *off)
+{
+    const void *p = NULL;
+    size_t got = 0;
+    la_int64_t at = -1;
+    if (size == 0)
+        return 1; /* nothing to point at: a non-frame either way */
+    if (archive_read_data_block(s->a, &p, &got, &at) != ARCHIVE_OK || at != 0 || got != size ||
+        (const uint8_t *)p < s->buf || (size_t)((const uint8_t *)p - s->buf) > s->n - got)
+        return 0;
+    *off = (size_t)((const uint8_t *)p - s->buf);
+    return 1;
+}
 
 static const char *entry_kind(struct archive_entry *e)
 {
@@ -182,10 +206,10 @@ static void set_container(arc_state *s)
     snprintf(c->container, sizeof c->container, "%s%s", base, suffix);
 }
 
-ns_status ns_clip_parse_archive_(ns_clip *c, const uint8_t *buf, size_t n,
-                                 const ns_clip_limits *lim)
+static ns_status parse_pass(ns_clip *c, const uint8_t *buf, size_t n,
+                            const ns_clip_limits *lim, int zero_copy, int *fall_back)
 {
-    arc_state s = {.c = c, .lim = lim};
+    arc_state s = {.c = c, .lim = lim, .buf = buf, .n = n, .zero_copy = zero_copy};
     struct archive_entry *e;
     ns_status st = NS_OK;
     uint64_t n_entries = 0;
@@ -202,11 +226,16 @@ ns_status ns_clip_parse_archive_(ns_clip *c, const uint8_t *buf, size_t n,
     archive_read_support_format_zip(s.a);
     /* Members of a tar or zip of JPEGs add up to about the file's size, so one
      * reservation up front usually spares every later growth. */
-    st = ns_clip_reserve_data_(c, n < lim->max_total_bytes ? n : (size_t)lim->max_total_bytes);
-    if (st != NS_OK)
+    if (!zero_copy &&
+        (st = ns_clip_reserve_data_(c, n < lim->max_total_bytes ? n : (size_t)lim->max_total_bytes)) != NS_OK)
         goto done;
     if (archive_read_open_memory(s.a, buf, n) != ARCHIVE_OK) {
         st = header_error(&s, 0);
+        goto done;
+    }
+    if (zero_copy && !(archive_filter_count(s.a) == 1 &&
+                       archive_filter_code(s.a, 0) == ARCHIVE_FILTER_NONE)) {
+        *fall_back = 1; /* compressed: members only exist in libarchive's buffers */
         goto done;
     }
     for (;;) {
@@ -245,10 +274,29 @@ ns_status ns_clip_parse_archive_(ns_clip *c, const uint8_t *buf, size_t n,
             }
         }
         regular = !archive_entry_hardlink(e) && archive_entry_filetype(e) == AE_IFREG;
-        /* Non-regular entries are drained too so their bytes count against the caps. */
-        st = read_member(&s, name, regular, hint, &kept, &is_jpeg);
-        if (st != NS_OK)
-            goto done;
+        if (zero_copy) {
+            size_t off = 0;
+            /* Uncompressed: sizes are bounded by the file, no bomb possible. */
+            if (!archive_entry_size_is_set(e) || (regular && !member_in_place(&s, hint, &off))) {
+                *fall_back = 1;
+                goto done;
+            }
+            s.total += hint;
+            kept = regular ? (size_t)hint : 0;
+            is_jpeg = kept >= 2 && buf[off] == 0xFF && buf[off + 1] == 0xD8;
+            if (regular && is_jpeg) {
+                st = ns_clip_add_frame_(c, lim, off, kept, name, strlen(name),
+                                        ns_clip_name_number_(name));
+                if (st != NS_OK)
+                    goto done;
+                continue;
+            }
+        } else {
+            /* Non-regular entries are drained too so their bytes count against the caps. */
+            st = read_member(&s, name, regular, hint, &kept, &is_jpeg);
+            if (st != NS_OK)
+                goto done;
+        }
         if (!regular) {
             c->n_skipped_nonregular++;
             ns_warn(&c->warn, "'%s': skipped member '%s' (%s)", c->path,
@@ -271,8 +319,29 @@ ns_status ns_clip_parse_archive_(ns_clip *c, const uint8_t *buf, size_t n,
     if (c->n_frames == 0)
         st = ns_error(NS_ERR_CORRUPT, "'%s': %s archive has no JPEG frames", c->path,
                       c->container);
+    if (zero_copy) {
+        c->data = buf;
+        c->data_len = n;
+    }
 done:
     if (s.a)
         archive_read_free(s.a);
     return st;
+}
+
+ns_status ns_clip_parse_archive_(ns_clip *c, const uint8_t *buf, size_t n,
+                                 const ns_clip_limits *lim)
+{
+    int fall_back = 0;
+    ns_status st = parse_pass(c, buf, n, lim, 1, &fall_back);
+    if (st != NS_OK || !fall_back)
+        return st;
+    /* Start over, copying: forget what the zero-copy pass collected. */
+    ns_warnings_release(&c->warn);
+    c->n_frames = 0;
+    c->names_len = 0;
+    c->data = NULL;
+    c->data_len = 0;
+    c->n_skipped_nonregular = c->n_skipped_nonjpeg = 0;
+    return parse_pass(c, buf, n, lim, 0, &fall_back);
 }
