@@ -59,7 +59,7 @@ void ns_cli_progress_init(ns_cli_progress *p, int enabled)
     memset(p, 0, sizeof *p);
     p->tty = isatty(STDERR_FILENO);
     p->enabled = enabled;
-    p->interval = p->tty ? 0.25 : 10.0;
+    p->interval = p->tty ? 0.25 : 5.0;
     p->last = p->tty ? -1e9 : 0; /* logs: first line after one interval */
 }
 
