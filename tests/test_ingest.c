@@ -78,6 +78,7 @@ START_TEST(test_ingest_dedup_and_outcomes)
     ck_assert_ns_ok(ns_ingest_run(store, inputs, 1, &o, &sum));
     ck_assert_uint_eq(sum.inputs, 3);
     ck_assert_uint_eq(sum.files_skipped, 1);
+    ck_assert_str_eq(sum.night, "2026-11-01");
     ck_assert_uint_eq(sum.clips[NS_OUTCOME_INGESTED], 2);
     ck_assert_uint_eq(sum.frames_stored, 17);
     ck_assert_uint_eq(sum.shards_committed, 1);
@@ -186,6 +187,7 @@ START_TEST(test_cancel_keeps_finished_clips)
     o.on_clip = cancel_after_first;
     const char *inputs[] = {dir};
     ck_assert_int_eq(ns_ingest_run(store, inputs, 1, &o, &sum), NS_ERR_INTERRUPTED);
+    ck_assert_uint_eq(sum.inputs, 3); /* the store, inside dir, is not walked */
     /* Clip 0 is reported while clip 1 decodes; the run then stops, keeping
      * both finished clips and never starting clip 2. */
     ck_assert_uint_eq(sum.clips[NS_OUTCOME_INGESTED], 2);

@@ -81,6 +81,7 @@ typedef struct ns_ingest_problem {
 } ns_ingest_problem;
 
 typedef struct ns_ingest_summary {
+    char night[NS_NIGHT_LEN];       /* the default night used (--night or today) */
     size_t inputs, files_skipped;   /* skipped: not clips, found while walking directories */
     size_t clips[NS_OUTCOME_COUNT]; /* by outcome */
     uint64_t frames_seen, frames_stored, frames_damaged, frames_failed, frames_skipped;

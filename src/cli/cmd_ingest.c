@@ -74,7 +74,7 @@ static ns_status write_summary(const char *path, const char *store, const ns_ing
     ns_strbuf_printf(&b, ",\n  \"store\": ");
     ns_strbuf_json_str(&b, store);
     ns_strbuf_printf(&b, ",\n  \"night\": ");
-    ns_strbuf_json_str(&b, o->night);
+    ns_strbuf_json_str(&b, s->night);
     ns_strbuf_printf(&b, ",\n  \"inputs\": %zu,\n  \"files_skipped\": %zu,\n  \"clips\": {",
                      s->inputs, s->files_skipped);
     for (int i = 0; i < NS_OUTCOME_COUNT; i++)

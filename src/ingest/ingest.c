@@ -626,6 +626,7 @@ static ns_status run_init(run *r, const char *store_dir, const ns_ingest_opts *o
         localtime_r(&t, &tm);
         strftime(r->default_night, sizeof r->default_night, "%Y-%m-%d", &tm);
     }
+    memcpy(sum->night, r->default_night, sizeof sum->night);
     if (o->every < 1 || o->batch < 1 || o->fps < 0 || o->shard_frames < 1)
         return ns_error(NS_ERR_USAGE, "--every, --batch and --shard-frames must be positive");
     if (o->name_pattern && *o->name_pattern && (st = ns_name_pattern_check(o->name_pattern)) != NS_OK)
@@ -697,7 +698,7 @@ ns_status ns_ingest_run(const char *store_dir, const char *const *inputs, size_t
     st = run_init(&r, store_dir, o, sum);
     if (st != NS_OK)
         goto done;
-    if ((st = ns_inputs_collect(inputs, n_inputs, &list)) != NS_OK)
+    if ((st = ns_inputs_collect(inputs, n_inputs, store_dir, &list)) != NS_OK)
         goto done;
     sum->inputs = list.n;
     r.prog.clips_total = list.n;

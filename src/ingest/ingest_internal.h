@@ -20,9 +20,11 @@ typedef struct ns_input_list {
 } ns_input_list;
 
 /* Expands files and directories (recursively, natural order, hidden entries
- * and non-regular files skipped) into a flat list.  A named path that does
- * not exist is an error naming it. */
-ns_status ns_inputs_collect(const char *const *paths, size_t n, ns_input_list *out);
+ * and non-regular files skipped) into a flat list.  A directory whose real
+ * path is skip_dir (the store itself, when it sits among the inputs) is not
+ * entered.  A named path that does not exist is an error naming it. */
+ns_status ns_inputs_collect(const char *const *paths, size_t n, const char *skip_dir,
+                           ns_input_list *out);
 void ns_inputs_release(ns_input_list *l);
 
 #endif

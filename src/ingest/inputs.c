@@ -1,5 +1,6 @@
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,15 +34,18 @@ static int cmp_names(const void *a, const void *b)
     return ns_natural_cmp(*(char *const *)a, *(char *const *)b);
 }
 
-static ns_status walk(const char *dir, ns_input_list *l, int depth)
+static ns_status walk(const char *dir, const char *skip, ns_input_list *l, int depth)
 {
     ns_status st = NS_OK;
     DIR *d = NULL;
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
+    char real[PATH_MAX];
     if (depth > 64)
         return ns_error(NS_ERR_LIMIT, "'%s': directories nested more than 64 deep", dir);
+    if (skip && realpath(dir, real) && strcmp(real, skip) == 0)
+        return NS_OK;
     d = opendir(dir);
     if (!d)
         return ns_error(NS_ERR_IO, "cannot open directory '%s': %s", dir, strerror(errno));
@@ -77,7 +81,7 @@ static ns_status walk(const char *dir, ns_input_list *l, int depth)
         if (lstat(path, &sb) != 0)
             continue;
         if (S_ISDIR(sb.st_mode))
-            st = walk(path, l, depth + 1);
+            st = walk(path, skip, l, depth + 1);
         else if (S_ISREG(sb.st_mode))
             st = push(l, path, (uint64_t)sb.st_size, 1);
     }
@@ -89,9 +93,12 @@ done:
     return st;
 }
 
-ns_status ns_inputs_collect(const char *const *paths, size_t n, ns_input_list *out)
+ns_status ns_inputs_collect(const char *const *paths, size_t n, const char *skip_dir,
+                           ns_input_list *out)
 {
     ns_status st = NS_OK;
+    char skip[PATH_MAX];
+    const char *sk = skip_dir && realpath(skip_dir, skip) ? skip : NULL;
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < n && st == NS_OK; i++) {
         struct stat sb;
@@ -105,7 +112,7 @@ ns_status ns_inputs_collect(const char *const *paths, size_t n, ns_input_list *o
             snprintf(trimmed, sizeof trimmed, "%s", paths[i]);
             while (len > 1 && trimmed[len - 1] == '/')
                 trimmed[--len] = '\0';
-            st = walk(trimmed, out, 0);
+            st = walk(trimmed, sk, out, 0);
         } else if (S_ISREG(sb.st_mode)) {
             st = push(out, paths[i], (uint64_t)sb.st_size, 0);
         } else {
