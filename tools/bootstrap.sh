@@ -36,16 +36,33 @@ demo)
   ;;
 test)
   start=$(date +%s)
+  logs=$(mktemp -d)
+  trap 'rm -rf "$logs"' EXIT
+  rc=0
   configure_and_build "$build" -DNS_WERROR=ON
-  (cd "$build" && ctest -j"$jobs" --output-on-failure --timeout 1200)
+  # pipefail: a failing ctest fails the pipeline; keep going to the summary.
+  (cd "$build" && ctest -j"$jobs" --output-on-failure --timeout 1200) 2>&1 |
+    tee "$logs/main.log" || rc=1
   if [ "${NS_SKIP_ASAN:-0}" != 1 ]; then
     # CUDA stays out of the sanitizer build: cudart and ASan disagree about memory.
     configure_and_build "$build-asan" -DNS_WERROR=ON -DNS_SANITIZE=ON -DNS_CUDA=OFF \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo
     (cd "$build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      ctest -j"$jobs" --output-on-failure --timeout 1800 -LE slow)
+      ctest -j"$jobs" --output-on-failure --timeout 1800 -LE slow) 2>&1 |
+      tee "$logs/asan.log" || rc=1
   fi
-  echo "bootstrap test: all done in $(( $(date +%s) - start )) s"
+  # One closing line over both passes (ctest counts skipped tests as passed).
+  total=0; failed=0; skipped=0
+  for f in "$logs"/*.log; do
+    line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$f" | tail -1)
+    [ -n "$line" ] || { rc=1; continue; }
+    total=$((total + $(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')))
+    failed=$((failed + $(echo "$line" | sed -E 's/.*passed, ([0-9]+) tests failed.*/\1/')))
+    skipped=$((skipped + $(grep -c '(Skipped)' "$f" || true)))
+  done
+  echo "bootstrap test: done in $(( $(date +%s) - start )) s (unit, end-to-end, then ASan+UBSan)"
+  echo "test: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
+  exit "$rc"
   ;;
 esac
