@@ -17,7 +17,7 @@ for night in "$out"/data/20*; do
   "$ns" ingest --store "$out/store" --night "$n" --manifest "$out/data/manifest.csv" \
     --summary "$out/ingest-$n.json" "$night"
 done
-echo "== re-running one night ingests nothing twice"
+echo "== re-running every night ingests nothing twice"
 "$ns" ingest --store "$out/store" --manifest "$out/data/manifest.csv" "$out/data" | tail -1
 echo "== store summary"
 "$ns" info --store "$out/store"
