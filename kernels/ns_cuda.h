@@ -16,6 +16,9 @@
 extern "C" {
 #endif
 
+/* Inside the extern "C" block: ops.h itself has no C++ guards. */
+#include "nightshift/ops.h"
+
 #define NS_CUDA_MAX_DEVICES 16
 
 typedef struct ns_cuda_device {
@@ -42,6 +45,61 @@ void ns_ref_iota_affine(uint32_t *out, size_t n, uint32_t a, uint32_t b);
 
 /* The same on device `dev`, copied back to host `out`. */
 ns_status ns_cuda_iota_affine(int dev, uint32_t *out, size_t n, uint32_t a, uint32_t b);
+
+/* ---- embedding operators on device -------------------------------------------
+ *
+ * The ns_cuda_* twins of the ns_ref_* operators in nightshift/ops.h: the same
+ * arguments and semantics, but every tensor is a device pointer and work is
+ * queued on the context's stream (call ns_cuda_ctx_sync, or download, to wait).
+ * Errors of the CUDA runtime and cuBLAS come back as statuses with a message.
+ * The operators do not select the device themselves: with several GPUs, a
+ * thread calls cudaSetDevice (via ns_cuda_ctx_create) before using a context.
+ */
+
+typedef struct ns_cuda_ctx ns_cuda_ctx;
+
+/* Selects `device`, creates a stream and a cuBLAS handle bound to it. */
+ns_status ns_cuda_ctx_create(int device, ns_cuda_ctx **out);
+void ns_cuda_ctx_free(ns_cuda_ctx *ctx); /* NULL-safe */
+/* Waits for everything queued on the context's stream. */
+ns_status ns_cuda_ctx_sync(ns_cuda_ctx *ctx);
+
+/* Device memory (bytes; *out is NULL on failure). */
+ns_status ns_cuda_malloc(void **out, size_t bytes);
+void ns_cuda_free(void *dev); /* NULL-safe */
+/* Host -> device, queued on the stream; host must stay valid until the next
+ * sync (pinned host memory makes the copy truly asynchronous). */
+ns_status ns_cuda_upload(ns_cuda_ctx *ctx, void *dev, const void *host, size_t bytes);
+/* Device -> host after the work queued before it; returns when host is filled. */
+ns_status ns_cuda_download(ns_cuda_ctx *ctx, void *host, const void *dev, size_t bytes);
+/* Page-locked host memory for fast transfers. */
+ns_status ns_cuda_host_alloc(void **out, size_t bytes);
+void ns_cuda_host_free(void *host); /* NULL-safe */
+
+/* Floats of device scratch ns_cuda_conv2d needs (p prepared); 0 when none. */
+size_t ns_cuda_conv_workspace_floats(const ns_conv_params *p);
+
+ns_status ns_cuda_conv2d(ns_cuda_ctx *ctx, const ns_conv_params *p, const float *x,
+                         const float *w, const float *bias, ns_act act, float *y,
+                         float *workspace);
+ns_status ns_cuda_maxpool(ns_cuda_ctx *ctx, const ns_pool_params *p, const float *x, float *y);
+ns_status ns_cuda_avgpool(ns_cuda_ctx *ctx, const ns_pool_params *p, const float *x, float *y);
+ns_status ns_cuda_global_avgpool(ns_cuda_ctx *ctx, const float *x, int n, int c, int hw,
+                                 float *y);
+ns_status ns_cuda_act(ns_cuda_ctx *ctx, ns_act act, float *x, size_t n);
+ns_status ns_cuda_add(ns_cuda_ctx *ctx, const float *a, const float *b, float *y, size_t n,
+                      ns_act act);
+ns_status ns_cuda_mul_channel(ns_cuda_ctx *ctx, const float *x, const float *s, float *y, int n,
+                              int c, int hw);
+ns_status ns_cuda_gemm(ns_cuda_ctx *ctx, const float *x, const float *w, const float *bias,
+                       float *y, int n, int k, int m, ns_act act);
+/* x: a host array of k device pointers; c: host array of k channel counts. */
+ns_status ns_cuda_concat(ns_cuda_ctx *ctx, const float *const *x, const int *c, int k, int n,
+                         int hw, float *y);
+ns_status ns_cuda_l2norm(ns_cuda_ctx *ctx, float *x, int n, int d);
+/* frames: device (n, S, S, 3) uint8; y: device (n, 3, size, size). */
+ns_status ns_cuda_preprocess(ns_cuda_ctx *ctx, const ns_preproc *pp, const uint8_t *frames,
+                             int n, int S, float *y);
 
 #ifdef __cplusplus
 }

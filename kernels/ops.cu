@@ -1,0 +1,661 @@
+// ops.cu -- the embedding operators on device (fp32), twins of ns_ref_* in ops.h.
+//
+// Convolutions are im2col + cuBLAS (one strided-batched SGEMM per image over
+// the groups), except depthwise ones, which a direct kernel does in one pass.
+// Bias and activation are fused into one epilogue pass over the output.
+// Everything is queued on the context's stream; CUDA and cuBLAS errors are
+// translated here, and only here, into ns_error messages.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "ns_cuda.h"
+
+struct ns_cuda_ctx {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+};
+
+static ns_status cuda_fail(cudaError_t err, const char *what)
+{
+    ns_status code = NS_ERR_INTERNAL;
+    if (err == cudaErrorMemoryAllocation)
+        code = NS_ERR_NOMEM;
+    else if (err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver ||
+             err == cudaErrorInvalidDevice)
+        code = NS_ERR_NODEV;
+    return ns_error(code, "kernels/ops.cu: %s: %s", what, cudaGetErrorString(err));
+}
+
+static ns_status blas_fail(cublasStatus_t err, const char *what)
+{
+    ns_status code = err == CUBLAS_STATUS_ALLOC_FAILED ? NS_ERR_NOMEM : NS_ERR_INTERNAL;
+    return ns_error(code, "kernels/ops.cu: %s: %s (%s)", what, cublasGetStatusName(err),
+                    cublasGetStatusString(err));
+}
+
+#define CUDA_TRY(call)                                                                  \
+    do {                                                                                \
+        cudaError_t err_ = (call);                                                      \
+        if (err_ != cudaSuccess) {                                                      \
+            st = cuda_fail(err_, #call);                                                \
+            goto done;                                                                  \
+        }                                                                               \
+    } while (0)
+
+#define BLAS_TRY(call)                                                                  \
+    do {                                                                                \
+        cublasStatus_t err_ = (call);                                                   \
+        if (err_ != CUBLAS_STATUS_SUCCESS) {                                            \
+            st = blas_fail(err_, #call);                                                \
+            goto done;                                                                  \
+        }                                                                               \
+    } while (0)
+
+#define USAGE_IF(cond, ...)                                                             \
+    do {                                                                                \
+        if (cond) {                                                                     \
+            st = ns_error(NS_ERR_USAGE, __VA_ARGS__);                                   \
+            goto done;                                                                  \
+        }                                                                               \
+    } while (0)
+
+static const int kThreads = 256;
+
+// Grid for a grid-stride loop over n items: enough blocks to fill the GPU,
+// capped so huge tensors loop instead of overflowing the grid.
+static unsigned grid_for(size_t n)
+{
+    size_t b = (n + kThreads - 1) / kThreads;
+    if (b == 0)
+        b = 1;
+    return (unsigned)(b < 65536 ? b : 65536);
+}
+
+// ---- activations ---------------------------------------------------------------
+
+__device__ __forceinline__ float act_apply(ns_act_kind kind, float a, float b, float v)
+{
+    switch (kind) {
+    case NS_ACT_RELU:
+        return v > 0.0f ? v : 0.0f;
+    case NS_ACT_CLIP:
+        return fminf(fmaxf(v, a), b);
+    case NS_ACT_SIGMOID:
+        return 1.0f / (1.0f + expf(-v));
+    case NS_ACT_HARDSIGMOID:
+        return fmaxf(0.0f, fminf(1.0f, a * v + b));
+    case NS_ACT_HARDSWISH:
+        return v * fminf(fmaxf(v + 3.0f, 0.0f), 6.0f) / 6.0f;
+    case NS_ACT_SILU:
+        return v / (1.0f + expf(-v));
+    default:
+        return v;
+    }
+}
+
+// y = act(x + bias[(i / inner) % channels]); bias may be NULL.  Serves as the
+// conv epilogue (inner = h_out * w_out) and the gemm one (inner = 1).
+__global__ void bias_act_kernel(float *y, size_t n, const float *bias, size_t inner,
+                                size_t channels, ns_act_kind kind, float a, float b)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float v = y[i];
+        if (bias)
+            v += bias[(i / inner) % channels];
+        y[i] = act_apply(kind, a, b, v);
+    }
+}
+
+__global__ void add_kernel(const float *x, const float *z, float *y, size_t n, ns_act_kind kind,
+                           float a, float b)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = act_apply(kind, a, b, x[i] + z[i]);
+}
+
+__global__ void mul_channel_kernel(const float *x, const float *s, float *y, size_t n, size_t hw)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = x[i] * s[i / hw];
+}
+
+static ns_status bias_act(ns_cuda_ctx *ctx, float *y, size_t n, const float *bias, size_t inner,
+                          size_t channels, ns_act act)
+{
+    ns_status st = NS_OK;
+    if (n == 0 || (!bias && act.kind == NS_ACT_NONE))
+        return NS_OK;
+    bias_act_kernel<<<grid_for(n), kThreads, 0, ctx->stream>>>(y, n, bias, inner, channels,
+                                                               act.kind, act.a, act.b);
+    CUDA_TRY(cudaGetLastError());
+done:
+    return st;
+}
+
+// ---- context and memory ----------------------------------------------------------
+
+extern "C" ns_status ns_cuda_ctx_create(int device, ns_cuda_ctx **out)
+{
+    ns_status st = NS_OK;
+    ns_cuda_ctx *c = (ns_cuda_ctx *)calloc(1, sizeof *c);
+    *out = NULL;
+    if (!c)
+        return ns_error(NS_ERR_NOMEM, "kernels/ops.cu: CUDA context: out of memory");
+    c->device = device;
+    CUDA_TRY(cudaSetDevice(device));
+    CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    BLAS_TRY(cublasCreate(&c->blas));
+    BLAS_TRY(cublasSetStream(c->blas, c->stream));
+    // Full fp32 SGEMM, stated rather than assumed: TF32 tensor cores would miss
+    // the reference by ~1e-3.
+    BLAS_TRY(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
+    *out = c;
+    c = NULL;
+done:
+    ns_cuda_ctx_free(c);
+    return st;
+}
+
+extern "C" void ns_cuda_ctx_free(ns_cuda_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->blas)
+        cublasDestroy(ctx->blas);
+    if (ctx->stream) {
+        cudaStreamSynchronize(ctx->stream);
+        cudaStreamDestroy(ctx->stream);
+    }
+    free(ctx);
+}
+
+extern "C" ns_status ns_cuda_ctx_sync(ns_cuda_ctx *ctx)
+{
+    ns_status st = NS_OK;
+    CUDA_TRY(cudaStreamSynchronize(ctx->stream));
+done:
+    return st;
+}
+
+extern "C" ns_status ns_cuda_malloc(void **out, size_t bytes)
+{
+    ns_status st = NS_OK;
+    *out = NULL;
+    CUDA_TRY(cudaMalloc(out, bytes > 0 ? bytes : 4));
+done:
+    if (st != NS_OK)
+        *out = NULL;
+    return st;
+}
+
+extern "C" void ns_cuda_free(void *dev)
+{
+    if (dev)
+        cudaFree(dev);
+}
+
+extern "C" ns_status ns_cuda_host_alloc(void **out, size_t bytes)
+{
+    ns_status st = NS_OK;
+    *out = NULL;
+    CUDA_TRY(cudaMallocHost(out, bytes > 0 ? bytes : 4));
+done:
+    if (st != NS_OK)
+        *out = NULL;
+    return st;
+}
+
+extern "C" void ns_cuda_host_free(void *host)
+{
+    if (host)
+        cudaFreeHost(host);
+}
+
+extern "C" ns_status ns_cuda_upload(ns_cuda_ctx *ctx, void *dev, const void *host, size_t bytes)
+{
+    ns_status st = NS_OK;
+    if (bytes > 0)
+        CUDA_TRY(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, ctx->stream));
+done:
+    return st;
+}
+
+extern "C" ns_status ns_cuda_download(ns_cuda_ctx *ctx, void *host, const void *dev, size_t bytes)
+{
+    ns_status st = NS_OK;
+    if (bytes > 0)
+        CUDA_TRY(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, ctx->stream));
+    CUDA_TRY(cudaStreamSynchronize(ctx->stream));
+done:
+    return st;
+}
+
+// ---- convolution ------------------------------------------------------------------
+
+static bool conv_is_pointwise(const ns_conv_params *p)
+{
+    return p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+           p->pad_top == 0 && p->pad_left == 0 && p->pad_bottom == 0 && p->pad_right == 0;
+}
+
+static bool conv_is_depthwise(const ns_conv_params *p)
+{
+    return p->groups > 1 && p->groups == p->c_in;
+}
+
+extern "C" size_t ns_cuda_conv_workspace_floats(const ns_conv_params *p)
+{
+    if (conv_is_depthwise(p) || conv_is_pointwise(p))
+        return 0;
+    return (size_t)p->c_in * p->kh * p->kw * p->h_out * p->w_out;
+}
+
+// col (c_in * kh * kw, h_out * w_out) of one image; row r = (ci, ky, kx).
+__global__ void im2col_kernel(const float *x, float *col, int c_in, int h, int w, int kh, int kw,
+                              int sh, int sw, int pt, int pl, int dh, int dw, int h_out,
+                              int w_out)
+{
+    size_t P = (size_t)h_out * w_out;
+    size_t total = (size_t)c_in * kh * kw * P;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / P, q = i % P;
+        int kx = (int)(r % kw), ky = (int)((r / kw) % kh), ci = (int)(r / ((size_t)kw * kh));
+        int ox = (int)(q % w_out), oy = (int)(q / w_out);
+        int iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
+        float v = 0.0f;
+        if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+            v = x[((size_t)ci * h + iy) * w + ix];
+        col[i] = v;
+    }
+}
+
+// One thread per output of a depthwise conv (groups == c_in; c_out may be a
+// multiple of c_in), bias and activation fused.
+__global__ void depthwise_kernel(const float *x, const float *wt, const float *bias, float *y,
+                                 int n, int c_in, int h, int w, int c_out, int kh, int kw, int sh,
+                                 int sw, int pt, int pl, int dh, int dw, int h_out, int w_out,
+                                 ns_act_kind kind, float a, float b)
+{
+    size_t total = (size_t)n * c_out * h_out * w_out;
+    int mult = c_out / c_in;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int ox = (int)(i % w_out);
+        int oy = (int)((i / w_out) % h_out);
+        int oc = (int)((i / ((size_t)w_out * h_out)) % c_out);
+        size_t img = i / ((size_t)w_out * h_out * c_out);
+        const float *xp = x + (img * c_in + oc / mult) * (size_t)h * w;
+        const float *wp = wt + (size_t)oc * kh * kw;
+        float acc = 0.0f;
+        for (int ky = 0; ky < kh; ky++) {
+            int iy = oy * sh - pt + ky * dh;
+            if (iy < 0 || iy >= h)
+                continue;
+            for (int kx = 0; kx < kw; kx++) {
+                int ix = ox * sw - pl + kx * dw;
+                if (ix >= 0 && ix < w)
+                    acc += xp[(size_t)iy * w + ix] * wp[ky * kw + kx];
+            }
+        }
+        if (bias)
+            acc += bias[oc];
+        y[i] = act_apply(kind, a, b, acc);
+    }
+}
+
+extern "C" ns_status ns_cuda_conv2d(ns_cuda_ctx *ctx, const ns_conv_params *p, const float *x,
+                                    const float *w, const float *bias, ns_act act, float *y,
+                                    float *workspace)
+{
+    ns_status st = NS_OK;
+    size_t P = (size_t)p->h_out * p->w_out;
+    size_t out_total = (size_t)p->n * p->c_out * P;
+    USAGE_IF(p->groups < 1 || p->c_in % p->groups || p->c_out % p->groups || p->h_out < 1 ||
+                 p->w_out < 1,
+             "kernels/ops.cu: conv2d: parameters not prepared (groups %d, c_in %d, c_out %d, "
+             "out %dx%d)",
+             p->groups, p->c_in, p->c_out, p->h_out, p->w_out);
+    if (out_total == 0)
+        goto done;
+    if (conv_is_depthwise(p)) {
+        depthwise_kernel<<<grid_for(out_total), kThreads, 0, ctx->stream>>>(
+            x, w, bias, y, p->n, p->c_in, p->h, p->w, p->c_out, p->kh, p->kw, p->stride_h,
+            p->stride_w, p->pad_top, p->pad_left, p->dil_h, p->dil_w, p->h_out, p->w_out,
+            act.kind, act.a, act.b);
+        CUDA_TRY(cudaGetLastError());
+        goto done;
+    }
+    {
+        bool pointwise = conv_is_pointwise(p);
+        USAGE_IF(!pointwise && !workspace,
+                 "kernels/ops.cu: conv2d: no workspace (%zu floats needed)",
+                 ns_cuda_conv_workspace_floats(p));
+        int G = p->groups;
+        int cog = p->c_out / G, cig = p->c_in / G;
+        int K = cig * p->kh * p->kw;
+        size_t in_img = (size_t)p->c_in * p->h * p->w;
+        size_t col_total = (size_t)p->c_in * p->kh * p->kw * P;
+        const float alpha = 1.0f, beta = 0.0f;
+        for (int i = 0; i < p->n; i++) {
+            const float *xi = x + i * in_img;
+            const float *col = xi; // a 1x1 stride-1 unpadded conv reads x as its col
+            if (!pointwise) {
+                im2col_kernel<<<grid_for(col_total), kThreads, 0, ctx->stream>>>(
+                    xi, workspace, p->c_in, p->h, p->w, p->kh, p->kw, p->stride_h,
+                    p->stride_w, p->pad_top, p->pad_left, p->dil_h, p->dil_w, p->h_out,
+                    p->w_out);
+                CUDA_TRY(cudaGetLastError());
+                col = workspace;
+            }
+            // Row-major y_g (cog, P) = w_g (cog, K) . col_g (K, P); cuBLAS is
+            // column-major, so compute y_g^T (P, cog) = col_g^T . w_g^T.
+            BLAS_TRY(cublasSgemmStridedBatched(
+                ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)P, cog, K, &alpha, col, (int)P,
+                (long long)K * (long long)P, w, K, (long long)cog * K, &beta,
+                y + (size_t)i * p->c_out * P, (int)P, (long long)cog * (long long)P, G));
+        }
+        st = bias_act(ctx, y, out_total, bias, P, (size_t)p->c_out, act);
+    }
+done:
+    return st;
+}
+
+// ---- pooling -------------------------------------------------------------------------
+
+// One thread per output.  Windows follow PyTorch/ONNX: they are clipped to
+// the padded input (ceil_mode windows may run past it); max ignores padding;
+// average divides by the padded window (count_include_pad) or by the input
+// cells it covers.  ns_pool_prepare keeps every window on at least one cell.
+__global__ void pool_kernel(const float *x, float *y, int n, int c, int h, int w, int kh, int kw,
+                            int sh, int sw, int pt, int pl, int pb, int pr, int h_out, int w_out,
+                            int is_max, int count_include_pad)
+{
+    size_t total = (size_t)n * c * h_out * w_out;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int ox = (int)(i % w_out);
+        int oy = (int)((i / w_out) % h_out);
+        size_t plane = i / ((size_t)w_out * h_out);
+        const float *xp = x + plane * (size_t)h * w;
+        int y0 = oy * sh - pt, x0 = ox * sw - pl;
+        int y1 = min(y0 + kh, h + pb), x1 = min(x0 + kw, w + pr);
+        int padded = (y1 - y0) * (x1 - x0);
+        y0 = max(y0, 0);
+        x0 = max(x0, 0);
+        y1 = min(y1, h);
+        x1 = min(x1, w);
+        float acc = is_max ? -INFINITY : 0.0f;
+        for (int yy = y0; yy < y1; yy++)
+            for (int xx = x0; xx < x1; xx++) {
+                float v = xp[(size_t)yy * w + xx];
+                acc = is_max ? fmaxf(acc, v) : acc + v;
+            }
+        if (!is_max) {
+            int cnt = count_include_pad ? padded : (y1 - y0) * (x1 - x0);
+            acc = cnt > 0 ? acc / (float)cnt : 0.0f;
+        }
+        y[i] = acc;
+    }
+}
+
+static ns_status pool(ns_cuda_ctx *ctx, const ns_pool_params *p, const float *x, float *y,
+                      int is_max)
+{
+    ns_status st = NS_OK;
+    size_t total = (size_t)p->n * p->c * p->h_out * p->w_out;
+    if (total == 0)
+        return NS_OK;
+    pool_kernel<<<grid_for(total), kThreads, 0, ctx->stream>>>(
+        x, y, p->n, p->c, p->h, p->w, p->kh, p->kw, p->stride_h, p->stride_w, p->pad_top,
+        p->pad_left, p->pad_bottom, p->pad_right, p->h_out, p->w_out, is_max,
+        p->count_include_pad);
+    CUDA_TRY(cudaGetLastError());
+done:
+    return st;
+}
+
+extern "C" ns_status ns_cuda_maxpool(ns_cuda_ctx *ctx, const ns_pool_params *p, const float *x,
+                                     float *y)
+{
+    return pool(ctx, p, x, y, 1);
+}
+
+extern "C" ns_status ns_cuda_avgpool(ns_cuda_ctx *ctx, const ns_pool_params *p, const float *x,
+                                     float *y)
+{
+    return pool(ctx, p, x, y, 0);
+}
+
+// Sum of v over the block, valid in every thread (blockDim.x a multiple of 32).
+__device__ float block_sum(float v)
+{
+    __shared__ float warp_sums[32];
+    __shared__ float total;
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_down_sync(0xffffffffu, v, o);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0)
+        warp_sums[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        int nwarps = (int)(blockDim.x >> 5);
+        v = lane < nwarps ? warp_sums[lane] : 0.0f;
+        for (int o = 16; o > 0; o >>= 1)
+            v += __shfl_down_sync(0xffffffffu, v, o);
+        if (lane == 0)
+            total = v;
+    }
+    __syncthreads();
+    return total;
+}
+
+// One block per row of x (rows, len): y[row] = mean.
+__global__ void row_mean_kernel(const float *x, float *y, size_t rows, int len)
+{
+    for (size_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float *xr = x + r * (size_t)len;
+        float s = 0.0f;
+        for (int j = threadIdx.x; j < len; j += blockDim.x)
+            s += xr[j];
+        s = block_sum(s);
+        if (threadIdx.x == 0)
+            y[r] = s / (float)len;
+        __syncthreads(); // block_sum's shared total is reused by the next row
+    }
+}
+
+extern "C" ns_status ns_cuda_global_avgpool(ns_cuda_ctx *ctx, const float *x, int n, int c,
+                                            int hw, float *y)
+{
+    ns_status st = NS_OK;
+    size_t rows = (size_t)n * c;
+    USAGE_IF(hw < 1, "kernels/ops.cu: global_avgpool: empty planes (hw %d)", hw);
+    if (rows == 0)
+        goto done;
+    row_mean_kernel<<<(unsigned)(rows < 65536 ? rows : 65536), kThreads, 0, ctx->stream>>>(
+        x, y, rows, hw);
+    CUDA_TRY(cudaGetLastError());
+done:
+    return st;
+}
+
+// ---- elementwise ----------------------------------------------------------------------
+
+extern "C" ns_status ns_cuda_act(ns_cuda_ctx *ctx, ns_act act, float *x, size_t n)
+{
+    return bias_act(ctx, x, n, NULL, 1, 1, act);
+}
+
+extern "C" ns_status ns_cuda_add(ns_cuda_ctx *ctx, const float *a, const float *b, float *y,
+                                 size_t n, ns_act act)
+{
+    ns_status st = NS_OK;
+    if (n == 0)
+        return NS_OK;
+    add_kernel<<<grid_for(n), kThreads, 0, ctx->stream>>>(a, b, y, n, act.kind, act.a, act.b);
+    CUDA_TRY(cudaGetLastError());
+done:
+    return st;
+}
+
+extern "C" ns_status ns_cuda_mul_channel(ns_cuda_ctx *ctx, const float *x, const float *s,
+                                         float *y, int n, int c, int hw)
+{
+    ns_status st = NS_OK;
+    size_t total = (size_t)n * c * hw;
+    if (total == 0)
+        return NS_OK;
+    mul_channel_kernel<<<grid_for(total), kThreads, 0, ctx->stream>>>(x, s, y, total,
+                                                                      (size_t)hw);
+    CUDA_TRY(cudaGetLastError());
+done:
+    return st;
+}
+
+// ---- dense -------------------------------------------------------------------------------
+
+extern "C" ns_status ns_cuda_gemm(ns_cuda_ctx *ctx, const float *x, const float *w,
+                                  const float *bias, float *y, int n, int k, int m, ns_act act)
+{
+    ns_status st = NS_OK;
+    const float alpha = 1.0f, beta = 0.0f;
+    if (n <= 0 || m <= 0)
+        return NS_OK;
+    if (k <= 0) {
+        CUDA_TRY(cudaMemsetAsync(y, 0, (size_t)n * m * sizeof *y, ctx->stream));
+    } else {
+        // Row-major y (n, m) = x (n, k) . w^T: column-major y^T (m, n) = w . x^T,
+        // where w (m, k) row-major is column-major (k, m), hence op T.
+        BLAS_TRY(cublasSgemm(ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha, w, k, x, k,
+                             &beta, y, m));
+    }
+    st = bias_act(ctx, y, (size_t)n * m, bias, 1, (size_t)m, act);
+done:
+    return st;
+}
+
+extern "C" ns_status ns_cuda_concat(ns_cuda_ctx *ctx, const float *const *x, const int *c, int k,
+                                    int n, int hw, float *y)
+{
+    ns_status st = NS_OK;
+    size_t total_c = 0, off = 0;
+    for (int i = 0; i < k; i++)
+        total_c += (size_t)c[i];
+    // Each input is n rows of c_i * hw floats landing at channel offset off
+    // of rows total_c * hw long: one 2-D copy per input.
+    for (int i = 0; i < k && n > 0 && hw > 0; i++) {
+        if (c[i] > 0)
+            CUDA_TRY(cudaMemcpy2DAsync(y + off * hw, total_c * hw * sizeof(float), x[i],
+                                       (size_t)c[i] * hw * sizeof(float),
+                                       (size_t)c[i] * hw * sizeof(float), (size_t)n,
+                                       cudaMemcpyDeviceToDevice, ctx->stream));
+        off += (size_t)c[i];
+    }
+done:
+    return st;
+}
+
+__global__ void l2norm_kernel(float *x, size_t rows, int d)
+{
+    for (size_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        float *xr = x + r * (size_t)d;
+        float s = 0.0f;
+        for (int j = threadIdx.x; j < d; j += blockDim.x)
+            s += xr[j] * xr[j];
+        s = block_sum(s);
+        if (s > 0.0f) {
+            float inv = 1.0f / sqrtf(s);
+            for (int j = threadIdx.x; j < d; j += blockDim.x)
+                xr[j] *= inv;
+        }
+        __syncthreads();
+    }
+}
+
+extern "C" ns_status ns_cuda_l2norm(ns_cuda_ctx *ctx, float *x, int n, int d)
+{
+    ns_status st = NS_OK;
+    if (n <= 0 || d <= 0)
+        return NS_OK;
+    l2norm_kernel<<<(unsigned)(n < 65536 ? n : 65536), kThreads, 0, ctx->stream>>>(
+        x, (size_t)n, d);
+    CUDA_TRY(cudaGetLastError());
+done:
+    return st;
+}
+
+// ---- preprocessing ------------------------------------------------------------------------
+
+// One thread per output pixel and channel.  Output index o along an axis
+// covers source [o*S/size, (o+1)*S/size); counted in units of 1/size source
+// pixel every overlap is an integer, so the area sum is an exact integer and
+// the mean rounds half up to uint8 exactly as ns_resize_area and the
+// reference do.  size == S is the identity.
+__global__ void preprocess_kernel(const uint8_t *frames, float *y, int n, int S, int size,
+                                  int bgr, float m0, float m1, float m2, float is0, float is1,
+                                  float is2)
+{
+    size_t total = (size_t)n * 3 * size * size;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int ox = (int)(i % size);
+        int oy = (int)((i / size) % size);
+        int ch = (int)((i / ((size_t)size * size)) % 3);
+        size_t img = i / ((size_t)size * size * 3);
+        int src_ch = bgr ? 2 - ch : ch;
+        const uint8_t *f = frames + img * (size_t)S * S * 3 + src_ch;
+        int v;
+        if (size == S) {
+            v = f[((size_t)oy * S + ox) * 3];
+        } else {
+            long long ys = (long long)oy * S, ye = ys + S; // in 1/size units
+            long long xs = (long long)ox * S, xe = xs + S;
+            int j0 = (int)(ys / size), j1 = (int)((ye + size - 1) / size);
+            int k0 = (int)(xs / size), k1 = (int)((xe + size - 1) / size);
+            unsigned long long acc = 0;
+            for (int jy = j0; jy < j1; jy++) {
+                long long wy = min(ye, (long long)(jy + 1) * size) - max(ys, (long long)jy * size);
+                unsigned long long row = 0;
+                for (int jx = k0; jx < k1; jx++) {
+                    long long wx =
+                        min(xe, (long long)(jx + 1) * size) - max(xs, (long long)jx * size);
+                    row += (unsigned long long)wx * f[((size_t)jy * S + jx) * 3];
+                }
+                acc += (unsigned long long)wy * row;
+            }
+            unsigned long long area = (unsigned long long)S * S;
+            unsigned long long r = (2 * acc + area) / (2 * area); // floor(acc / area + 0.5)
+            v = r > 255 ? 255 : (int)r;
+        }
+        float mean = ch == 0 ? m0 : ch == 1 ? m1 : m2;
+        float istd = ch == 0 ? is0 : ch == 1 ? is1 : is2;
+        y[i] = ((float)v / 255.0f - mean) * istd;
+    }
+}
+
+extern "C" ns_status ns_cuda_preprocess(ns_cuda_ctx *ctx, const ns_preproc *pp,
+                                        const uint8_t *frames, int n, int S, float *y)
+{
+    ns_status st = NS_OK;
+    size_t total = (size_t)n * 3 * pp->size * pp->size;
+    USAGE_IF(pp->size < 1 || pp->size > S,
+             "kernels/ops.cu: preprocess: model size %d does not fit %dx%d frames", pp->size, S,
+             S);
+    USAGE_IF(pp->std[0] == 0.0f || pp->std[1] == 0.0f || pp->std[2] == 0.0f,
+             "kernels/ops.cu: preprocess: zero std");
+    if (total == 0)
+        goto done;
+    preprocess_kernel<<<grid_for(total), kThreads, 0, ctx->stream>>>(
+        frames, y, n, S, pp->size, pp->bgr, pp->mean[0], pp->mean[1], pp->mean[2],
+        1.0f / pp->std[0], 1.0f / pp->std[1], 1.0f / pp->std[2]);
+    CUDA_TRY(cudaGetLastError());
+done:
+    return st;
+}
