@@ -44,5 +44,6 @@ void ns_cli_progress_clear(ns_cli_progress *p);
 int cmd_ingest(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_model(int argc, char **argv);
 
 #endif
