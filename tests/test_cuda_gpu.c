@@ -1,6 +1,6 @@
 /* GPU suite: runs where a CUDA device is present, exits 77 (skipped) elsewhere.
  * Every kernel is compared with its plain C reference. */
-#include "helpers.h"
+#include "gpu_helpers.h"
 #include "ns_cuda.h"
 
 START_TEST(test_devices_listed_and_self_test)
@@ -38,22 +38,12 @@ END_TEST
 
 int main(void)
 {
-    ns_cuda_device devs[NS_CUDA_MAX_DEVICES];
-    int n = 0;
-    if (ns_cuda_devices(devs, NS_CUDA_MAX_DEVICES, &n) != NS_OK || n == 0) {
-        printf("test_cuda_gpu: skipped: %s\n", ns_errmsg());
+    if (!ns_test_gpu_present("test_cuda_gpu"))
         return 77;
-    }
     Suite *s = suite_create("cuda_gpu");
     TCase *tc = tcase_create("kernels");
     tcase_add_test(tc, test_devices_listed_and_self_test);
     tcase_add_test(tc, test_iota_affine_matches_reference);
     suite_add_tcase(s, tc);
-    /* CUDA state does not survive fork: run the checks in this process. */
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return ns_test_run_nofork(s);
 }

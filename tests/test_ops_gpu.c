@@ -9,7 +9,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "helpers.h"
+#include "gpu_helpers.h"
 #include "nightshift/ops.h"
 #include "ns_cuda.h"
 
@@ -456,12 +456,8 @@ END_TEST
 
 int main(void)
 {
-    ns_cuda_device devs[NS_CUDA_MAX_DEVICES];
-    int n = 0;
-    if (ns_cuda_devices(devs, NS_CUDA_MAX_DEVICES, &n) != NS_OK || n == 0) {
-        printf("test_ops_gpu: skipped: %s\n", ns_errmsg());
+    if (!ns_test_gpu_present("test_ops_gpu"))
         return 77;
-    }
     if (ns_cuda_ctx_create(0, &g_ctx) != NS_OK) {
         printf("test_ops_gpu: cannot create a CUDA context: %s\n", ns_errmsg());
         return 1;
@@ -481,12 +477,7 @@ int main(void)
     tcase_add_test(tc, test_preprocess_sizes);
     tcase_add_test(tc, test_pinned_roundtrip);
     suite_add_tcase(s, tc);
-    /* CUDA state does not survive fork: run the checks in this process. */
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = ns_test_run_nofork(s);
     ns_cuda_ctx_free(g_ctx);
-    return failed == 0 ? 0 : 1;
+    return rc;
 }
