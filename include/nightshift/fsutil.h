@@ -39,6 +39,12 @@ ns_status ns_write_file(const char *path, const void *data, size_t len, unsigned
 /* ns_write_file with NS_WRITE_DURABLE: for small results (summaries, reports). */
 ns_status ns_write_file_atomic(const char *path, const void *data, size_t len);
 
+/* Takes an exclusive flock on path (created when missing) and writes our
+ * pid into it for the message another taker shows.  NS_ERR_BUSY at once
+ * ("<what> is locked by another writer (pid N)") unless wait != 0.  *fd
+ * holds the lock until closed. */
+ns_status ns_flock_take(const char *path, int wait, const char *what, int *fd);
+
 /* Writes "<path>.tmp.<pid>" into buf (NS_ERR_USAGE when it does not fit). */
 ns_status ns_tmp_name(const char *path, char *buf, size_t cap);
 

@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,4 +152,36 @@ done:
     if (st != NS_OK)
         unlink(tmp); /* harmless when the rename already happened: ENOENT */
     return st;
+}
+
+ns_status ns_flock_take(const char *path, int wait, const char *what, int *fd_out)
+{
+    char pidbuf[32];
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    *fd_out = -1;
+    if (fd < 0)
+        return ns_error(NS_ERR_IO, "cannot open lock file '%s': %s", path, strerror(errno));
+    while (flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR)
+            continue;
+        ns_status st;
+        if (errno == EWOULDBLOCK) {
+            ssize_t r = pread(fd, pidbuf, sizeof pidbuf - 1, 0);
+            pidbuf[r > 0 ? r : 0] = '\0';
+            st = ns_error(NS_ERR_BUSY, "%s is locked by another writer (pid %ld)", what,
+                          strtol(pidbuf, NULL, 10));
+        } else {
+            st = ns_error(NS_ERR_IO, "cannot lock '%s': %s", path, strerror(errno));
+        }
+        close(fd);
+        return st;
+    }
+    /* The pid is only for the message another taker shows; best effort. */
+    int n = snprintf(pidbuf, sizeof pidbuf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pidbuf, (size_t)n, 0) != n) {
+        close(fd);
+        return ns_error(NS_ERR_IO, "cannot write lock file '%s': %s", path, strerror(errno));
+    }
+    *fd_out = fd;
+    return NS_OK;
 }

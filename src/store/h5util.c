@@ -214,7 +214,7 @@ ns_status ns_h5_read_attr(hid_t obj, const char *path, const char *name, hid_t m
 }
 
 /* Reads a string attribute of any fixed length into buf (NUL-terminated). */
-static ns_status read_str_attr(hid_t obj, const char *path, const char *name, char *buf,
+ns_status ns_h5_read_str_attr(hid_t obj, const char *path, const char *name, char *buf,
                                size_t cap)
 {
     ns_status st = NS_OK;
@@ -249,7 +249,7 @@ ns_status ns_h5_check_format(hid_t file, const char *path, const char *want)
 {
     char fmt[128];
     int32_t version = 0;
-    ns_status st = read_str_attr(file, path, "ns_format", fmt, sizeof fmt);
+    ns_status st = ns_h5_read_str_attr(file, path, "ns_format", fmt, sizeof fmt);
     if (st != NS_OK)
         return ns_error_wrap(NS_ERR_FORMAT, "not a %s file", want);
     if (strcmp(fmt, want) != 0)

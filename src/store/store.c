@@ -27,30 +27,12 @@ ns_status ns_store_path(const ns_store *s, const char *rel, char *buf, size_t ca
 
 static ns_status take_lock(ns_store *s, int wait)
 {
-    char path[PATH_MAX], pidbuf[32];
+    char path[PATH_MAX], what[PATH_MAX + 16];
     ns_status st = ns_store_path(s, "lock", path, sizeof path);
     if (st != NS_OK)
         return st;
-    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s->lock_fd < 0)
-        return ns_error(NS_ERR_IO, "cannot open lock file '%s': %s", path, strerror(errno));
-    while (flock(s->lock_fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EINTR)
-            continue;
-        if (errno == EWOULDBLOCK) {
-            ssize_t r = pread(s->lock_fd, pidbuf, sizeof pidbuf - 1, 0);
-            pidbuf[r > 0 ? r : 0] = '\0';
-            long pid = strtol(pidbuf, NULL, 10);
-            return ns_error(NS_ERR_BUSY, "store '%s' is locked by another writer (pid %ld)",
-                            s->dir, pid);
-        }
-        return ns_error(NS_ERR_IO, "cannot lock '%s': %s", path, strerror(errno));
-    }
-    /* The pid is only for the message another writer shows; best effort. */
-    int n = snprintf(pidbuf, sizeof pidbuf, "%ld\n", (long)getpid());
-    if (ftruncate(s->lock_fd, 0) != 0 || pwrite(s->lock_fd, pidbuf, (size_t)n, 0) != n)
-        return ns_error(NS_ERR_IO, "cannot write lock file '%s': %s", path, strerror(errno));
-    return NS_OK;
+    snprintf(what, sizeof what, "store '%s'", s->dir);
+    return ns_flock_take(path, wait, what, &s->lock_fd);
 }
 
 /* ---- catalog -------------------------------------------------------------- */

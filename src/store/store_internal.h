@@ -62,6 +62,9 @@ herr_t ns_h5_write_prop_names(hid_t dset);
 ns_status ns_h5_check_format(hid_t file, const char *path, const char *want);
 ns_status ns_h5_read_attr(hid_t obj, const char *path, const char *name, hid_t mtype,
                           void *out);
+/* A fixed-length string attribute into buf (NUL-terminated). */
+ns_status ns_h5_read_str_attr(hid_t obj, const char *path, const char *name, char *buf,
+                              size_t cap);
 /* Rows of a 1+ dimensional dataset (first dimension). */
 ns_status ns_h5_rows(hid_t dset, const char *path, const char *name, uint64_t *rows);
 
