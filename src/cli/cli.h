@@ -35,9 +35,13 @@ typedef struct ns_cli_progress {
 } ns_cli_progress;
 
 void ns_cli_progress_init(ns_cli_progress *p, int enabled);
-/* done/total items, frames so far, elapsed seconds, fraction done (0..1) for the ETA. */
+/* done/total clips, frames so far, elapsed seconds, fraction done (0..1) for the ETA. */
 void ns_cli_progress_show(ns_cli_progress *p, const char *what, size_t done, size_t total,
                           uint64_t frames, double elapsed, double frac, int force);
+/* The same with another unit than "clips" for done/total. */
+void ns_cli_progress_show_units(ns_cli_progress *p, const char *what, const char *units,
+                                size_t done, size_t total, uint64_t frames, double elapsed,
+                                double frac, int force);
 /* Ends a live line so the next message starts clean. */
 void ns_cli_progress_clear(ns_cli_progress *p);
 
@@ -45,5 +49,6 @@ int cmd_ingest(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
 
 #endif

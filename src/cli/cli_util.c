@@ -79,6 +79,13 @@ static void fmt_eta(double s, char *buf, size_t cap)
 void ns_cli_progress_show(ns_cli_progress *p, const char *what, size_t done, size_t total,
                           uint64_t frames, double elapsed, double frac, int force)
 {
+    ns_cli_progress_show_units(p, what, "clips", done, total, frames, elapsed, frac, force);
+}
+
+void ns_cli_progress_show_units(ns_cli_progress *p, const char *what, const char *units,
+                                size_t done, size_t total, uint64_t frames, double elapsed,
+                                double frac, int force)
+{
     char eta[32];
     if (!p->enabled || (!force && elapsed - p->last < p->interval))
         return;
@@ -86,12 +93,12 @@ void ns_cli_progress_show(ns_cli_progress *p, const char *what, size_t done, siz
     double rate = elapsed > 0 ? (double)frames / elapsed : 0;
     fmt_eta(frac > 0.001 ? elapsed * (1 - frac) / frac : -1, eta, sizeof eta);
     if (p->tty) {
-        fprintf(stderr, "\r\033[K%s: %zu/%zu clips, %" PRIu64 " frames, %.0f frames/s, ETA %s",
-                what, done, total, frames, rate, eta);
+        fprintf(stderr, "\r\033[K%s: %zu/%zu %s, %" PRIu64 " frames, %.0f frames/s, ETA %s",
+                what, done, total, units, frames, rate, eta);
         p->line_open = 1;
     } else {
-        fprintf(stderr, "%s: %zu/%zu clips, %" PRIu64 " frames, %.0f frames/s, %.0f s elapsed, ETA %s\n",
-                what, done, total, frames, rate, elapsed, eta);
+        fprintf(stderr, "%s: %zu/%zu %s, %" PRIu64 " frames, %.0f frames/s, %.0f s elapsed, ETA %s\n",
+                what, done, total, units, frames, rate, elapsed, eta);
     }
     fflush(stderr);
 }

@@ -15,6 +15,7 @@ static const command commands[] = {
     {"ingest", cmd_ingest, "read archived clips (tar/zip of JPEGs, MJPEG, MJPEG AVI) into the store"},
     {"info", cmd_info, "summarise a store (nights, cameras, clips, frames, QC); --devices lists GPUs"},
     {"verify", cmd_verify, "check every shard of a store: format, counts, checksums"},
+    {"embed", cmd_embed, "embed stored frames with a CNN backbone (CPU or CUDA), shard by shard"},
     {"model", cmd_model, "describe a backbone model, or write out the built-in default"},
 };
 

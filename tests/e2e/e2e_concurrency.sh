@@ -12,9 +12,10 @@ expect_rc 0 "create the store" "$NS_BIN" ingest --store "$store" --night 2026-11
   "$(find "$data/$night1" -type f | head -1)"
 
 # Hold the lock from outside with flock(1) on the same file, as a long ingest would.
-flock "$store/lock" sleep 3 &
+flock "$store/lock" sleep 8 &
 holder=$!
-sleep 0.5
+# Wait until the holder really has the lock (a loaded machine can be slow).
+for _ in $(seq 100); do flock -n "$store/lock" true || break; sleep 0.05; done
 start=$(date +%s.%N)
 expect_rc 75 "second writer exits 75 at once" "$NS_BIN" ingest --store "$store" --quiet "$data/$night1"
 elapsed=$($PY -c "print(round($(date +%s.%N) - $start, 2))")

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# End to end: nightshift embed over a generated store: files per shard and
+# model, resume after kill -9, two models side by side, night selection, and
+# the documented errors (bad model, model larger than the store's frames).
+source "$(dirname "$0")/lib.sh"
+
+data=$T/data
+store=$T/store
+"$NS_GEN" glove --out "$data" --nights 2 --cameras 2 --clips 2 --frames 10 --width 320 --height 240 --seed 9 >/dev/null
+"$NS_BIN" ingest --store "$store" --manifest "$data/manifest.csv" --quiet "$data" >/dev/null
+id=$("$NS_BIN" model info default | awk '/^id/{print $2}')
+
+expect_rc 0 "embed with the default backbone on the CPU" \
+  sh -c "'$NS_BIN' embed --store '$store' --device cpu --quiet > '$T/embed1.txt'"
+check "two shards embedded" grep -q "2 shards embedded, 0 already present" "$T/embed1.txt"
+check "embeddings read back with h5py" $PY - "$store" "$id" <<'PY'
+import h5py, glob, sys, numpy as np
+store, mid = sys.argv[1:3]
+files = sorted(glob.glob(f"{store}/embeddings/{mid}/*.h5"))
+assert len(files) == 2, files
+with h5py.File(store + "/catalog.h5", "r") as c:
+    shards = {int(r["id"]): r for r in c["shards"][:]}
+for f in files:
+    with h5py.File(f, "r") as e:
+        assert e.attrs["ns_format"] in (b"nightshift-embeddings", "nightshift-embeddings")
+        assert e.attrs["model_id"].decode() == mid
+        sh = shards[int(e.attrs["shard_id"])]
+        x = e["embeddings"][:]
+        assert x.shape == (sh["n_frames"], 512) and x.dtype == np.float32, x.shape
+        n = np.linalg.norm(x, axis=1)
+        assert np.allclose(n, 1, atol=1e-4), n
+        assert e.attrs["shard_sha256"].decode() == sh["sha256"].decode()
+        assert x.std(axis=0).mean() > 1e-4  # different frames, different embeddings
+PY
+expect_rc 0 "rerun finds everything present" sh -c "'$NS_BIN' embed --store '$store' --device cpu --quiet | grep -q '0 shards embedded, 2 already present'"
+expect_rc 0 "a second model sits beside the first" "$NS_BIN" embed --store "$store" --device cpu --seed 2 --quiet
+check "two model directories" test "$(ls -d "$store"/embeddings/*/ | wc -l)" -eq 2
+
+# Resume: kill -9 in the middle, the rerun completes; no temp file survives.
+rm -rf "$store/embeddings"
+"$NS_BIN" embed --store "$store" --device cpu --batch 4 --quiet >/dev/null 2>&1 & pid=$!
+sleep 0.3; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+expect_rc 0 "rerun after kill -9 completes" "$NS_BIN" embed --store "$store" --device cpu --quiet
+check "no temp files left" sh -c "! find '$store/embeddings' -name '*.tmp.*' | grep -q ."
+check "both shards present after resume" test "$(ls "$store/embeddings/$id"/*.h5 | wc -l)" -eq 2
+
+first=$(ls "$data" | grep '^20' | head -1)
+expect_rc 0 "--nights selects one night" sh -c "'$NS_BIN' embed --store '$store' --device cpu --seed 3 --nights $first --quiet | grep -q '1 shards embedded'"
+
+"$NS_BIN" model default --out "$T/m.h5" >/dev/null
+head -c 5000 "$T/m.h5" > "$T/bad.h5"
+before=$(find "$store/embeddings" -type f | sort | xargs sha256sum)
+expect_rc 1 "a truncated model file fails" "$NS_BIN" embed --store "$store" --model "$T/bad.h5" --quiet
+check "...and writes nothing" test "$before" = "$(find "$store/embeddings" -type f | sort | xargs sha256sum)"
+"$NS_BIN" ingest --store "$T/small" --size 96 --quiet "$data/$first" >/dev/null
+expect_rc 2 "a model larger than the store's frames is refused" "$NS_BIN" embed --store "$T/small" --quiet
+check "...naming both sizes" sh -c "'$NS_BIN' embed --store '$T/small' --quiet 2>&1 | grep -q 96"
+check "...and writes nothing" test ! -e "$T/small/embeddings/$id/000001.h5"
+expect_rc 2 "bad --device" "$NS_BIN" embed --store "$store" --device tpu
+expect_rc 2 "bad --nights" "$NS_BIN" embed --store "$store" --nights 2026-13-01
+finish
