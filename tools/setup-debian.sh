@@ -10,6 +10,7 @@ pkgs=(
   libarchive-dev nettle-dev         # tar/zip clips; SHA-256
   check                             # unit tests
   python3 python3-h5py python3-numpy python3-pil   # tests read the store like users do
+  python3-torch python3-torchvision python3-onnx    # PyTorch parity of the backbones, onnx2ns.py
 )
 missing=()
 for p in "${pkgs[@]}"; do
