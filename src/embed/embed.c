@@ -1,6 +1,7 @@
 /* embed.c -- the embed stage driver (see include/nightshift/embed.h). */
 #include "nightshift/embed.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,40 +57,157 @@ static double now_since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
 }
 
-/* One shard: frames in batches through the executor into a new file. */
+/* One shard is a two-stage pipeline: an I/O thread, the only one making
+ * HDF5 calls, reads batch k+1 and appends batch k-1's embeddings while the
+ * calling thread runs batch k through the executor (whose OpenMP team or GPU
+ * does the work).  Two slots alternate between the stages. */
+enum { SLOT_FREE = 0, SLOT_FRAMES, SLOT_EMBEDDED };
+
+typedef struct shard_pipe {
+    ns_store *s;
+    const ns_shard_entry *sh;
+    ns_emb_writer *w;
+    uint64_t first;                 /* view row of the shard's first frame */
+    int batch, dim;
+    size_t frame_bytes;
+    uint8_t *frames[2];
+    float *emb[2];
+    size_t rows[2];
+    int state[2];
+    int stop;                       /* set by the caller on error or cancel */
+    ns_status io_st;
+    char io_msg[1024];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} shard_pipe;
+
+static void pipe_set(shard_pipe *p, int slot, int state)
+{
+    pthread_mutex_lock(&p->mu);
+    p->state[slot] = state;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Waits for the slot to reach state; 0 when the pipe was stopped instead. */
+static int pipe_wait(shard_pipe *p, int slot, int state)
+{
+    pthread_mutex_lock(&p->mu);
+    while (p->state[slot] != state && !p->stop)
+        pthread_cond_wait(&p->cv, &p->mu);
+    int ok = p->state[slot] == state;
+    pthread_mutex_unlock(&p->mu);
+    return ok;
+}
+
+static void pipe_fail(shard_pipe *p, ns_status st)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->io_st == NS_OK) {
+        p->io_st = st;
+        ns_errmsg_copy(p->io_msg, sizeof p->io_msg);
+    }
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void *io_main(void *arg)
+{
+    shard_pipe *p = arg;
+    ns_status st = NS_OK;
+    uint64_t n_frames = p->sh->n_frames, n_batches = (n_frames + (uint64_t)p->batch - 1) / (uint64_t)p->batch;
+    for (uint64_t k = 0; k < n_batches + 2 && st == NS_OK; k++) {
+        int slot = (int)(k % 2);
+        if (k >= 2) { /* batch k-2 lives in this slot: store it first, in order */
+            if (!pipe_wait(p, slot, SLOT_EMBEDDED))
+                return NULL;
+            st = ns_emb_append(p->w, p->emb[slot], p->rows[slot]);
+            if (st != NS_OK)
+                break;
+            pipe_set(p, slot, SLOT_FREE);
+        }
+        if (k < n_batches) {
+            uint64_t row = k * (uint64_t)p->batch;
+            size_t n = n_frames - row < (uint64_t)p->batch ? (size_t)(n_frames - row) : (size_t)p->batch;
+            st = ns_store_read_frames(p->s, p->first + row, n, p->frames[slot]);
+            if (st != NS_OK)
+                break;
+            p->rows[slot] = n;
+            pipe_set(p, slot, SLOT_FRAMES);
+        }
+    }
+    if (st != NS_OK)
+        pipe_fail(p, st);
+    return NULL;
+}
+
 static ns_status embed_shard(ns_store *s, ns_exec *e, const ns_embed_opts *o,
                              ns_embed_summary *sum, const ns_shard_entry *sh, uint64_t first,
                              uint8_t *frames, float *emb, ns_embed_progress *prog,
                              const struct timespec *t0)
 {
     ns_status st;
-    ns_emb_writer *w = NULL;
+    shard_pipe p;
+    pthread_t io;
+    int started = 0;
+    uint64_t n_batches = (sh->n_frames + (uint64_t)o->batch - 1) / (uint64_t)o->batch;
+    memset(&p, 0, sizeof p);
+    p.s = s;
+    p.sh = sh;
+    p.first = first;
+    p.batch = o->batch;
+    p.dim = sum->dim;
+    p.frame_bytes = (size_t)ns_store_frame_size(s) * ns_store_frame_size(s) * 3;
+    for (int i = 0; i < 2; i++) {
+        p.frames[i] = frames + (size_t)i * (size_t)o->batch * p.frame_bytes;
+        p.emb[i] = emb + (size_t)i * (size_t)o->batch * (size_t)sum->dim;
+    }
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
     st = ns_emb_begin(s, sum->model_id, sum->model_name, sum->dim, sh,
-                      ns_device_name(sum->device), &w);
-    for (uint64_t row = 0; st == NS_OK && row < sh->n_frames;) {
-        size_t n = sh->n_frames - row < (uint64_t)o->batch ? (size_t)(sh->n_frames - row)
-                                                           : (size_t)o->batch;
+                      ns_device_name(sum->device), &p.w);
+    if (st == NS_OK) {
+        if (pthread_create(&io, NULL, io_main, &p) != 0)
+            st = ns_error(NS_ERR_INTERNAL, "cannot start the embedding I/O thread");
+        else
+            started = 1;
+    }
+    for (uint64_t k = 0; st == NS_OK && k < n_batches; k++) {
+        int slot = (int)(k % 2);
         if (o->cancel && *o->cancel) {
             st = ns_error(NS_ERR_INTERRUPTED, "interrupted in shard '%s'", sh->path);
             break;
         }
-        if ((st = ns_store_read_frames(s, first + row, n, frames)) != NS_OK ||
-            (st = ns_exec_run(e, frames, (int)n, emb)) != NS_OK ||
-            (st = ns_emb_append(w, emb, n)) != NS_OK)
+        if (!pipe_wait(&p, slot, SLOT_FRAMES))
+            break; /* the I/O thread failed: its status is reported below */
+        if ((st = ns_exec_run(e, p.frames[slot], (int)p.rows[slot], p.emb[slot])) != NS_OK)
             break;
-        row += n;
-        sum->frames += n;
-        prog->frames_done += n;
+        sum->frames += p.rows[slot];
+        prog->frames_done += p.rows[slot];
+        pipe_set(&p, slot, SLOT_EMBEDDED);
         if (o->on_progress) {
             prog->elapsed = now_since(t0);
             o->on_progress(o->ctx, prog);
         }
     }
-    if (st == NS_OK) {
-        st = ns_emb_commit(w);
-        w = NULL;
+    if (st != NS_OK) {
+        char keep[2048];
+        ns_errmsg_copy(keep, sizeof keep);
+        pipe_fail(&p, st);
+        ns_error(st, "%s", keep);
     }
-    ns_emb_discard(w);
+    if (started)
+        pthread_join(io, NULL);
+    if (st == NS_OK && p.io_st != NS_OK)
+        st = ns_error(p.io_st, "%s", p.io_msg);
+    if (st == NS_OK) {
+        st = ns_emb_commit(p.w);
+        p.w = NULL;
+    }
+    ns_emb_discard(p.w);
+    pthread_mutex_destroy(&p.mu);
+    pthread_cond_destroy(&p.cv);
     return st;
 }
 
@@ -131,13 +249,13 @@ ns_status ns_embed_run(const char *store_dir, const ns_embed_opts *o, ns_embed_s
     if ((st = ns_emb_lock(s, sum->model_id, o->wait, &lock_fd)) != NS_OK)
         goto done;
     frame_bytes = (size_t)ns_store_frame_size(s) * ns_store_frame_size(s) * 3;
-    frames = malloc((size_t)o->batch * frame_bytes);
-    emb = malloc((size_t)o->batch * (size_t)sum->dim * sizeof *emb);
+    frames = malloc(2 * (size_t)o->batch * frame_bytes); /* two pipeline slots */
+    emb = malloc(2 * (size_t)o->batch * (size_t)sum->dim * sizeof *emb);
     if (!frames || !emb) {
         st = ns_error(NS_ERR_NOMEM, "out of memory for a batch of %d frames", o->batch);
         goto done;
     }
-    madvise(frames, (size_t)o->batch * frame_bytes, MADV_HUGEPAGE);
+    madvise(frames, 2 * (size_t)o->batch * frame_bytes, MADV_HUGEPAGE);
     shards = ns_store_shards(s, &n_shards);
     for (size_t i = 0; i < n_shards; i++) {
         int present = 0;
