@@ -48,8 +48,9 @@ typedef struct ns_conv_params {
  * than the padded input, non-positive strides or dilations). */
 ns_status ns_conv_prepare(ns_conv_params *p);
 
-/* Floats of scratch ns_cpu_conv2d needs (one im2col buffer per thread; 0
- * for 1x1 stride-1 and depthwise convs).  ns_cpu_conv2d runs images in
+/* Floats of scratch ns_cpu_conv2d needs (one im2col buffer, or for 3x3 and
+ * 5x5 depthwise convs one zero-padded plane, per thread; 0 for 1x1 stride-1
+ * convs).  ns_cpu_conv2d runs images in
  * parallel on omp_get_max_threads() threads, so the size covers at least
  * that many whatever `threads` says: size the workspace after fixing the
  * OpenMP thread count, and give concurrent callers separate workspaces. */
