@@ -33,7 +33,7 @@ typedef struct ns_cuda_device {
 /* 1 when this binary contains the CUDA kernels, else 0. */
 int ns_cuda_built(void);
 
-/* CUDA runtime version as reported by cudaRuntimeGetVersion (0 in stub). */
+/* CUDA runtime version as reported by cudaRuntimeGetVersion (0 from cuda_stub.c). */
 int ns_cuda_runtime_version(void);
 
 /* Lists up to cap devices.  NS_ERR_NODEV with a message when the build has

@@ -1,7 +1,7 @@
 /* exec_cuda.c -- the executor's CUDA operator table: thin adapters from the
  * generic (void *ctx) entries to kernels/ns_cuda.h.  Builds without CUDA link
- * the stub, whose entries report NS_ERR_NODEV; ns_exec_create never picks
- * this table there. */
+ * kernels/cuda_stub.c, whose entries report NS_ERR_NODEV; ns_exec_create
+ * never picks this table there. */
 #include "exec_internal.h"
 #include "ns_cuda.h"
 
