@@ -4,6 +4,7 @@
     peer_torch.py MODEL.h5 --frames FRAMES.u8 [--arch resnet18|mobilenet_v2|file]
                   [--size S] [--batch N] [--secs T] [--threads N]
                   [--memory-format contiguous|channels_last] [--emb-out FILE]
+                  [--device cpu|cuda]
 
 The network is what the nightshift model file MODEL.h5 computes, built the way
 a careful PyTorch user would:
@@ -23,13 +24,20 @@ FRAMES.u8 is raw uint8 (batch, S, S, 3) as nightshift-bench-exec --frames-out
 writes it, so both sides see the same pixels.  After one warm-up batch,
 batches run for at least --secs; prints `images_per_s <v>` and the memory
 format.  --emb-out writes the warm-up batch's embeddings as raw float32.
+
+--device cuda (default cpu) puts the model and the uint8 frames on the GPU
+(the upload is outside the timed loop, as ours keeps frames on the host but
+is compared on compute), in strict fp32: TF32 is turned off for matmul and
+cuDNN, and the loop is bracketed by torch.cuda.synchronize().  Without h5py
+(the GPU machine may lack it) the torchvision arches fall back to what
+tools/torch2ns.py writes by default (ImageNet mean/std, no L2 norm, input
+--size); --arch file needs h5py and exits 3 without it.
 """
 import argparse
 import os
 import sys
 import time
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -97,19 +105,44 @@ def main():
     p.add_argument("--memory-format", choices=("contiguous", "channels_last"),
                    default="channels_last")
     p.add_argument("--emb-out", help="raw float32 embeddings of the warm-up batch")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)
-    with h5py.File(a.model, "r") as f:
-        size = int(f.attrs["input_size"])
-        mean = torch.tensor(f.attrs["mean"], dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(f.attrs["std"], dtype=torch.float32).view(1, 3, 1, 1)
-        l2 = bool(f.attrs["l2_normalize"])
-        if f.attrs["channel_order"] != b"rgb":
-            raise SystemExit("peer_torch: only rgb models")
-        model = chain_from_file(f) if a.arch == "file" else torchvision_backbone(a.arch)
+    dev = torch.device(a.device)
+    if a.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("peer_torch: --device cuda but torch sees no GPU")
+        # Ours computes in fp32; TF32 would make the peer faster and less exact.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    try:
+        import h5py
+    except ImportError:
+        h5py = None
+    if h5py is not None:
+        with h5py.File(a.model, "r") as f:
+            size = int(f.attrs["input_size"])
+            mean = torch.tensor(f.attrs["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+            std = torch.tensor(f.attrs["std"], dtype=torch.float32).view(1, 3, 1, 1)
+            l2 = bool(f.attrs["l2_normalize"])
+            if f.attrs["channel_order"] != b"rgb":
+                raise SystemExit("peer_torch: only rgb models")
+            model = chain_from_file(f) if a.arch == "file" else torchvision_backbone(a.arch)
+    elif a.arch == "file":
+        print("peer_torch: --arch file needs h5py, which is missing", file=sys.stderr)
+        sys.exit(3)
+    else:
+        import onnx2ns  # tools/ (on sys.path): torch2ns.py's default mean/std
+        print("peer_torch: no h5py: torch2ns defaults assumed (ImageNet mean/std, no L2)",
+              file=sys.stderr)
+        size, l2 = a.size, False
+        mean = torch.tensor(onnx2ns.IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(onnx2ns.IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
+        model = torchvision_backbone(a.arch)
     model.eval()
     cl = a.memory_format == "channels_last"
+    model = model.to(dev)
     if cl:
         model = model.to(memory_format=torch.channels_last)
     S = a.size
@@ -118,9 +151,10 @@ def main():
     fr = np.fromfile(a.frames, np.uint8)
     if fr.size != a.batch * S * S * 3:
         raise SystemExit(f"peer_torch: {a.frames} holds {fr.size} bytes, not {a.batch}x{S}x{S}x3")
-    frames = torch.from_numpy(fr.reshape(a.batch, S, S, 3))
+    frames = torch.from_numpy(fr.reshape(a.batch, S, S, 3)).to(dev)
     # Folding 1/255 into the affine: x = v * (1 / (255 std)) - mean / std.
-    scale, shift = 1.0 / (255.0 * std), -mean / std
+    scale, shift = (1.0 / (255.0 * std)).to(dev), (-mean / std).to(dev)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
 
     def embed(u8):
         x = u8.permute(0, 3, 1, 2)  # (n, 3, S, S) view, channels_last strides
@@ -135,16 +169,18 @@ def main():
     with torch.inference_mode():
         y = embed(frames)  # warm-up
         if a.emb_out:
-            y.numpy().astype(np.float32).tofile(a.emb_out)
+            y.cpu().numpy().astype(np.float32).tofile(a.emb_out)
+        sync()
         n, t0 = 0, time.perf_counter()
         t = t0
         while t - t0 < a.secs:
             embed(frames)
             n += a.batch
+            sync()  # a no-op on cpu; on cuda each batch is timed to completion
             t = time.perf_counter()
     print(f"images_per_s {n / (t - t0):.2f}")
     print(f"memory_format {a.memory_format} threads {torch.get_num_threads()} "
-          f"batch {a.batch} torch {torch.__version__}")
+          f"batch {a.batch} torch {torch.__version__} device {a.device}")
 
 
 if __name__ == "__main__":

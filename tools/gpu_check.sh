@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# gpu_check.sh -- every GPU check and timing in one go, for the lent GPU machine.
+#
+# Made by tools/gpu_prep.sh on the development machine, which copies it to .devpack/;
+# run from the repository root, with carry [".devpack"]:
+#     bash .devpack/gpu_check.sh
+#
+# Each step runs under `timeout` (the whole script stays inside NS_GPU_BUDGET, 480 s)
+# and a failing step never stops the others.  Steps: device listing; the GPU parity
+# suites (test_cuda_gpu, test_ops_gpu, test_exec_gpu) and the CPU ones (test_ops,
+# test_exec); nightshift-bench-exec at batch 256 on cuda for resnet18, mobilenet_v2
+# and the default backbone (resnet18's per-node profile printed) and resnet18 on the
+# cpu at batch 64 as a reference; bench/embed/peer_torch.py on cuda (fp32, TF32 off)
+# on the same frames; nightshift-gen + ingest + embed --device cuda end to end.
+# Logs go to ${NS_GPU_LOG:-/tmp/ns-gpu-check}; the short table comes last.
+# Without a GPU the cuda steps fail or skip within seconds and the table still prints.
+set -u
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+dp=.devpack
+run=$dp/run
+bin=$dp/bin
+budget=${NS_GPU_BUDGET:-480}
+logs=${NS_GPU_LOG:-/tmp/ns-gpu-check}
+rm -rf "$logs"
+mkdir -p "$logs"
+t_start=$SECONDS
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+
+names=() results=() figures=()
+row() { names+=("$1") results+=("$2") figures+=("${3:-}"); }
+left() { echo $((budget - (SECONDS - t_start))); }
+
+# step NAME SECS CMD... -- runs CMD under timeout (capped by what is left of the budget),
+# output in $logs/NAME.txt; sets $st to ok, skip (exit 77) or FAIL(rc) and prints a tail.
+st=
+step() {
+    local name=$1 secs=$2 rc l
+    shift 2
+    l=$(left)
+    if ((l < 5)); then
+        st=skip
+        echo "== $name: skipped, time budget spent"
+        return
+    fi
+    ((secs > l)) && secs=$l
+    echo "== $name (<= ${secs}s): $*"
+    timeout -k 5 "$secs" "$@" >"$logs/$name.txt" 2>&1
+    rc=$?
+    case $rc in
+        0) st=ok ;;
+        77) st=skip ;;
+        124 | 137) st="FAIL(timeout)" ;;
+        *) st="FAIL($rc)" ;;
+    esac
+    echo "   -> $st ($((SECONDS - t_start)) s in)"
+    tail -n "${TAIL:-4}" "$logs/$name.txt" | sed 's/^/   | /'
+}
+ips() { awk '/^images_per_s/ {print $2; exit}' "$logs/$1.txt"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# --- cuBLAS: not bundled (too big), found on this machine ------------------------------
+cublas_dir=
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+    /usr/local/cuda-13*/lib64 /usr/local/cuda-13*/targets/x86_64-linux/lib \
+    /usr/lib/x86_64-linux-gnu; do
+    [[ -e $d/libcublas.so.13 && -e $d/libcublasLt.so.13 ]] && { cublas_dir=$d; break; }
+done
+if [[ -z $cublas_dir ]]; then
+    # torch's CUDA 13 wheels carry their own copy.
+    for sp in $(python3 -c 'import site, sys; print(" ".join(site.getsitepackages() + [site.getusersitepackages()]))' 2>/dev/null); do
+        f=$(find "$sp/nvidia" -name 'libcublasLt.so.13' 2>/dev/null | head -1)
+        [[ -n $f ]] && { cublas_dir=$(dirname "$f"); break; }
+    done
+fi
+if [[ -n $cublas_dir ]]; then
+    echo "cuBLAS: $cublas_dir"
+    export LD_LIBRARY_PATH="$cublas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+else
+    echo "cuBLAS: libcublas.so.13 not found on this machine; the programs may not load"
+fi
+"$run" ldd "$bin/nightshift" 2>&1 | grep 'not found' | sed 's/^/missing library: /'
+
+# The models travel xz'd (tools/gpu_prep.sh); unpack once.
+for f in "$dp"/models/*.h5.xz; do
+    [[ -e $f && ! -e ${f%.xz} ]] && xz -dk "$f"
+done
+
+# --- devices ------------------------------------------------------------------------
+step devices 30 "$run" "$bin/nightshift" info --devices
+cat "$logs/devices.txt" | sed 's/^/   : /' | head -8
+gpu=0
+grep -q '^devices: none' "$logs/devices.txt" || { [[ $st == ok ]] && gpu=1; }
+row "info --devices" "$st" "$(grep -m1 -i 'h100\|h200\|nvidia' "$logs/devices.txt" | cut -c1-40)"
+((gpu)) || echo "no CUDA device: cuda steps will fail or skip"
+
+# --- parity suites ------------------------------------------------------------------
+for t in test_cuda_gpu test_ops_gpu test_exec_gpu test_ops test_exec; do
+    TAIL=3 step "$t" 150 env CK_DEFAULT_TIMEOUT=120 NS_TEST_TMP=/tmp/ns-gpu-test-tmp \
+        "$run" "$bin/$t"
+    row "$t" "$st" "$(grep -m1 -o '[0-9]*%: Checks: [0-9]*, Failures: [0-9]*, Errors: [0-9]*' \
+        "$logs/$t.txt")"
+done
+
+# --- timings: ours --------------------------------------------------------------------
+models=(resnet18 mobilenet_v2 default)
+declare -A arg=([resnet18]=$dp/models/resnet18.h5 [mobilenet_v2]=$dp/models/mobilenet_v2.h5
+    [default]=default)
+declare -A ours peer
+tmp=$(mktemp -d /tmp/ns-gpu-check.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+# The frames the peer reads: the same fixed pixels ours times (a cpu run, so no GPU needed).
+step frames 60 "$run" "$bin/nightshift-bench-exec" default --batch 256 --size 224 --secs 0.01 \
+    --frames-out "$tmp/frames.u8"
+for m in "${models[@]}"; do
+    if ((gpu)); then
+        TAIL=2 step "ours_cuda_$m" 60 "$run" "$bin/nightshift-bench-exec" "${arg[$m]}" \
+            --device cuda --batch 256 --secs 5
+        ours[$m]=$(ips "ours_cuda_$m")
+    else
+        st=skip ours[$m]=
+    fi
+    row "ours cuda $m b256" "$st" "${ours[$m]:+${ours[$m]} img/s}"
+done
+if [[ -f $logs/ours_cuda_resnet18.txt ]]; then
+    echo "resnet18 cuda profile (top of nightshift-bench-exec's report):"
+    sed -n '3,14p' "$logs/ours_cuda_resnet18.txt" | sed 's/^/   /'
+fi
+TAIL=2 step ours_cpu_resnet18 60 "$run" "$bin/nightshift-bench-exec" "${arg[resnet18]}" \
+    --device cpu --batch 64 --secs 3
+cpu_ips=$(ips ours_cpu_resnet18)
+row "ours cpu resnet18 b64" "$st" "${cpu_ips:+$cpu_ips img/s}"
+
+# --- timings: the PyTorch peer on cuda ------------------------------------------------
+peer_py=bench/embed/peer_torch.py
+[[ -f $peer_py ]] || peer_py=$dp/peer_torch.py
+export PYTHONPATH="$root/tools${PYTHONPATH:+:$PYTHONPATH}"
+have_h5py=0
+python3 -c 'import h5py' 2>/dev/null && have_h5py=1
+if ((have_h5py)); then
+    step default_model 30 "$run" "$bin/nightshift" model default --out "$tmp/default112.h5" \
+        --size 112 --seed 1
+fi
+declare -A pfile=([resnet18]=$dp/models/resnet18.h5 [mobilenet_v2]=$dp/models/mobilenet_v2.h5
+    [default]=$tmp/default112.h5)
+declare -A parch=([resnet18]=resnet18 [mobilenet_v2]=mobilenet_v2 [default]=file)
+for m in "${models[@]}"; do
+    if ((!gpu)); then
+        st=skip peer[$m]=
+        echo "== peer_cuda_$m: skipped, no CUDA device"
+    elif [[ $m == default ]] && ((!have_h5py)); then
+        st=skip peer[$m]=
+        echo "== peer_cuda_$m: skipped, no h5py here to read the default backbone's file"
+    else
+        # Faster of the two memory formats, as bench/embed/run.sh does on the cpu.
+        best= bst=
+        for f in channels_last contiguous; do
+            TAIL=2 step "peer_cuda_${m}_$f" 90 python3 "$peer_py" "${pfile[$m]}" \
+                --arch "${parch[$m]}" --frames "$tmp/frames.u8" --size 224 --batch 256 \
+                --secs 4 --threads "$(nproc)" --memory-format $f --device cuda
+            v=$(ips "peer_cuda_${m}_$f")
+            [[ $st == ok ]] && bst=ok
+            [[ -n $v ]] && awk -v a="$v" -v b="${best:-0}" 'BEGIN {exit !(a > b)}' && best=$v
+        done
+        st=${bst:-$st} peer[$m]=$best
+    fi
+    row "peer cuda $m b256" "$st" "${peer[$m]:+${peer[$m]} img/s}"
+done
+
+# --- embed end to end -------------------------------------------------------------------
+rm -rf /tmp/ns-gpu-g /tmp/ns-gpu-s
+step gen 120 "$run" "$bin/nightshift-gen" glove --out /tmp/ns-gpu-g --nights 1 --cameras 4 \
+    --clips 4 --frames 100
+gen_st=$st
+step ingest 120 "$run" "$bin/nightshift" ingest --store /tmp/ns-gpu-s --quiet /tmp/ns-gpu-g
+ing_st=$st
+row "gen + ingest" "$([[ $gen_st == ok ]] && echo "$ing_st" || echo "$gen_st")" \
+    "$(grep -o '[0-9.]* frames/s' "$logs/ingest.txt" | head -1)"
+emb_fps=
+if ((gpu)) && [[ $ing_st == ok ]]; then
+    step embed_cuda 120 "$run" "$bin/nightshift" embed --store /tmp/ns-gpu-s \
+        --model "${arg[resnet18]}" --device cuda --batch 256 --quiet
+    emb_fps=$(grep -o '[0-9.]* frames/s' "$logs/embed_cuda.txt" | tail -1 | cut -d' ' -f1)
+else
+    st=skip
+fi
+row "embed cuda resnet18 b256" "$st" "${emb_fps:+$emb_fps frames/s}"
+
+# --- the table --------------------------------------------------------------------------
+echo
+echo "GPU check ($(SECONDS=$((SECONDS - t_start)); echo $SECONDS) s;" \
+    "$(grep -m1 -o 'NVIDIA[^,(]*' "$logs/devices.txt" || echo 'no GPU')," \
+    "torch $(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null || echo '?');" \
+    "logs in $logs)"
+printf '%-28s %-14s %s\n' step result figure
+for i in "${!names[@]}"; do
+    printf '%-28s %-14s %s\n' "${names[$i]}" "${results[$i]}" "${figures[$i]}"
+done
+echo "ours/peer on cuda (images/s, batch 256, 224x224 uint8 frames, fp32, TF32 off in the peer):"
+for m in "${models[@]}"; do
+    printf '  %-13s ours %10s  peer %10s  ratio %s\n' "$m" "${ours[$m]:--}" "${peer[$m]:--}" \
+        "$(ratio "${ours[$m]:-0}" "${peer[$m]:-0}")"
+done
+printf '  embed end to end %s frames/s = %s of resnet18 pure compute; cuda/cpu compute %s\n' \
+    "${emb_fps:--}" "$(ratio "${emb_fps:-0}" "${ours[resnet18]:-0}")" \
+    "$(ratio "${ours[resnet18]:-0}" "${cpu_ips:-0}")"
