@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh BUILD_DIR -- the nightly job on built-in demo data: generate the
-# glove-shift scenario, ingest it night by night, print the store summary.
+# glove-shift scenario, ingest it night by night, print the store summary,
+# embed every frame with the built-in backbone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd)
@@ -22,4 +23,6 @@ echo "== re-running every night ingests nothing twice"
 echo "== store summary"
 "$ns" info --store "$out/store"
 "$ns" verify --store "$out/store"
-echo "demo: store at $out/store (open $out/store/view.h5 with h5py)"
+echo "== embedding every frame with the built-in backbone"
+"$ns" embed --store "$out/store" --model default
+echo "demo: store at $out/store (open $out/store/view.h5 with h5py); embeddings under $out/store/embeddings/"
