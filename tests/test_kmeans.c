@@ -1,0 +1,342 @@
+/* test_kmeans.c -- k-means against the plain C reference, determinism across
+ * seeds and thread counts, monotone inertia, empty-cluster repair, blobs. */
+#include <math.h>
+#include <stdint.h>
+
+#include "helpers.h"
+#include "nightshift/kmeans.h"
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float rng_unif(uint64_t *s) /* [-1, 1) */
+{
+    return (float)((double)(rng_next(s) >> 11) * 0x1.0p-52 - 1.0);
+}
+
+static float rng_gauss(uint64_t *s)
+{
+    double u1 = ((double)(rng_next(s) >> 11) + 1.0) * 0x1.0p-53;
+    double u2 = (double)(rng_next(s) >> 11) * 0x1.0p-53;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+static float *rand_mat(size_t rows, int cols, uint64_t seed)
+{
+    float *m = malloc(rows * (size_t)cols * sizeof *m);
+    ck_assert_ptr_nonnull(m);
+    for (size_t i = 0; i < rows * (size_t)cols; i++)
+        m[i] = rng_unif(&seed);
+    return m;
+}
+
+static double dist2_d(const float *a, const float *b, int d)
+{
+    double s = 0.0;
+    for (int t = 0; t < d; t++)
+        s += ((double)a[t] - b[t]) * ((double)a[t] - b[t]);
+    return s;
+}
+
+/* Fast assign vs reference: indices equal unless the two centroids are
+ * within 1e-5 relative of each other (a tie in float); dist2 within 1e-5. */
+START_TEST(test_assign_matches_ref)
+{
+    static const struct { size_t n; int d, k; } sz[] = {
+        {1, 1, 1}, {7, 2, 7}, {100, 3, 5}, {5000, 17, 10}, {9000, 64, 33}};
+    for (size_t s = 0; s < sizeof sz / sizeof sz[0]; s++) {
+        size_t n = sz[s].n;
+        int d = sz[s].d, k = sz[s].k, ties = 0;
+        float *x = rand_mat(n, d, 11 + s), *c = rand_mat((size_t)k, d, 97 + s);
+        int *a = malloc(n * sizeof *a), *ar = malloc(n * sizeof *ar);
+        float *dd = malloc(n * sizeof *dd), *dr = malloc(n * sizeof *dr);
+        ck_assert_ns_ok(ns_kmeans_assign(x, n, d, c, k, a, dd));
+        ck_assert_ns_ok(ns_ref_kmeans_assign(x, n, d, c, k, ar, dr));
+        for (size_t i = 0; i < n; i++) {
+            ck_assert_msg(fabsf(dd[i] - dr[i]) <= 1e-5f * (1.0f + dr[i]),
+                          "n=%zu row %zu dist %g vs ref %g", n, i, dd[i], dr[i]);
+            if (a[i] != ar[i]) {
+                double da = dist2_d(x + i * d, c + (size_t)a[i] * d, d);
+                double db = dist2_d(x + i * d, c + (size_t)ar[i] * d, d);
+                ck_assert_msg(fabs(da - db) <= 1e-5 * (1.0 + db), "n=%zu row %zu: %d vs ref %d",
+                              n, i, a[i], ar[i]);
+                ties++;
+            }
+        }
+        ck_assert_int_le(ties, (int)(n / 1000) + 1);
+        free(x), free(c), free(a), free(ar), free(dd), free(dr);
+    }
+}
+END_TEST
+
+/* One Lloyd iteration from given centres equals the naive step. */
+START_TEST(test_lloyd_step_matches_ref)
+{
+    size_t n = 6000;
+    int d = 24, k = 9;
+    float *x = rand_mat(n, d, 5), *cref = malloc((size_t)k * d * sizeof *cref);
+    int *ar = malloc(n * sizeof *ar);
+    ns_kmeans_opts o = ns_kmeans_default_opts();
+    ns_kmeans_result r;
+    o.k = k;
+    o.init = x; /* the first k points: every cluster keeps at least its seed */
+    o.max_iter = 1;
+    o.tol = 0.0;
+    ck_assert_ns_ok(ns_kmeans_fit(x, n, d, &o, &r));
+    ck_assert_int_eq(r.iterations, 1);
+    ck_assert_ns_ok(ns_ref_kmeans_step(x, n, d, x, k, ar, cref));
+    for (size_t i = 0; i < (size_t)k * d; i++)
+        ck_assert_msg(fabsf(r.centroids[i] - cref[i]) <= 1e-5f, "centroid value %zu: %g vs %g", i,
+                      r.centroids[i], cref[i]);
+    /* Reported assignment is to the final centres. */
+    ck_assert_ns_ok(ns_ref_kmeans_assign(x, n, d, r.centroids, k, ar, NULL));
+    {
+        size_t diff = 0, sum = 0;
+        double inertia = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            diff += r.assign[i] != ar[i];
+            inertia += dist2_d(x + i * d, r.centroids + (size_t)r.assign[i] * d, d);
+        }
+        for (int j = 0; j < k; j++)
+            sum += r.counts[j];
+        ck_assert_uint_le(diff, 2);
+        ck_assert_uint_eq(sum, n);
+        ck_assert_msg(fabs(inertia - r.inertia) <= 1e-9 * inertia, "inertia %g vs %g", r.inertia,
+                      inertia);
+    }
+    ns_kmeans_result_release(&r);
+    free(x), free(cref), free(ar);
+}
+END_TEST
+
+static void assert_same(const ns_kmeans_result *a, const ns_kmeans_result *b)
+{
+    ck_assert_int_eq(a->iterations, b->iterations);
+    ck_assert(a->inertia == b->inertia);
+    ck_assert(memcmp(a->centroids, b->centroids, (size_t)a->k * a->d * sizeof(float)) == 0);
+    ck_assert(memcmp(a->assign, b->assign, a->n * sizeof(int)) == 0);
+    ck_assert(memcmp(a->counts, b->counts, (size_t)a->k * sizeof(size_t)) == 0);
+}
+
+START_TEST(test_same_seed_identical)
+{
+    size_t n = 3000;
+    int d = 16;
+    float *x = rand_mat(n, d, 21);
+    ns_kmeans_opts o = ns_kmeans_default_opts();
+    ns_kmeans_result a, b, c;
+    o.k = 12;
+    o.seed = 1234;
+    ck_assert_ns_ok(ns_kmeans_fit(x, n, d, &o, &a));
+    ck_assert_ns_ok(ns_kmeans_fit(x, n, d, &o, &b));
+    assert_same(&a, &b);
+    o.seed = 99;
+    ck_assert_ns_ok(ns_kmeans_fit(x, n, d, &o, &c));
+    ck_assert(memcmp(a.centroids, c.centroids, (size_t)o.k * d * sizeof(float)) != 0);
+    ns_kmeans_result_release(&a);
+    ns_kmeans_result_release(&b);
+    ns_kmeans_result_release(&c);
+    ns_kmeans_result_release(&c); /* idempotent */
+    free(x);
+}
+END_TEST
+
+START_TEST(test_threads_identical)
+{
+    size_t n = 10000; /* three row tiles */
+    int d = 130, k = 20; /* three column blocks */
+    float *x = rand_mat(n, d, 31);
+    ns_kmeans_opts o = ns_kmeans_default_opts();
+    ns_kmeans_result r1, rt;
+    o.k = k;
+    o.max_iter = 15;
+    o.threads = 1;
+    ck_assert_ns_ok(ns_kmeans_fit(x, n, d, &o, &r1));
+    for (int t = 2; t <= 4; t++) {
+        o.threads = t;
+        ck_assert_ns_ok(ns_kmeans_fit(x, n, d, &o, &rt));
+        assert_same(&r1, &rt);
+        ns_kmeans_result_release(&rt);
+    }
+    ns_kmeans_result_release(&r1);
+    free(x);
+}
+END_TEST
+
+START_TEST(test_inertia_monotone)
+{
+    size_t n = 4000;
+    int d = 8;
+    float *x = rand_mat(n, d, 41);
+    ns_kmeans_opts o = ns_kmeans_default_opts();
+    double prev = INFINITY;
+    o.k = 15;
+    o.tol = 0.0;
+    for (int it = 0; it <= 12; it++) {
+        ns_kmeans_result r;
+        o.max_iter = it;
+        ck_assert_ns_ok(ns_kmeans_fit(x, n, d, &o, &r));
+        ck_assert_msg(r.inertia <= prev * (1.0 + 1e-9), "iteration %d: inertia %g after %g", it,
+                      r.inertia, prev);
+        if (it == 12)
+            ck_assert_msg(r.inertia < 0.9 * (double)n * d / 3.0, "inertia %g barely fell",
+                          r.inertia);
+        prev = r.inertia;
+        ns_kmeans_result_release(&r);
+    }
+    free(x);
+}
+END_TEST
+
+/* A centre far from all data empties at once; repair must give it a point. */
+START_TEST(test_empty_cluster_repair)
+{
+    size_t n = 400;
+    int d = 2, k = 3;
+    uint64_t s = 7;
+    float *x = malloc(n * d * sizeof *x);
+    float init[6] = {-5.0f, 0.0f, 5.0f, 0.0f, 1000.0f, 1000.0f};
+    ns_kmeans_opts o = ns_kmeans_default_opts();
+    ns_kmeans_result r;
+    for (size_t i = 0; i < n; i++) {
+        x[i * d] = (i % 2 ? 5.0f : -5.0f) + rng_gauss(&s);
+        x[i * d + 1] = rng_gauss(&s);
+    }
+    o.k = k;
+    o.init = init;
+    ck_assert_ns_ok(ns_kmeans_fit(x, n, d, &o, &r));
+    for (int j = 0; j < k; j++) {
+        ck_assert_uint_gt(r.counts[j], 0);
+        ck_assert(fabsf(r.centroids[j * d]) < 20.0f && fabsf(r.centroids[j * d + 1]) < 20.0f);
+    }
+    ns_kmeans_result_release(&r);
+    free(x);
+}
+END_TEST
+
+/* 3 distinct points, 10 copies each, k = 5: two clusters must stay empty;
+ * the fit still succeeds with finite centres and zero inertia. */
+START_TEST(test_duplicates_more_clusters_than_points)
+{
+    size_t n = 30;
+    int d = 4, k = 5;
+    float *x = malloc(n * d * sizeof *x);
+    ns_kmeans_opts o = ns_kmeans_default_opts();
+    ns_kmeans_result r;
+    size_t sum = 0, nonempty = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int t = 0; t < d; t++)
+            x[i * d + t] = (float)((i % 3) * 10 + t);
+    o.k = k;
+    o.seed = 3;
+    ck_assert_ns_ok(ns_kmeans_fit(x, n, d, &o, &r));
+    ck_assert(r.inertia == 0.0);
+    for (int j = 0; j < k; j++) {
+        sum += r.counts[j];
+        nonempty += r.counts[j] > 0;
+        for (int t = 0; t < d; t++)
+            ck_assert(isfinite(r.centroids[j * d + t]));
+    }
+    ck_assert_uint_eq(sum, n);
+    ck_assert_uint_eq(nonempty, 3);
+    ns_kmeans_result_release(&r);
+    free(x);
+}
+END_TEST
+
+START_TEST(test_blobs_recovered)
+{
+    enum { B = 6, PER = 300, D = 10 };
+    size_t n = B * PER;
+    uint64_t s = 17;
+    float *x = malloc(n * D * sizeof *x);
+    int *label = malloc(n * sizeof *label);
+    int map[B];
+    ns_kmeans_opts o = ns_kmeans_default_opts();
+    ns_kmeans_result r;
+    for (size_t i = 0; i < n; i++) {
+        label[i] = (int)(rng_next(&s) % B);
+        for (int t = 0; t < D; t++)
+            x[i * D + t] = (t == label[i] ? 20.0f : 0.0f) + 0.3f * rng_gauss(&s);
+    }
+    o.k = B;
+    o.seed = 5;
+    ck_assert_ns_ok(ns_kmeans_fit(x, n, D, &o, &r));
+    for (int b = 0; b < B; b++)
+        map[b] = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (map[label[i]] < 0)
+            map[label[i]] = r.assign[i];
+        ck_assert_int_eq(r.assign[i], map[label[i]]);
+    }
+    for (int a = 0; a < B; a++)
+        for (int b = a + 1; b < B; b++)
+            ck_assert_int_ne(map[a], map[b]);
+    for (int b = 0; b < B; b++)
+        ck_assert(fabsf(r.centroids[map[b] * D + b] - 20.0f) < 0.2f);
+    ns_kmeans_result_release(&r);
+    free(x), free(label);
+}
+END_TEST
+
+START_TEST(test_bad_args)
+{
+    float x[12] = {0};
+    int a[6];
+    ns_kmeans_opts o = ns_kmeans_default_opts();
+    ns_kmeans_result r;
+    o.k = 0;
+    ck_assert_ns_status(ns_kmeans_fit(x, 6, 2, &o, &r), NS_ERR_USAGE);
+    ck_assert_ptr_null(r.centroids);
+    o.k = 7;
+    ck_assert_ns_status(ns_kmeans_fit(x, 6, 2, &o, &r), NS_ERR_USAGE);
+    o.k = 2;
+    ck_assert_ns_status(ns_kmeans_fit(x, 6, 0, &o, &r), NS_ERR_USAGE);
+    ck_assert_ns_status(ns_kmeans_fit(x, 0, 2, &o, &r), NS_ERR_USAGE);
+    ck_assert_ns_status(ns_kmeans_fit(NULL, 6, 2, &o, &r), NS_ERR_USAGE);
+    ck_assert_ns_status(ns_kmeans_fit(x, 6, 2, NULL, &r), NS_ERR_USAGE);
+    o.max_iter = -1;
+    ck_assert_ns_status(ns_kmeans_fit(x, 6, 2, &o, &r), NS_ERR_USAGE);
+    o.max_iter = 10;
+    o.tol = -1.0;
+    ck_assert_ns_status(ns_kmeans_fit(x, 6, 2, &o, &r), NS_ERR_USAGE);
+    o.tol = NAN;
+    ck_assert_ns_status(ns_kmeans_fit(x, 6, 2, &o, &r), NS_ERR_USAGE);
+    ck_assert_ns_status(ns_kmeans_assign(x, 6, 2, x, 0, a, NULL), NS_ERR_USAGE);
+    ck_assert_ns_status(ns_kmeans_assign(x, 6, 0, x, 2, a, NULL), NS_ERR_USAGE);
+    ck_assert_ns_status(ns_kmeans_assign(x, 6, 2, x, 2, NULL, NULL), NS_ERR_USAGE);
+    ck_assert_ns_status(ns_ref_kmeans_assign(x, 6, 2, x, 0, a, NULL), NS_ERR_USAGE);
+    /* k == n is fine. */
+    o.k = 6;
+    o.tol = 0.0;
+    ck_assert_ns_ok(ns_kmeans_fit(x, 6, 2, &o, &r));
+    ns_kmeans_result_release(&r);
+}
+END_TEST
+
+static Suite *kmeans_suite(void)
+{
+    Suite *s = suite_create("kmeans");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_assign_matches_ref);
+    tcase_add_test(tc, test_lloyd_step_matches_ref);
+    tcase_add_test(tc, test_same_seed_identical);
+    tcase_add_test(tc, test_threads_identical);
+    tcase_add_test(tc, test_inertia_monotone);
+    tcase_add_test(tc, test_empty_cluster_repair);
+    tcase_add_test(tc, test_duplicates_more_clusters_than_points);
+    tcase_add_test(tc, test_blobs_recovered);
+    tcase_add_test(tc, test_bad_args);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return ns_test_run(kmeans_suite());
+}
