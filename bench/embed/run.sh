@@ -74,17 +74,8 @@ if [[ -n ${NS_BENCH_PEER_FORMAT:-} ]]; then
 fi
 
 # --- environments ------------------------------------------------------------------
-tunables=glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432
-tunables+=:glibc.malloc.trim_threshold=4294967296:glibc.malloc.top_pad=268435456
-in_env() { # ENV CMD...
-    local e=$1
-    shift
-    if [[ $e == tuned ]]; then
-        env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE GLIBC_TUNABLES=$tunables "$@"
-    else
-        "$@"
-    fi
-}
+# shellcheck source=../lib.sh
+source "$here/../lib.sh" # tunables, in_env, median
 
 # The frames both sides see: written once by ours, read raw by the peer.
 "$bench" default --batch $batch --size $S --secs 0.01 --frames-out "$tmp/frames.u8" >/dev/null
@@ -103,7 +94,6 @@ peer_ips() { # ENV MODEL [extra args]
         --frames "$tmp/frames.u8" --size $S --batch $batch --secs "$secs" --threads 2 \
         --memory-format "${fmt[$e.$m]}" "$@" | awk '/^images_per_s/ {print $2}'
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 declare -A all res
 for ((r = 1; r <= reps; r++)); do

@@ -66,17 +66,8 @@ half=("${clips[@]:0:$((${#clips[@]} / 2))}")
 nframes=$(find "$data/jpg" -name '*.jpg' | wc -l)
 
 # --- environments --------------------------------------------------------------
-tunables=glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432
-tunables+=:glibc.malloc.trim_threshold=4294967296:glibc.malloc.top_pad=268435456
-in_env() { # ENV CMD...
-    local e=$1
-    shift
-    if [[ $e == tuned ]]; then
-        env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE GLIBC_TUNABLES=$tunables "$@"
-    else
-        "$@"
-    fi
-}
+# shellcheck source=../lib.sh
+source "$here/../lib.sh" # tunables, in_env, median
 
 limit_fps() { in_env "$1" "$tmp/decode_limit" -S $S "$data"/jpg/* | awk '/^decode_limit_fps/ {print $2}'; }
 ns_fps() {
@@ -90,7 +81,6 @@ peer_fps() {
     in_env "$1" $python "$here/peer_pil.py" --threads "$threads" --size $S --out "$tmp/peer.h5" \
         "${clips[@]}" | awk '/^peer_fps/ {print $2}'
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 # Repetitions outermost and the environments alternating inside, so that a
 # noisy minute on a shared machine hits both rows alike.  The ratios are taken
