@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh -- sourced by the bench/*/run.sh scripts: the two environments
 # every benchmark reports, and the median of its repetitions.
 

@@ -74,7 +74,7 @@ if [[ -n ${NS_BENCH_PEER_FORMAT:-} ]]; then
 fi
 
 # --- environments ------------------------------------------------------------------
-# shellcheck source=../lib.sh
+# shellcheck source=bench/lib.sh
 source "$here/../lib.sh" # tunables, in_env, median
 
 # The frames both sides see: written once by ours, read raw by the peer.

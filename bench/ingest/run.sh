@@ -66,7 +66,7 @@ half=("${clips[@]:0:$((${#clips[@]} / 2))}")
 nframes=$(find "$data/jpg" -name '*.jpg' | wc -l)
 
 # --- environments --------------------------------------------------------------
-# shellcheck source=../lib.sh
+# shellcheck source=bench/lib.sh
 source "$here/../lib.sh" # tunables, in_env, median
 
 limit_fps() { in_env "$1" "$tmp/decode_limit" -S $S "$data"/jpg/* | awk '/^decode_limit_fps/ {print $2}'; }
