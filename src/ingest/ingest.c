@@ -296,15 +296,15 @@ static ns_status append_batch(run *r, batch *b)
     return st;
 }
 
-static const char *clip_reason(ns_status st, ns_outcome *oc)
+/* What a failed load means for the clip. */
+static ns_outcome load_outcome(ns_status st)
 {
     switch (st) {
-    case NS_ERR_FORMAT: *oc = NS_OUTCOME_UNRECOGNISED; break;
-    case NS_ERR_UNSUPPORTED: *oc = NS_OUTCOME_UNSUPPORTED; break;
-    case NS_ERR_IO: *oc = NS_OUTCOME_ERROR; break;
-    default: *oc = NS_OUTCOME_QUARANTINED; break;
+    case NS_ERR_FORMAT: return NS_OUTCOME_UNRECOGNISED;
+    case NS_ERR_UNSUPPORTED: return NS_OUTCOME_UNSUPPORTED;
+    case NS_ERR_IO: return NS_OUTCOME_ERROR;
+    default: return NS_OUTCOME_QUARANTINED;
     }
-    return "";
 }
 
 /* The format is always sniffed from the bytes; the name only decides whether
@@ -368,7 +368,7 @@ static ns_status take_clip(run *r, int *active, int *eof)
         return NS_OK;
     }
     if (ld->st != NS_OK) {
-        clip_reason(ld->st, &oc);
+        oc = load_outcome(ld->st);
         if (ld->st == NS_ERR_NOMEM)
             return ns_error(NS_ERR_NOMEM, "%s", ld->msg);
         if (oc == NS_OUTCOME_UNRECOGNISED && ld->in->walked && !clip_like_name(ld->in->path)) {
