@@ -60,8 +60,8 @@ static void on_progress(void *vc, const ns_ingest_progress *p)
                          p->elapsed, frac, 0);
 }
 
-static ns_status write_summary(const char *path, const char *store, const ns_ingest_opts *o,
-                               const ns_ingest_summary *s, ns_status run_st)
+static ns_status write_summary(const char *path, const char *store, const ns_ingest_summary *s,
+                               ns_status run_st)
 {
     ns_strbuf b = {0};
     ns_status st;
@@ -294,10 +294,7 @@ int cmd_ingest(int argc, char **argv)
             rc = NS_EXIT_FAILURE;
     }
     if (summary_path && st != NS_ERR_USAGE && st != NS_ERR_BUSY) {
-        char saved[2048];
-        ns_errmsg_copy(saved, sizeof saved);
-        ns_error(st, "%s", saved);
-        ns_status ws = write_summary(summary_path, store, &o, &sum, st);
+        ns_status ws = write_summary(summary_path, store, &sum, st);
         if (ws != NS_OK) {
             fprintf(stderr, "nightshift ingest: %s\n", ns_errmsg());
             if (rc == NS_EXIT_OK)
