@@ -1,5 +1,6 @@
 /* test_kmeans.c -- k-means against the plain C reference, determinism across
- * seeds and thread counts, monotone inertia, empty-cluster repair, blobs. */
+ * seeds and thread counts, monotone inertia, empty-cluster repair, blobs;
+ * mini-batch k-means against full Lloyd, its determinism and its errors. */
 #include <math.h>
 #include <stdint.h>
 
@@ -319,6 +320,211 @@ START_TEST(test_bad_args)
 }
 END_TEST
 
+/* ---- mini-batch ------------------------------------------------------------------ */
+
+/* A set in memory served at most `chunk` rows per call (fewer than asked, as
+ * a reader at a file boundary would), optionally failing or changing. */
+typedef struct src {
+    const float *x;
+    size_t n, pos, chunk;
+    int d, rewinds, fail_at_rewind; /* fail_at_rewind: that rewind() fails (0: never) */
+    size_t shrink_at;               /* from the 3rd rewind on, the set ends there (0: never) */
+} src;
+
+static ns_status src_next(void *ctx, float *buf, size_t cap, size_t *got)
+{
+    src *s = ctx;
+    size_t end = s->shrink_at && s->rewinds >= 3 ? s->shrink_at : s->n;
+    size_t m = end - s->pos < cap ? end - s->pos : cap;
+    if (m > s->chunk)
+        m = s->chunk;
+    memcpy(buf, s->x + s->pos * s->d, m * s->d * sizeof *buf);
+    s->pos += m;
+    *got = m;
+    return NS_OK;
+}
+
+static ns_status src_rewind(void *ctx)
+{
+    src *s = ctx;
+    s->rewinds++;
+    if (s->fail_at_rewind && s->rewinds == s->fail_at_rewind)
+        return ns_error(NS_ERR_IO, "test source: rewind %d fails", s->rewinds);
+    s->pos = 0;
+    return NS_OK;
+}
+
+/* B well-separated blobs in D dimensions, rows in random order. */
+static float *blobs(size_t n, int D, int B, uint64_t seed, int *label)
+{
+    float *x = malloc(n * D * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    for (size_t i = 0; i < n; i++) {
+        label[i] = (int)(rng_next(&seed) % (uint64_t)B);
+        for (int t = 0; t < D; t++)
+            x[i * D + t] = (t % B == label[i] ? 10.0f : 0.0f) + 0.5f * rng_gauss(&seed);
+    }
+    return x;
+}
+
+/* Same partition as full Lloyd up to a permutation of labels, inertia within
+ * 2 %, and every point counted. */
+START_TEST(test_minibatch_matches_lloyd)
+{
+    enum { B = 8, D = 24 };
+    size_t n = 20000;
+    int *label = malloc(n * sizeof *label), map[B], used[B] = {0};
+    float *x = blobs(n, D, B, 23, label);
+    src s = {.x = x, .n = n, .chunk = 700, .d = D};
+    ns_kmeans_opts o = ns_kmeans_default_opts();
+    ns_kmeans_mb_opts mo = ns_kmeans_mb_default_opts();
+    ns_kmeans_result full, mb;
+    size_t sum = 0;
+    o.k = mo.k = B;
+    o.seed = mo.seed = 4;
+    mo.batch = 1024;
+    mo.epochs = 2;
+    ck_assert_ns_ok(ns_kmeans_fit(x, n, D, &o, &full));
+    ck_assert_ns_ok(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, &mo, &mb));
+    ck_assert_uint_eq(mb.n, n);
+    ck_assert_int_eq(mb.k, B);
+    ck_assert_int_eq(mb.d, D);
+    ck_assert_int_eq(mb.iterations, 2 * 20); /* ceil(20000 / 1024) batches per epoch */
+    ck_assert_int_eq(s.rewinds, 4);           /* seeding, two epochs, the final pass */
+    for (int j = 0; j < B; j++)
+        map[j] = -1;
+    for (size_t i = 0; i < n; i++) {
+        int a = full.assign[i];
+        if (map[a] < 0) {
+            ck_assert_int_eq(used[mb.assign[i]], 0);
+            used[mb.assign[i]] = 1;
+            map[a] = mb.assign[i];
+        }
+        ck_assert_int_eq(mb.assign[i], map[a]);
+    }
+    for (int j = 0; j < B; j++)
+        sum += mb.counts[j];
+    ck_assert_uint_eq(sum, n);
+    ck_assert_msg(fabs(mb.inertia - full.inertia) <= 0.02 * full.inertia, "inertia %g vs Lloyd %g",
+                  mb.inertia, full.inertia);
+    {
+        double inertia = 0.0;
+        for (size_t i = 0; i < n; i++)
+            inertia += dist2_d(x + i * D, mb.centroids + (size_t)mb.assign[i] * D, D);
+        ck_assert_msg(fabs(inertia - mb.inertia) <= 1e-9 * inertia, "inertia %g vs %g",
+                      mb.inertia, inertia);
+    }
+    ns_kmeans_result_release(&full);
+    ns_kmeans_result_release(&mb);
+    free(x), free(label);
+}
+END_TEST
+
+/* Deterministic for the seed, whatever the thread count or the chunking of
+ * the source; another seed gives other centroids. */
+START_TEST(test_minibatch_deterministic)
+{
+    size_t n = 6000;
+    int D = 40;
+    float *x = rand_mat(n, D, 77);
+    ns_kmeans_mb_opts mo = ns_kmeans_mb_default_opts();
+    ns_kmeans_result a, b;
+    mo.k = 17;
+    mo.batch = 1500;
+    mo.seed = 8;
+    mo.threads = 1;
+    {
+        src s = {.x = x, .n = n, .chunk = n, .d = D};
+        ck_assert_ns_ok(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, &mo, &a));
+    }
+    for (int t = 2; t <= 3; t++) {
+        src s = {.x = x, .n = n, .chunk = 333, .d = D};
+        mo.threads = t;
+        ck_assert_ns_ok(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, &mo, &b));
+        assert_same(&a, &b);
+        ns_kmeans_result_release(&b);
+    }
+    {
+        src s = {.x = x, .n = n, .chunk = n, .d = D};
+        mo.seed = 9;
+        ck_assert_ns_ok(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, &mo, &b));
+        ck_assert(memcmp(a.centroids, b.centroids, (size_t)mo.k * D * sizeof(float)) != 0);
+        ns_kmeans_result_release(&b);
+    }
+    /* Given starting centres: the first batch's means (weight of the start 0). */
+    {
+        src s = {.x = x, .n = n, .chunk = n, .d = D};
+        float *cref = malloc((size_t)mo.k * D * sizeof *cref);
+        int *ar = malloc(n * sizeof *ar);
+        mo.init = x + 100 * D;
+        mo.epochs = 1;
+        mo.batch = n; /* one batch: exactly one Lloyd step */
+        ck_assert_ns_ok(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, &mo, &b));
+        ck_assert_ns_ok(ns_ref_kmeans_step(x, n, D, mo.init, mo.k, ar, cref));
+        ck_assert_int_eq(b.iterations, 1);
+        for (size_t i = 0; i < (size_t)mo.k * D; i++)
+            ck_assert_msg(fabsf(b.centroids[i] - cref[i]) <= 1e-5f, "centroid value %zu: %g vs %g",
+                          i, b.centroids[i], cref[i]);
+        ns_kmeans_result_release(&b);
+        free(cref), free(ar);
+    }
+    ns_kmeans_result_release(&a);
+    free(x);
+}
+END_TEST
+
+START_TEST(test_minibatch_errors)
+{
+    size_t n = 500;
+    int D = 4;
+    float *x = rand_mat(n, D, 3);
+    ns_kmeans_mb_opts mo = ns_kmeans_mb_default_opts();
+    ns_kmeans_result r;
+    src s = {.x = x, .n = n, .chunk = n, .d = D};
+    mo.k = 3;
+    mo.batch = 64;
+    ck_assert_ns_status(ns_kmeans_fit_minibatch(NULL, src_rewind, &s, D, &mo, &r), NS_ERR_USAGE);
+    ck_assert_ptr_null(r.centroids);
+    ck_assert_ns_status(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, 0, &mo, &r),
+                        NS_ERR_USAGE);
+    ck_assert_ns_status(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, NULL, &r),
+                        NS_ERR_USAGE);
+    mo.batch = 0;
+    ck_assert_ns_status(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, &mo, &r),
+                        NS_ERR_USAGE);
+    mo.batch = 64;
+    mo.epochs = 0;
+    ck_assert_ns_status(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, &mo, &r),
+                        NS_ERR_USAGE);
+    mo.epochs = 2;
+    /* Fewer rows than clusters to seed from. */
+    mo.k = 10;
+    mo.init_rows = 5;
+    ck_assert_ns_status(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, &mo, &r),
+                        NS_ERR_USAGE);
+    mo.k = 3;
+    mo.init_rows = 0;
+    /* The source's failure comes back as it is, r released. */
+    s.fail_at_rewind = 3;
+    ck_assert_ns_status(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, &mo, &r), NS_ERR_IO);
+    ck_assert_ptr_null(r.centroids);
+    ck_assert_ptr_null(r.assign);
+    /* A set that shrinks between passes. */
+    s.fail_at_rewind = 0;
+    s.rewinds = 0;
+    s.shrink_at = 400;
+    ck_assert_ns_status(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, &mo, &r),
+                        NS_ERR_CORRUPT);
+    /* An empty set. */
+    s.shrink_at = 0;
+    s.n = 0;
+    mo.init = x;
+    ck_assert_ns_status(ns_kmeans_fit_minibatch(src_next, src_rewind, &s, D, &mo, &r),
+                        NS_ERR_USAGE);
+    free(x);
+}
+END_TEST
+
 static Suite *kmeans_suite(void)
 {
     Suite *s = suite_create("kmeans");
@@ -332,6 +538,9 @@ static Suite *kmeans_suite(void)
     tcase_add_test(tc, test_duplicates_more_clusters_than_points);
     tcase_add_test(tc, test_blobs_recovered);
     tcase_add_test(tc, test_bad_args);
+    tcase_add_test(tc, test_minibatch_matches_lloyd);
+    tcase_add_test(tc, test_minibatch_deterministic);
+    tcase_add_test(tc, test_minibatch_errors);
     suite_add_tcase(s, tc);
     return s;
 }

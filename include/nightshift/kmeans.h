@@ -63,6 +63,49 @@ void ns_kmeans_result_release(ns_kmeans_result *r);
 ns_status ns_kmeans_assign(const float *x, size_t n, int d, const float *c, int k, int *assign,
                            float *dist2);
 
+/* ---- mini-batch k-means: sets too large for memory ------------------------------
+ *
+ * Sculley's mini-batch k-means (WWW 2010) over a set streamed through two
+ * callbacks.  Each batch is assigned to the current centroids, then every
+ * centroid moves to the running mean of all points ever assigned to it: with
+ * v_j points seen so far and a batch bringing m_j points summing to s_j,
+ * c_j <- (v_j c_j + s_j) / (v_j + m_j), v_j += m_j (per-centroid learning rate
+ * 1 / v_j, exactly Sculley's per-point update with the batch's assignments
+ * cached).  A centroid that gets no point keeps its place.  After the epochs,
+ * one more pass assigns every point and sums the exact inertia.  Batch sums
+ * are taken in a fixed order: the result depends on the seed and the order
+ * the callback serves rows in, never on the thread count. */
+
+/* Copies the next rows of the set into buf (cap, d), row-major: *got of them,
+ * 1 <= *got <= cap, or *got = 0 at the end of the set. */
+typedef ns_status (*ns_kmeans_next_fn)(void *ctx, float *buf, size_t cap, size_t *got);
+/* Goes back to the set's first row; every pass must serve the same rows in
+ * the same order. */
+typedef ns_status (*ns_kmeans_rewind_fn)(void *ctx);
+
+typedef struct ns_kmeans_mb_opts {
+    int k;             /* clusters, 1 <= k <= rows seeded from */
+    size_t batch;      /* rows per mini-batch (>= 1) */
+    int epochs;        /* passes over the set that move centroids (>= 1) */
+    size_t init_rows;  /* k-means++ seeds from the set's first init_rows rows;
+                        * 0: 3 * batch (as scikit-learn's init_size) */
+    uint64_t seed;     /* k-means++ seed */
+    int threads;       /* OpenMP threads; <= 0: omp_get_max_threads() */
+    const float *init; /* (k, d) starting centroids, or NULL for k-means++ */
+} ns_kmeans_mb_opts;
+
+/* k = 8, batch = 4096, epochs = 3, init_rows = 0, seed = 0, threads = 0, init = NULL. */
+ns_kmeans_mb_opts ns_kmeans_mb_default_opts(void);
+
+/* Clusters the rows of dimension d that next() serves (rewind() is called
+ * before every pass, the first included).  r is filled as by
+ * ns_kmeans_fit: n = rows in the set, assign/counts/inertia from the final
+ * pass, iterations = mini-batch updates made.  Bad arguments are
+ * NS_ERR_USAGE; a set that changes between passes is NS_ERR_CORRUPT; a
+ * callback's failure is returned as it is.  On failure r is left released. */
+ns_status ns_kmeans_fit_minibatch(ns_kmeans_next_fn next, ns_kmeans_rewind_fn rewind, void *ctx,
+                                  int d, const ns_kmeans_mb_opts *o, ns_kmeans_result *r);
+
 /* ---- plain C references (tests) ----------------------------------------------- */
 
 /* Same contract as ns_kmeans_assign, distances computed naively in double. */
