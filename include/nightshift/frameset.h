@@ -1,0 +1,64 @@
+/* frameset.h -- the frames of chosen clips, with their embeddings, properties
+ * and clip metadata, gathered from a store for the detect stage.
+ *
+ * Rows are grouped by clip: clip c owns rows [clips[c].first,
+ * clips[c].first + clips[c].n), in catalog order, frames in stored order.
+ * One allocation per array, sized once.
+ */
+#ifndef NIGHTSHIFT_FRAMESET_H
+#define NIGHTSHIFT_FRAMESET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nightshift/image.h"
+#include "nightshift/status.h"
+#include "nightshift/store.h"
+
+typedef struct ns_fs_clip {
+    char sha256[NS_SHA256_HEX];
+    char camera[NS_CAMERA_LEN];
+    char night[NS_NIGHT_LEN];
+    char source[NS_SOURCE_LEN];  /* as recorded at ingest (untrusted text) */
+    double start_time;           /* unix seconds; NaN when unknown */
+    size_t first, n;             /* rows in the frameset */
+    uint32_t catalog_row;        /* row in the store's catalog clip table */
+} ns_fs_clip;
+
+typedef struct ns_frameset {
+    size_t n;                    /* frames */
+    int d;                       /* embedding dimension */
+    float *emb;                  /* (n, d) */
+    float *props;                /* (n, NS_PROP_COUNT) */
+    uint32_t *clip;              /* (n) row in clips */
+    uint32_t *index;             /* (n) frame number within its clip */
+    double *timestamp;           /* (n) unix seconds; NaN when unknown */
+    char (*member)[NS_MEMBER_LEN]; /* (n) source member (untrusted text) */
+    uint64_t *view_row;          /* (n) row in the store's view (thumbnails) */
+    size_t n_clips;
+    ns_fs_clip *clips;           /* (n_clips) */
+    char model_id[NS_SHA256_HEX];
+} ns_frameset;
+
+/* A set of nights: "FROM..TO" (inclusive; either end may be empty), "last:N"
+ * (the N latest nights in the store), or a comma-separated list of nights.
+ * *nights gets the store's nights that match, ascending (caller frees);
+ * NS_ERR_USAGE for a malformed spec, NS_ERR_NOT_FOUND when none match. */
+ns_status ns_nights_select(const ns_store *s, const char *spec, char (**nights)[NS_NIGHT_LEN],
+                           size_t *n_nights);
+
+/* Catalog rows of the clips of those nights with at least one stored frame,
+ * in catalog order (caller frees). */
+ns_status ns_nights_clips(const ns_store *s, char (*nights)[NS_NIGHT_LEN], size_t n_nights,
+                          size_t **rows, size_t *n_rows);
+
+/* Loads the given catalog clips (rows ascending, distinct).  Every shard
+ * involved must have complete embeddings for model_id with dimension d
+ * (NS_ERR_NOT_FOUND naming the night and shard and saying to run `nightshift
+ * embed` otherwise).  Reads each shard once. */
+ns_status ns_frameset_load(ns_store *s, const char *model_id, int d, const size_t *rows,
+                           size_t n_rows, ns_frameset *out);
+
+void ns_frameset_release(ns_frameset *f); /* NULL-safe, idempotent */
+
+#endif

@@ -1,0 +1,116 @@
+/* reference.h -- the reference period condensed into one file, so nightly
+ * detection costs O(tonight), not O(history).
+ *
+ * Building: the clips of the chosen nights are sampled whole (seeded, in a
+ * random clip order, until the frame cap would be exceeded; a reference under
+ * the cap is kept entire), then from the sample:
+ *   - k-means centroids (ns_kmeans_fit) with counts and radii;
+ *   - leave-one-clip-out kNN distances: for every sample frame the distance
+ *     to its k-th nearest sample frame of ANOTHER clip (ns_knn_search with
+ *     clip groups): the calibration of tonight's novelty scores;
+ *   - the Gaussian kernel bandwidth by the median heuristic (ns_mmd_median_sigma);
+ *   - property statistics: mean and standard deviation of each photometric
+ *     property over all sample frames and per camera, and the standard
+ *     deviation of the leave-one-clip-out paired property differences
+ *     (frame minus the mean of its k nearest other-clip neighbours), which
+ *     scales the attribution of tonight's changes.
+ *
+ * File  (ns_format = "nightshift-reference", version 1), written atomically
+ *   attributes: model_id, model_name, dim (int32), knn_k (int32), kmeans_k
+ *       (int32), seed (uint64), sigma (float64), nights_from, nights_to
+ *       (strings), n_nights (int32), frame_cap (uint64), clips_total,
+ *       frames_total (uint64: in the chosen nights, before sampling),
+ *       store (path as given), created (float64), writer
+ *   /nights          string (n_nights), fixed NS_NIGHT_LEN
+ *   /sample/emb      float32 (n, dim)
+ *   /sample/props    float32 (n, NS_PROP_COUNT); attribute "names"
+ *   /sample/clip     uint32 (n)  row in /clips
+ *   /sample/index    uint32 (n)  frame number within its clip
+ *   /sample/timestamp float64 (n)
+ *   /sample/member   string (n), fixed NS_MEMBER_LEN: source member names
+ *   /sample/view_row uint64 (n)  row in the store's view (thumbnails)
+ *   /sample/loco     float32 (n) leave-one-clip-out k-th NN distance
+ *   /sample/loco_idx int64 (n, knn_k) those neighbours (rows of /sample), nearest first
+ *   /clips           compound (n_clips): sha256, camera, night, source,
+ *                    start_time, first (uint64), n (uint64), catalog_row (uint32)
+ *   /kmeans/centroids float32 (kmeans_k, dim); /kmeans/counts uint64 (kmeans_k);
+ *   /kmeans/radius_mean, /kmeans/radius_max float32 (kmeans_k): distances of
+ *                    members to their centroid; attribute inertia (float64)
+ *   /props/mean, /props/std, /props/delta_std  float64 (NS_PROP_COUNT)
+ *   /props/cameras   string (n_cameras); /props/camera_mean, /props/camera_std
+ *                    float64 (n_cameras, NS_PROP_COUNT); /props/camera_n uint64
+ */
+#ifndef NIGHTSHIFT_REFERENCE_H
+#define NIGHTSHIFT_REFERENCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nightshift/frameset.h"
+#include "nightshift/image.h"
+#include "nightshift/status.h"
+#include "nightshift/store.h"
+
+#define NS_REF_FORMAT "nightshift-reference"
+#define NS_REF_FORMAT_VERSION 1
+
+typedef struct ns_reference {
+    char model_id[NS_SHA256_HEX];
+    char model_name[128];
+    int knn_k, kmeans_k;
+    uint64_t seed;
+    double sigma;
+    size_t n_nights;
+    char (*nights)[NS_NIGHT_LEN];    /* (n_nights) ascending */
+    uint64_t frame_cap, clips_total, frames_total;
+    char store[NS_SOURCE_LEN];
+    double created;
+    ns_frameset sample;              /* the sampled clips, whole */
+    float *loco;                     /* (sample.n) row-aligned */
+    float *loco_sorted;              /* (sample.n) ascending: the calibration */
+    int64_t *loco_idx;               /* (sample.n, knn_k) other-clip neighbours, nearest first */
+    float *centroids;                /* (kmeans_k, d) */
+    uint64_t *counts;                /* (kmeans_k) */
+    float *radius_mean, *radius_max; /* (kmeans_k) */
+    double inertia;
+    double prop_mean[NS_PROP_COUNT], prop_std[NS_PROP_COUNT], prop_delta_std[NS_PROP_COUNT];
+    size_t n_cameras;
+    char (*cameras)[NS_CAMERA_LEN];  /* (n_cameras) ascending */
+    double *cam_mean, *cam_std;      /* (n_cameras, NS_PROP_COUNT) */
+    uint64_t *cam_n;                 /* (n_cameras) */
+} ns_reference;
+
+typedef struct ns_reference_opts {
+    const char *nights;      /* spec for ns_nights_select (required) */
+    const char *model;       /* model file or "default" (the default backbone, 112, seed 1) */
+    uint64_t frame_cap;      /* 20000 */
+    int knn_k;               /* 5 */
+    int kmeans_k;            /* 16 */
+    uint64_t seed;           /* 1 */
+    int threads;             /* 0: OpenMP's default */
+} ns_reference_opts;
+
+void ns_reference_default_opts(ns_reference_opts *o);
+
+/* Builds the reference from an open store.  Needs at least 3 clips (NS_ERR_USAGE
+ * saying how many there are); every shard of the sample must be embedded with
+ * the model (NS_ERR_NOT_FOUND). */
+ns_status ns_reference_build(ns_store *s, const ns_reference_opts *o, ns_reference *out);
+
+/* The same after the model is resolved (o->model is ignored): what
+ * ns_reference_build calls with the model's id, name and embedding
+ * dimension; tests build from synthetic embeddings through it. */
+ns_status ns_reference_build_from(ns_store *s, const char *model_id, const char *model_name,
+                                  int dim, const ns_reference_opts *o, ns_reference *out);
+
+/* Atomic write (temp, fsync, rename, fsync dir) and checked read (format,
+ * version, shapes; NS_ERR_FORMAT / NS_ERR_CORRUPT naming the file). */
+ns_status ns_reference_save(const ns_reference *r, const char *path);
+ns_status ns_reference_load(const char *path, ns_reference *out);
+
+/* Row of camera in r->cameras, or -1. */
+long ns_reference_camera(const ns_reference *r, const char *camera);
+
+void ns_reference_release(ns_reference *r); /* NULL-safe, idempotent */
+
+#endif

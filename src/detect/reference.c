@@ -1,0 +1,389 @@
+/* reference.c -- building the reference of a period of nights (contract and
+ * file format in include/nightshift/reference.h; the file is in
+ * src/store/reffile.c). */
+#include "nightshift/reference.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nightshift/kmeans.h"
+#include "nightshift/knn.h"
+#include "nightshift/mmd.h"
+#include "nightshift/model.h"
+
+#define SIGMA_MAX_PAIRS 200000
+
+void ns_reference_default_opts(ns_reference_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->nights = NULL;
+    o->model = "default";
+    o->frame_cap = 20000;
+    o->knn_k = 5;
+    o->kmeans_k = 16;
+    o->seed = 1;
+    o->threads = 0;
+}
+
+void ns_reference_release(ns_reference *r)
+{
+    if (!r)
+        return;
+    free(r->nights);
+    ns_frameset_release(&r->sample);
+    free(r->loco);
+    free(r->loco_sorted);
+    free(r->loco_idx);
+    free(r->centroids);
+    free(r->counts);
+    free(r->radius_mean);
+    free(r->radius_max);
+    free(r->cameras);
+    free(r->cam_mean);
+    free(r->cam_std);
+    free(r->cam_n);
+    memset(r, 0, sizeof *r);
+}
+
+static int cmp_camera(const void *a, const void *b) { return strcmp(a, b); }
+
+long ns_reference_camera(const ns_reference *r, const char *camera)
+{
+    char key[NS_CAMERA_LEN];
+    if (!r->n_cameras || !camera)
+        return -1;
+    snprintf(key, sizeof key, "%s", camera);
+    const char(*hit)[NS_CAMERA_LEN] =
+        bsearch(key, r->cameras, r->n_cameras, sizeof *r->cameras, cmp_camera);
+    return hit ? (long)(hit - r->cameras) : -1;
+}
+
+/* splitmix64: portable, the same stream everywhere. */
+static uint64_t sm64_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whole clips in a seeded random order while the frames fit under the cap;
+ * *chosen (caller frees) ascending. */
+static ns_status sample_clips(const ns_store *s, const size_t *rows, size_t n_rows, uint64_t cap,
+                              uint64_t seed, size_t **chosen, size_t *n_chosen)
+{
+    size_t n_cat;
+    const ns_catalog_clip *cat = ns_store_clips(s, &n_cat);
+    size_t *order = malloc((n_rows ? n_rows : 1) * sizeof *order), n = 0;
+    uint64_t state = seed, frames = 0;
+    if (!order)
+        return ns_error(NS_ERR_NOMEM, "no memory to sample %zu clips", n_rows);
+    memcpy(order, rows, n_rows * sizeof *order);
+    for (size_t i = n_rows; i > 1; i--) {
+        size_t j = (size_t)(sm64_next(&state) % i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    /* Kept clips are compacted to the front of order. */
+    for (size_t i = 0; i < n_rows; i++) {
+        uint64_t f = cat[order[i]].n_frames;
+        if (frames + f <= cap) {
+            frames += f;
+            order[n++] = order[i];
+        }
+    }
+    qsort(order, n, sizeof *order, cmp_size);
+    *chosen = order;
+    *n_chosen = n;
+    return NS_OK;
+}
+
+/* Centroids, counts, radii and inertia from the sample. */
+static ns_status fit_kmeans(ns_reference *r, int threads)
+{
+    const ns_frameset *f = &r->sample;
+    ns_status st;
+    ns_kmeans_result km;
+    ns_kmeans_opts ko = ns_kmeans_default_opts();
+    int *assign = NULL;
+    float *dist2 = NULL;
+    double *sum = NULL;
+    memset(&km, 0, sizeof km);
+    ko.k = r->kmeans_k;
+    ko.seed = r->seed;
+    ko.threads = threads;
+    if ((st = ns_kmeans_fit(f->emb, f->n, f->d, &ko, &km)) != NS_OK)
+        return ns_error_wrap(st, "reference k-means");
+    assign = malloc(f->n * sizeof *assign);
+    dist2 = malloc(f->n * sizeof *dist2);
+    sum = calloc((size_t)r->kmeans_k, sizeof *sum);
+    r->counts = calloc((size_t)r->kmeans_k, sizeof *r->counts);
+    r->radius_mean = calloc((size_t)r->kmeans_k, sizeof *r->radius_mean);
+    r->radius_max = calloc((size_t)r->kmeans_k, sizeof *r->radius_max);
+    if (!assign || !dist2 || !sum || !r->counts || !r->radius_mean || !r->radius_max) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for k-means statistics of %zu frames", f->n);
+        goto done;
+    }
+    /* Radii and counts from one assignment pass, so they agree. */
+    if ((st = ns_kmeans_assign(f->emb, f->n, f->d, km.centroids, r->kmeans_k, assign, dist2)) !=
+        NS_OK)
+        goto done;
+    for (size_t i = 0; i < f->n; i++) {
+        int c = assign[i];
+        float dist = sqrtf(dist2[i] > 0 ? dist2[i] : 0);
+        r->counts[c]++;
+        sum[c] += dist;
+        if (dist > r->radius_max[c])
+            r->radius_max[c] = dist;
+    }
+    for (int c = 0; c < r->kmeans_k; c++)
+        r->radius_mean[c] = r->counts[c] ? (float)(sum[c] / (double)r->counts[c]) : 0.0f;
+    r->centroids = km.centroids; /* taken over */
+    km.centroids = NULL;
+    r->inertia = km.inertia;
+done:
+    ns_kmeans_result_release(&km);
+    free(assign);
+    free(dist2);
+    free(sum);
+    return st;
+}
+
+/* Leave-one-clip-out k-th neighbour distances and their sorted copy. */
+static ns_status fit_loco(ns_reference *r, int threads)
+{
+    const ns_frameset *f = &r->sample;
+    const size_t n = f->n, k = (size_t)r->knn_k;
+    ns_status st = NS_OK;
+    int64_t *groups = malloc((n ? n : 1) * sizeof *groups);
+    float *dist = malloc((n ? n : 1) * k * sizeof *dist);
+    r->loco = malloc((n ? n : 1) * sizeof *r->loco);
+    r->loco_sorted = malloc((n ? n : 1) * sizeof *r->loco_sorted);
+    r->loco_idx = malloc((n ? n : 1) * k * sizeof *r->loco_idx);
+    if (!groups || !dist || !r->loco || !r->loco_sorted || !r->loco_idx) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for the neighbours of %zu frames", n);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        groups[i] = f->clip[i];
+    if ((st = ns_knn_search(f->emb, n, f->emb, n, f->d, r->knn_k, groups, groups, threads, dist,
+                            r->loco_idx)) != NS_OK) {
+        st = ns_error_wrap(st, "reference neighbours");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        r->loco[i] = r->loco_sorted[i] = dist[i * k + k - 1];
+    qsort(r->loco_sorted, n, sizeof *r->loco_sorted, cmp_float);
+done:
+    free(groups);
+    free(dist);
+    return st;
+}
+
+/* Mean and standard deviation (population) of the property columns over all
+ * frames, per camera, and of the paired differences to the other-clip
+ * neighbours. */
+static ns_status fit_props(ns_reference *r)
+{
+    const ns_frameset *f = &r->sample;
+    const size_t n = f->n, k = (size_t)r->knn_k, P = NS_PROP_COUNT;
+    ns_status st = NS_OK;
+    size_t *cam_of = malloc((f->n_clips ? f->n_clips : 1) * sizeof *cam_of), nc = 0;
+    r->cameras = malloc((f->n_clips ? f->n_clips : 1) * sizeof *r->cameras);
+    if (!cam_of || !r->cameras) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for camera statistics");
+        goto done;
+    }
+    for (size_t c = 0; c < f->n_clips; c++)
+        memcpy(r->cameras[c], f->clips[c].camera, NS_CAMERA_LEN);
+    qsort(r->cameras, f->n_clips, sizeof *r->cameras, cmp_camera);
+    for (size_t c = 0; c < f->n_clips; c++)
+        if (nc == 0 || strcmp(r->cameras[nc - 1], r->cameras[c]) != 0)
+            memmove(r->cameras[nc++], r->cameras[c], NS_CAMERA_LEN);
+    r->n_cameras = nc;
+    for (size_t c = 0; c < f->n_clips; c++)
+        cam_of[c] = (size_t)ns_reference_camera(r, f->clips[c].camera);
+    r->cam_mean = calloc((nc ? nc : 1) * P, sizeof *r->cam_mean);
+    r->cam_std = calloc((nc ? nc : 1) * P, sizeof *r->cam_std);
+    r->cam_n = calloc(nc ? nc : 1, sizeof *r->cam_n);
+    if (!r->cam_mean || !r->cam_std || !r->cam_n) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for camera statistics");
+        goto done;
+    }
+    /* Two passes (mean, then squared deviations): no cancellation. */
+    for (size_t i = 0; i < n; i++) {
+        size_t c = cam_of[f->clip[i]];
+        const float *x = f->props + i * P;
+        r->cam_n[c]++;
+        for (size_t p = 0; p < P; p++) {
+            r->prop_mean[p] += x[p];
+            r->cam_mean[c * P + p] += x[p];
+        }
+    }
+    for (size_t p = 0; p < P; p++) {
+        r->prop_mean[p] = n ? r->prop_mean[p] / (double)n : 0.0;
+        for (size_t c = 0; c < nc; c++)
+            r->cam_mean[c * P + p] /= (double)(r->cam_n[c] ? r->cam_n[c] : 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t c = cam_of[f->clip[i]];
+        const float *x = f->props + i * P;
+        for (size_t p = 0; p < P; p++) {
+            double a = x[p] - r->prop_mean[p], b = x[p] - r->cam_mean[c * P + p];
+            r->prop_std[p] += a * a;
+            r->cam_std[c * P + p] += b * b;
+        }
+    }
+    for (size_t p = 0; p < P; p++) {
+        r->prop_std[p] = n ? sqrt(r->prop_std[p] / (double)n) : 0.0;
+        for (size_t c = 0; c < nc; c++)
+            r->cam_std[c * P + p] =
+                sqrt(r->cam_std[c * P + p] / (double)(r->cam_n[c] ? r->cam_n[c] : 1));
+    }
+    /* Paired differences: delta_i = x_i - mean of its other-clip neighbours.
+     * Pass 0 sums, pass 1 squared deviations; frames without an eligible
+     * neighbour are left out. */
+    double dmean[NS_PROP_COUNT] = {0}, dvar[NS_PROP_COUNT] = {0};
+    size_t nd = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            double nb[NS_PROP_COUNT] = {0};
+            size_t m = 0;
+            for (size_t t = 0; t < k; t++) {
+                int64_t j = r->loco_idx[i * k + t];
+                if (j < 0)
+                    continue;
+                for (size_t p = 0; p < P; p++)
+                    nb[p] += f->props[(size_t)j * P + p];
+                m++;
+            }
+            if (m == 0)
+                continue;
+            if (pass == 0)
+                nd++;
+            for (size_t p = 0; p < P; p++) {
+                double delta = f->props[i * P + p] - nb[p] / (double)m;
+                if (pass == 0)
+                    dmean[p] += delta;
+                else
+                    dvar[p] += (delta - dmean[p]) * (delta - dmean[p]);
+            }
+        }
+        for (size_t p = 0; p < P && pass == 0; p++)
+            dmean[p] = nd ? dmean[p] / (double)nd : 0.0;
+    }
+    for (size_t p = 0; p < P; p++)
+        r->prop_delta_std[p] = nd ? sqrt(dvar[p] / (double)nd) : 0.0;
+done:
+    free(cam_of);
+    return st;
+}
+
+ns_status ns_reference_build_from(ns_store *s, const char *model_id, const char *model_name,
+                                  int dim, const ns_reference_opts *o, ns_reference *out)
+{
+    ns_status st = NS_OK;
+    ns_reference r;
+    size_t *rows = NULL, *chosen = NULL, n_rows = 0, n_chosen = 0;
+    struct timespec now;
+    memset(&r, 0, sizeof r);
+    memset(out, 0, sizeof *out);
+    if (!o->nights || !*o->nights)
+        return ns_error(NS_ERR_USAGE, "reference: no nights given (want FROM..TO, last:N or a "
+                        "list)");
+    if (o->knn_k < 1 || o->kmeans_k < 1 || o->frame_cap < 1 || dim < 1)
+        return ns_error(NS_ERR_USAGE, "reference: knn_k %d, kmeans_k %d, frame cap %llu and "
+                        "dimension %d must all be positive", o->knn_k, o->kmeans_k,
+                        (unsigned long long)o->frame_cap, dim);
+    if (!model_id || strlen(model_id) != NS_SHA256_HEX - 1)
+        return ns_error(NS_ERR_USAGE, "reference: model id '%.70s' is not a hex digest",
+                        model_id ? model_id : "");
+    snprintf(r.model_id, sizeof r.model_id, "%s", model_id);
+    snprintf(r.model_name, sizeof r.model_name, "%s", model_name ? model_name : "");
+    r.knn_k = o->knn_k;
+    r.seed = o->seed;
+    r.frame_cap = o->frame_cap;
+    snprintf(r.store, sizeof r.store, "%s", ns_store_dir(s));
+    clock_gettime(CLOCK_REALTIME, &now);
+    r.created = (double)now.tv_sec + now.tv_nsec * 1e-9;
+
+    if ((st = ns_nights_select(s, o->nights, &r.nights, &r.n_nights)) != NS_OK ||
+        (st = ns_nights_clips(s, r.nights, r.n_nights, &rows, &n_rows)) != NS_OK)
+        goto done;
+    size_t n_cat;
+    const ns_catalog_clip *cat = ns_store_clips(s, &n_cat);
+    r.clips_total = n_rows;
+    for (size_t i = 0; i < n_rows; i++)
+        r.frames_total += cat[rows[i]].n_frames;
+    if (n_rows < 3) {
+        st = ns_error(NS_ERR_USAGE, "the reference nights %s..%s hold %zu clips; a reference "
+                      "needs at least 3", r.nights[0], r.nights[r.n_nights - 1], n_rows);
+        goto done;
+    }
+    if ((st = sample_clips(s, rows, n_rows, o->frame_cap, o->seed, &chosen, &n_chosen)) != NS_OK)
+        goto done;
+    if (n_chosen < 2) {
+        st = ns_error(NS_ERR_USAGE, "a frame cap of %llu keeps %zu of the %zu clips of nights "
+                      "%s..%s; leave-one-clip-out needs at least 2 (raise the cap)",
+                      (unsigned long long)o->frame_cap, n_chosen, n_rows, r.nights[0],
+                      r.nights[r.n_nights - 1]);
+        goto done;
+    }
+    if ((st = ns_frameset_load(s, model_id, dim, chosen, n_chosen, &r.sample)) != NS_OK)
+        goto done;
+    r.kmeans_k = (size_t)o->kmeans_k < r.sample.n ? o->kmeans_k : (int)r.sample.n;
+    if ((st = fit_kmeans(&r, o->threads)) != NS_OK || (st = fit_loco(&r, o->threads)) != NS_OK)
+        goto done;
+    if ((st = ns_mmd_median_sigma(r.sample.emb, r.sample.n, r.sample.d, SIGMA_MAX_PAIRS, o->seed,
+                                  &r.sigma)) != NS_OK) {
+        st = ns_error_wrap(st, "reference kernel bandwidth");
+        goto done;
+    }
+    if ((st = fit_props(&r)) != NS_OK)
+        goto done;
+    *out = r;
+    memset(&r, 0, sizeof r);
+done:
+    free(rows);
+    free(chosen);
+    ns_reference_release(&r);
+    return st;
+}
+
+ns_status ns_reference_build(ns_store *s, const ns_reference_opts *o, ns_reference *out)
+{
+    ns_status st;
+    ns_model *m = NULL;
+    char id[NS_SHA256_HEX], name[NS_MODEL_NAME_LEN];
+    int dim;
+    memset(out, 0, sizeof *out);
+    if (!o->model || !*o->model)
+        return ns_error(NS_ERR_USAGE, "reference: no model given (a model file or \"default\")");
+    if (strcmp(o->model, "default") == 0)
+        st = ns_model_default(112, 1, &m);
+    else
+        st = ns_model_load(o->model, &m);
+    if (st != NS_OK)
+        return st;
+    /* Only the identity is needed: the embeddings are already in the store. */
+    memcpy(id, m->id, sizeof id);
+    memcpy(name, m->info.name, sizeof name);
+    dim = m->info.embed_dim;
+    ns_model_free(m);
+    return ns_reference_build_from(s, id, name, dim, o, out);
+}

@@ -1,0 +1,428 @@
+/* frameset.c -- night selection and loading the frames of chosen clips
+ * (contract in include/nightshift/frameset.h). */
+#include "nightshift/frameset.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nightshift/embeddings.h"
+#include "store_internal.h"
+
+/* ---- nights ------------------------------------------------------------------ */
+
+static int valid_night(const char *n, size_t len)
+{
+    if (len != 10)
+        return 0;
+    for (int i = 0; i < 10; i++)
+        if ((i == 4 || i == 7) ? n[i] != '-' : (n[i] < '0' || n[i] > '9'))
+            return 0;
+    return 1;
+}
+
+static int cmp_night(const void *a, const void *b) { return strcmp(a, b); }
+
+/* The store's distinct nights, ascending (*out caller frees). */
+static ns_status store_nights(const ns_store *s, char (**out)[NS_NIGHT_LEN], size_t *n_out)
+{
+    char(*v)[NS_NIGHT_LEN] = malloc((s->n_clips ? s->n_clips : 1) * sizeof *v);
+    size_t n = 0;
+    if (!v)
+        return ns_error(NS_ERR_NOMEM, "no memory for the nights of store '%s'", s->dir);
+    for (size_t i = 0; i < s->n_clips; i++)
+        memcpy(v[i], s->clips[i].night, NS_NIGHT_LEN);
+    qsort(v, s->n_clips, sizeof *v, cmp_night);
+    for (size_t i = 0; i < s->n_clips; i++)
+        if (n == 0 || strcmp(v[n - 1], v[i]) != 0)
+            memmove(v[n++], v[i], NS_NIGHT_LEN);
+    *out = v;
+    *n_out = n;
+    return NS_OK;
+}
+
+static int in_sorted(char (*v)[NS_NIGHT_LEN], size_t n, const char *night)
+{
+    return n > 0 && bsearch(night, v, n, sizeof *v, cmp_night) != NULL;
+}
+
+ns_status ns_nights_select(const ns_store *s, const char *spec, char (**nights)[NS_NIGHT_LEN],
+                           size_t *n_nights)
+{
+    ns_status st = NS_OK;
+    char(*all)[NS_NIGHT_LEN] = NULL;
+    char(*pick)[NS_NIGHT_LEN] = NULL;
+    char from[NS_NIGHT_LEN] = "", to[NS_NIGHT_LEN] = "";
+    size_t n_all = 0, n = 0;
+    const char *dots;
+    *nights = NULL;
+    *n_nights = 0;
+    if (!spec || !*spec)
+        return ns_error(NS_ERR_USAGE, "empty nights spec (want FROM..TO, last:N or a list)");
+    if ((st = store_nights(s, &all, &n_all)) != NS_OK)
+        goto done;
+    pick = malloc((n_all ? n_all : 1) * sizeof *pick);
+    if (!pick) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for %zu nights", n_all);
+        goto done;
+    }
+    if (strncmp(spec, "last:", 5) == 0) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long k = strtoull(spec + 5, &end, 10);
+        if (spec[5] < '0' || spec[5] > '9' || *end != '\0' || errno != 0 || k == 0) {
+            st = ns_error(NS_ERR_USAGE, "bad nights spec '%s': want last:N with N >= 1", spec);
+            goto done;
+        }
+        size_t first = k >= n_all ? 0 : n_all - (size_t)k;
+        for (size_t i = first; i < n_all; i++)
+            memcpy(pick[n++], all[i], NS_NIGHT_LEN);
+    } else if ((dots = strstr(spec, "..")) != NULL) {
+        size_t lf = (size_t)(dots - spec), lt = strlen(dots + 2);
+        if ((lf && !valid_night(spec, lf)) || (lt && !valid_night(dots + 2, lt))) {
+            st = ns_error(NS_ERR_USAGE, "bad nights spec '%s': want FROM..TO with YYYY-MM-DD ends",
+                          spec);
+            goto done;
+        }
+        memcpy(from, spec, lf);
+        memcpy(to, dots + 2, lt);
+        if (lf && lt && strcmp(from, to) > 0) {
+            st = ns_error(NS_ERR_USAGE, "bad nights spec '%s': %s is after %s", spec, from, to);
+            goto done;
+        }
+        for (size_t i = 0; i < n_all; i++)
+            if ((!lf || strcmp(all[i], from) >= 0) && (!lt || strcmp(all[i], to) <= 0))
+                memcpy(pick[n++], all[i], NS_NIGHT_LEN);
+    } else {
+        /* A comma-separated list: every item must be a night, present or not. */
+        for (const char *p = spec;;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            char one[NS_NIGHT_LEN];
+            if (!valid_night(p, len)) {
+                st = ns_error(NS_ERR_USAGE,
+                              "bad nights spec '%s': '%.*s' is not YYYY-MM-DD (want FROM..TO, "
+                              "last:N or a comma-separated list)",
+                              spec, (int)(len > 40 ? 40 : len), p);
+                goto done;
+            }
+            memcpy(one, p, 10);
+            one[10] = '\0';
+            if (in_sorted(all, n_all, one) && !in_sorted(pick, n, one)) {
+                /* Keep pick sorted: insert in place (lists are short). */
+                size_t at = n;
+                while (at > 0 && strcmp(pick[at - 1], one) > 0)
+                    at--;
+                memmove(pick[at + 1], pick[at], (n - at) * sizeof *pick);
+                memcpy(pick[at], one, NS_NIGHT_LEN);
+                n++;
+            }
+            if (!comma)
+                break;
+            p = comma + 1;
+        }
+    }
+    if (n == 0) {
+        st = ns_error(NS_ERR_NOT_FOUND, "no night of store '%s' matches '%s' (%zu nights%s%s%s%s)",
+                      s->dir, spec, n_all, n_all ? ": " : "", n_all ? all[0] : "",
+                      n_all ? ".." : "", n_all ? all[n_all - 1] : "");
+        goto done;
+    }
+    *nights = pick;
+    *n_nights = n;
+    pick = NULL;
+done:
+    free(all);
+    free(pick);
+    return st;
+}
+
+ns_status ns_nights_clips(const ns_store *s, char (*nights)[NS_NIGHT_LEN], size_t n_nights,
+                          size_t **rows, size_t *n_rows)
+{
+    size_t *v = malloc((s->n_clips ? s->n_clips : 1) * sizeof *v), n = 0;
+    char(*sorted)[NS_NIGHT_LEN] = malloc((n_nights ? n_nights : 1) * sizeof *sorted);
+    *rows = NULL;
+    *n_rows = 0;
+    if (!v || !sorted) {
+        free(v);
+        free(sorted);
+        return ns_error(NS_ERR_NOMEM, "no memory for %zu clip rows", s->n_clips);
+    }
+    /* The caller's list may be in any order: a sorted copy to search. */
+    for (size_t j = 0; j < n_nights; j++) {
+        memcpy(sorted[j], nights[j], NS_NIGHT_LEN);
+        sorted[j][NS_NIGHT_LEN - 1] = '\0';
+    }
+    qsort(sorted, n_nights, sizeof *sorted, cmp_night);
+    for (size_t i = 0; i < s->n_clips; i++)
+        if (s->clips[i].n_frames > 0 && in_sorted(sorted, n_nights, s->clips[i].night))
+            v[n++] = i;
+    free(sorted);
+    *rows = v;
+    *n_rows = n;
+    return NS_OK;
+}
+
+/* ---- loading ------------------------------------------------------------------ */
+
+void ns_frameset_release(ns_frameset *f)
+{
+    if (!f)
+        return;
+    free(f->emb);
+    free(f->props);
+    free(f->clip);
+    free(f->index);
+    free(f->timestamp);
+    free(f->member);
+    free(f->view_row);
+    free(f->clips);
+    memset(f, 0, sizeof *f);
+}
+
+typedef struct range {
+    hsize_t off, n; /* rows of the shard */
+} range;
+
+/* The embeddings file of a shard; same layout as embfile.c writes
+ * (STORE/embeddings/<model_id>/<shard id, 6 digits>.h5).  ns_emb_present
+ * has checked it against the model and the catalog before we open it. */
+static ns_status emb_path(const ns_store *s, const char *model_id, uint32_t shard, char *buf,
+                          size_t cap)
+{
+    char rel[160];
+    snprintf(rel, sizeof rel, "embeddings/%.64s/%06u.h5", model_id, (unsigned)shard);
+    return ns_store_path(s, rel, buf, cap);
+}
+
+/* Reads the union of ranges of dataset `name` (rows x tail) into dst,
+ * contiguous in range order. */
+static ns_status read_ranges(hid_t file, const char *path, const char *name, hid_t mtype,
+                             int rank, const hsize_t *tail, const range *rg, size_t n_rg,
+                             hsize_t total, void *dst)
+{
+    ns_status st = NS_OK;
+    hid_t d = H5I_INVALID_HID, fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID;
+    hsize_t dims[3], mdims[3] = {total, 0, 0};
+    d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0 || (fsp = H5Dget_space(d)) < 0) {
+        st = ns_h5_error(NS_ERR_CORRUPT, "'%s': cannot open /%s", path, name);
+        goto done;
+    }
+    if (H5Sget_simple_extent_ndims(fsp) != rank ||
+        H5Sget_simple_extent_dims(fsp, dims, NULL) < 0) {
+        st = ns_h5_error(NS_ERR_CORRUPT, "'%s': /%s has rank %d, expected %d", path, name,
+                         H5Sget_simple_extent_ndims(fsp), rank);
+        goto done;
+    }
+    for (int k = 1; k < rank; k++) {
+        mdims[k] = tail[k - 1];
+        if (dims[k] != tail[k - 1]) {
+            st = ns_error(NS_ERR_CORRUPT, "'%s': /%s dimension %d is %llu, expected %llu", path,
+                          name, k, (unsigned long long)dims[k],
+                          (unsigned long long)tail[k - 1]);
+            goto done;
+        }
+    }
+    if (n_rg > 0 && rg[n_rg - 1].off + rg[n_rg - 1].n > dims[0]) {
+        st = ns_error(NS_ERR_CORRUPT, "'%s': /%s has %llu rows, clips need %llu", path, name,
+                      (unsigned long long)dims[0],
+                      (unsigned long long)(rg[n_rg - 1].off + rg[n_rg - 1].n));
+        goto done;
+    }
+    if (H5Sselect_none(fsp) < 0) {
+        st = ns_h5_error(NS_ERR_INTERNAL, "'%s': cannot select /%s", path, name);
+        goto done;
+    }
+    for (size_t i = 0; i < n_rg; i++) {
+        hsize_t start[3] = {rg[i].off, 0, 0}, count[3] = {rg[i].n, 0, 0};
+        for (int k = 1; k < rank; k++)
+            count[k] = tail[k - 1];
+        if (H5Sselect_hyperslab(fsp, H5S_SELECT_OR, start, NULL, count, NULL) < 0) {
+            st = ns_h5_error(NS_ERR_INTERNAL, "'%s': cannot select rows of /%s", path, name);
+            goto done;
+        }
+    }
+    if ((msp = H5Screate_simple(rank, mdims, NULL)) < 0 ||
+        H5Dread(d, mtype, msp, fsp, H5P_DEFAULT, dst) < 0)
+        st = ns_h5_error(NS_ERR_IO, "'%s': cannot read %llu rows of /%s", path,
+                         (unsigned long long)total, name);
+done:
+    if (msp >= 0) H5Sclose(msp);
+    if (fsp >= 0) H5Sclose(fsp);
+    if (d >= 0) H5Dclose(d);
+    return st;
+}
+
+/* Rows [r0, r1) of the request: consecutive clips of one shard, filling
+ * frameset rows from `first` on. */
+static ns_status load_run(ns_store *s, const char *model_id, int d, const size_t *rows, size_t r0,
+                          size_t r1, size_t first, range *rg, hid_t t_member, ns_frameset *f)
+{
+    ns_status st = NS_OK;
+    const uint32_t shard = s->clips[rows[r0]].shard;
+    const ns_shard_entry *sh = &s->shards[shard];
+    char spath[PATH_MAX], epath[PATH_MAX];
+    ns_shard_handle *h = NULL;
+    hid_t ef = H5I_INVALID_HID;
+    size_t n_rg = 0;
+    hsize_t total = 0, tail_p[1] = {NS_PROP_COUNT}, tail_e[1] = {(hsize_t)d};
+    ns_clip_record rec;
+
+    for (size_t r = r0; r < r1; r++) {
+        const ns_catalog_clip *c = &s->clips[rows[r]];
+        ns_fs_clip *fc = &f->clips[r];
+        uint64_t off = c->first_frame - s->shard_first[shard];
+        if (c->first_frame < s->shard_first[shard] || off + c->n_frames > sh->n_frames ||
+            (n_rg > 0 && off < rg[n_rg - 1].off + rg[n_rg - 1].n)) {
+            st = ns_error(NS_ERR_CORRUPT, "store '%s': clip %zu lies outside or out of order "
+                          "in shard '%s'", s->dir, rows[r], sh->path);
+            goto done;
+        }
+        if ((st = ns_store_clip_record(s, rows[r], &rec)) != NS_OK)
+            goto done;
+        memset(fc, 0, sizeof *fc);
+        memcpy(fc->sha256, c->sha256, NS_SHA256_HEX);
+        memcpy(fc->camera, c->camera, NS_CAMERA_LEN);
+        memcpy(fc->night, c->night, NS_NIGHT_LEN);
+        memcpy(fc->source, rec.source, NS_SOURCE_LEN);
+        fc->start_time = rec.start_time;
+        fc->first = first + total;
+        fc->n = c->n_frames;
+        fc->catalog_row = (uint32_t)rows[r];
+        for (uint32_t i = 0; i < c->n_frames; i++)
+            f->view_row[fc->first + i] = c->first_frame + i;
+        if (c->n_frames == 0)
+            continue;
+        /* Neighbouring clips read as one block. */
+        if (n_rg > 0 && rg[n_rg - 1].off + rg[n_rg - 1].n == off)
+            rg[n_rg - 1].n += c->n_frames;
+        else
+            rg[n_rg++] = (range){off, c->n_frames};
+        total += c->n_frames;
+    }
+    if (total == 0)
+        goto done;
+    if ((st = ns_store_shard_open(s, shard, &h)) != NS_OK ||
+        (st = ns_store_path(s, sh->path, spath, sizeof spath)) != NS_OK)
+        goto done;
+    if ((st = read_ranges(h->file, spath, "frame/clip", H5T_NATIVE_UINT32, 1, NULL, rg, n_rg,
+                          total, f->clip + first)) != NS_OK ||
+        (st = read_ranges(h->file, spath, "frame/index", H5T_NATIVE_UINT32, 1, NULL, rg, n_rg,
+                          total, f->index + first)) != NS_OK ||
+        (st = read_ranges(h->file, spath, "frame/timestamp", H5T_NATIVE_DOUBLE, 1, NULL, rg,
+                          n_rg, total, f->timestamp + first)) != NS_OK ||
+        (st = read_ranges(h->file, spath, "frame/member", t_member, 1, NULL, rg, n_rg, total,
+                          f->member + first)) != NS_OK ||
+        (st = read_ranges(h->file, spath, "frame/props", H5T_NATIVE_FLOAT, 2, tail_p, rg, n_rg,
+                          total, f->props + first * NS_PROP_COUNT)) != NS_OK)
+        goto done;
+    /* /frame/clip names the shard's clip row: a free consistency check
+     * before it is replaced by the frameset's clip row. */
+    for (size_t r = r0; r < r1; r++) {
+        const ns_fs_clip *fc = &f->clips[r];
+        for (size_t i = fc->first; i < fc->first + fc->n; i++) {
+            if (f->clip[i] != s->clips[rows[r]].row) {
+                st = ns_error(NS_ERR_CORRUPT, "'%s': frame %zu of clip %.12s belongs to clip row "
+                              "%u, catalog says %u", spath, i - fc->first, fc->sha256, f->clip[i],
+                              s->clips[rows[r]].row);
+                goto done;
+            }
+            f->clip[i] = (uint32_t)r;
+            f->member[i][NS_MEMBER_LEN - 1] = '\0';
+        }
+    }
+    if ((st = emb_path(s, model_id, sh->id, epath, sizeof epath)) != NS_OK)
+        goto done;
+    ef = H5Fopen(epath, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (ef < 0) {
+        st = ns_h5_error(NS_ERR_IO, "cannot open embeddings '%s'", epath);
+        goto done;
+    }
+    st = read_ranges(ef, epath, "embeddings", H5T_NATIVE_FLOAT, 2, tail_e, rg, n_rg, total,
+                     f->emb + first * (size_t)d);
+done:
+    if (ef >= 0) H5Fclose(ef);
+    return st;
+}
+
+ns_status ns_frameset_load(ns_store *s, const char *model_id, int d, const size_t *rows,
+                           size_t n_rows, ns_frameset *out)
+{
+    ns_status st = NS_OK;
+    ns_frameset f;
+    range *rg = NULL;
+    hid_t t_member = H5I_INVALID_HID;
+    size_t n = 0, max_run = 0;
+    memset(&f, 0, sizeof f);
+    memset(out, 0, sizeof *out);
+    ns_h5_init();
+    if (!model_id || strlen(model_id) != NS_SHA256_HEX - 1 || d < 1)
+        return ns_error(NS_ERR_USAGE, "frameset: bad model id or dimension %d", d);
+    for (size_t r = 0; r < n_rows; r++) {
+        if (rows[r] >= s->n_clips || (r > 0 && rows[r] <= rows[r - 1]))
+            return ns_error(NS_ERR_USAGE, "frameset: clip rows must be ascending, distinct and "
+                            "below %zu (row %zu is %zu)", s->n_clips, r, rows[r]);
+        n += s->clips[rows[r]].n_frames;
+    }
+    /* Every shard is checked before anything big is read, so a missing
+     * embedding fails fast. */
+    for (size_t r0 = 0, r1; r0 < n_rows; r0 = r1) {
+        uint32_t shard = s->clips[rows[r0]].shard;
+        int present = 0;
+        for (r1 = r0 + 1; r1 < n_rows && s->clips[rows[r1]].shard == shard; r1++)
+            ;
+        if (r1 - r0 > max_run)
+            max_run = r1 - r0;
+        if ((st = ns_emb_present(s, model_id, &s->shards[shard], d, &present)) != NS_OK)
+            return st;
+        if (!present)
+            return ns_error(NS_ERR_NOT_FOUND, "night %s shard %u (%s) has no embeddings for "
+                            "model %.12s -- run `nightshift embed --store %s --model ...`",
+                            s->shards[shard].night, (unsigned)s->shards[shard].id,
+                            s->shards[shard].path, model_id, s->dir);
+    }
+    size_t cap = n ? n : 1;
+    f.n = n;
+    f.d = d;
+    f.n_clips = n_rows;
+    memcpy(f.model_id, model_id, NS_SHA256_HEX);
+    f.emb = malloc(cap * (size_t)d * sizeof *f.emb);
+    f.props = malloc(cap * NS_PROP_COUNT * sizeof *f.props);
+    f.clip = malloc(cap * sizeof *f.clip);
+    f.index = malloc(cap * sizeof *f.index);
+    f.timestamp = malloc(cap * sizeof *f.timestamp);
+    f.member = malloc(cap * sizeof *f.member);
+    f.view_row = malloc(cap * sizeof *f.view_row);
+    f.clips = calloc(n_rows ? n_rows : 1, sizeof *f.clips);
+    rg = malloc((max_run ? max_run : 1) * sizeof *rg);
+    if (!f.emb || !f.props || !f.clip || !f.index || !f.timestamp || !f.member || !f.view_row ||
+        !f.clips || !rg) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for a frameset of %zu frames (dim %d)", n, d);
+        goto done;
+    }
+    if ((t_member = ns_h5_str_type(NS_MEMBER_LEN)) < 0) {
+        st = ns_h5_error(NS_ERR_INTERNAL, "cannot build the member type");
+        goto done;
+    }
+    size_t first = 0;
+    for (size_t r0 = 0, r1; r0 < n_rows; r0 = r1) {
+        uint32_t shard = s->clips[rows[r0]].shard;
+        for (r1 = r0 + 1; r1 < n_rows && s->clips[rows[r1]].shard == shard; r1++)
+            ;
+        if ((st = load_run(s, model_id, d, rows, r0, r1, first, rg, t_member, &f)) != NS_OK)
+            goto done;
+        first = f.clips[r1 - 1].first + f.clips[r1 - 1].n;
+    }
+    *out = f;
+    memset(&f, 0, sizeof f);
+done:
+    if (t_member >= 0) H5Tclose(t_member);
+    free(rg);
+    ns_frameset_release(&f);
+    return st;
+}
