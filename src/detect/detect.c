@@ -1,0 +1,496 @@
+/* detect.c -- tonight against the reference: loading, per-frame novelty, the
+ * clip-permutation shift test and the candidates of the novel-condition
+ * search (clustered here, merged and attributed in detect_cond.c).
+ *
+ * Every buffer is sized from the counts known after loading and allocated
+ * once; the loops below only index into them.
+ */
+#include "nightshift/detect.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "detect_internal.h"
+#include "nightshift/kmeans.h"
+#include "nightshift/knn.h"
+
+/* Frame-level permutation keeps an (N, N) block-sum matrix of doubles:
+ * 20000 frames is 3.2 GB already. */
+#define DET_MAX_PERMUTE_FRAMES 20000
+
+void ns_detect_default_opts(ns_detect_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->frame_alpha = 0.05;
+    o->alpha = 0.05;
+    o->n_perm = 1000;
+    o->test_frames_per_clip = 32;
+    o->permute_frames = 0;
+    o->min_clips = 5;
+    o->cand_p = 0.2;
+    o->novel_k = 8;
+    o->min_frames = 5;
+    o->merge_cos = 0.8;
+    o->share_ratio = 3.0;
+    o->max_conditions = 10;
+    o->seed = 1;
+    o->threads = 0;
+}
+
+void ns_detect_result_release(ns_detect_result *r)
+{
+    if (!r)
+        return;
+    ns_frameset_release(&r->tonight);
+    free(r->score);
+    free(r->pval);
+    free(r->novel);
+    free(r->ref_cluster);
+    free(r->cluster);
+    free(r->condition);
+    free(r->clips);
+    free(r->test.null_stats);
+    free(r->clusters);
+    for (size_t c = 0; r->conditions && c < r->n_conditions; c++)
+        free(r->conditions[c].cams);
+    free(r->conditions);
+    free(r->ref_counts);
+    free(r->tonight_counts);
+    memset(r, 0, sizeof *r);
+}
+
+static double det_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static ns_status check_opts(const ns_detect_opts *o)
+{
+    if (!(o->frame_alpha > 0 && o->frame_alpha <= 1))
+        return ns_error(NS_ERR_USAGE, "frame_alpha must be in (0, 1], not %g", o->frame_alpha);
+    if (!(o->alpha > 0 && o->alpha <= 1))
+        return ns_error(NS_ERR_USAGE, "alpha must be in (0, 1], not %g", o->alpha);
+    if (!(o->cand_p > 0 && o->cand_p <= 1))
+        return ns_error(NS_ERR_USAGE, "cand_p must be in (0, 1], not %g", o->cand_p);
+    if (o->n_perm < 1)
+        return ns_error(NS_ERR_USAGE, "n_perm must be at least 1, not %d", o->n_perm);
+    if (o->min_clips < 2)
+        return ns_error(NS_ERR_USAGE, "min_clips must be at least 2, not %d", o->min_clips);
+    if (o->novel_k < 1 || o->min_frames < 1)
+        return ns_error(NS_ERR_USAGE, "novel_k (%d) and min_frames (%d) must be at least 1",
+                        o->novel_k, o->min_frames);
+    if (!(o->merge_cos >= -1 && o->merge_cos <= 1))
+        return ns_error(NS_ERR_USAGE, "merge_cos must be in [-1, 1], not %g", o->merge_cos);
+    if (!(o->share_ratio >= 0))
+        return ns_error(NS_ERR_USAGE, "share_ratio must be >= 0, not %g", o->share_ratio);
+    return NS_OK;
+}
+
+static ns_status check_ref(const ns_reference *ref)
+{
+    if (ref->sample.n == 0 || ref->sample.d < 1 || !ref->sample.emb || !ref->loco ||
+        !ref->loco_sorted || !ref->loco_idx || ref->knn_k < 1 || ref->kmeans_k < 1 ||
+        !ref->centroids || !ref->counts)
+        return ns_error(NS_ERR_USAGE, "the reference (model %.12s) is empty or incomplete",
+                        ref->model_id);
+    if (!(ref->sigma > 0))
+        return ns_error(NS_ERR_USAGE, "the reference's kernel bandwidth is %g", ref->sigma);
+    return NS_OK;
+}
+
+/* Step 1: tonight's frames, embedded with the reference's model. */
+static ns_status load_night(ns_store *s, const ns_reference *ref, const char *night,
+                            ns_frameset *out)
+{
+    ns_status st;
+    char nights[1][NS_NIGHT_LEN];
+    size_t *rows = NULL, n_rows = 0;
+    if (strlen(night) >= NS_NIGHT_LEN)
+        return ns_error(NS_ERR_USAGE, "'%s' is not a night (YYYY-MM-DD)", night);
+    snprintf(nights[0], NS_NIGHT_LEN, "%s", night);
+    st = ns_nights_clips(s, nights, 1, &rows, &n_rows);
+    if (st == NS_ERR_NOT_FOUND || (st == NS_OK && n_rows == 0)) {
+        st = ns_error(NS_ERR_NOT_FOUND, "night %s has no frames in the store", night);
+        goto done;
+    }
+    if (st != NS_OK)
+        goto done;
+    st = ns_frameset_load(s, ref->model_id, ref->sample.d, rows, n_rows, out);
+    if (st != NS_OK) {
+        st = ns_error_wrap(st, "night %s", night);
+        goto done;
+    }
+    if (out->n == 0 || out->n_clips == 0)
+        st = ns_error(NS_ERR_NOT_FOUND, "night %s has no frames in the store", night);
+done:
+    free(rows);
+    return st;
+}
+
+/* Step 3: kNN novelty against the reference sample and the nearest
+ * reference centroid.  dist/nbr (n, k) are kept for the residuals. */
+static ns_status novelty(const ns_reference *ref, const ns_detect_opts *o, float *dist,
+                         int64_t *nbr, ns_detect_result *r)
+{
+    const ns_frameset *t = &r->tonight;
+    int k = ref->knn_k, kk = ref->kmeans_k;
+    ns_status st = ns_knn_search(t->emb, t->n, ref->sample.emb, ref->sample.n, t->d, k, NULL,
+                                 NULL, o->threads, dist, nbr);
+    if (st != NS_OK)
+        return st;
+    for (size_t i = 0; i < t->n; i++) {
+        r->score[i] = dist[i * (size_t)k + (size_t)(k - 1)];
+        r->pval[i] = ns_knn_pvalue(ref->loco_sorted, ref->sample.n, r->score[i]);
+        r->novel[i] = r->pval[i] < o->frame_alpha;
+        r->n_novel += r->novel[i];
+    }
+    st = ns_kmeans_assign(t->emb, t->n, t->d, ref->centroids, kk, r->ref_cluster, NULL);
+    if (st != NS_OK)
+        return st;
+    for (size_t i = 0; i < t->n; i++)
+        r->tonight_counts[r->ref_cluster[i]]++;
+    memcpy(r->ref_counts, ref->counts, (size_t)kk * sizeof *r->ref_counts);
+    return NS_OK;
+}
+
+static size_t test_rows(const ns_fs_clip *c, int per_clip)
+{
+    return per_clip > 0 && c->n > (size_t)per_clip ? (size_t)per_clip : c->n;
+}
+
+/* Copies clip c's test rows (evenly spaced: i * n / m) after row `at` of x. */
+static size_t gather_clip(const ns_frameset *f, const ns_fs_clip *c, int per_clip, float *x,
+                          size_t at, size_t *off, size_t *nb, uint8_t *g, uint8_t gv,
+                          int per_frame)
+{
+    size_t m = test_rows(c, per_clip), d = (size_t)f->d;
+    if (m == 0)
+        return at;
+    if (!per_frame) {
+        off[*nb] = at;
+        g[(*nb)++] = gv;
+    }
+    for (size_t i = 0; i < m; i++, at++) {
+        memcpy(x + at * d, f->emb + (c->first + i * c->n / m) * d, d * sizeof *x);
+        if (per_frame) {
+            off[*nb] = at;
+            g[(*nb)++] = gv;
+        }
+    }
+    return at;
+}
+
+/* Camera of each clip block (reference sample clips, then tonight's, as
+ * gathered), as an index into the distinct names: the permutation strata. */
+static ns_status clip_strata(const ns_frameset *rs, const ns_frameset *t, size_t nb,
+                             const size_t *size, int32_t *stratum, const char **names)
+{
+    size_t n_names = 0, b = 0;
+    for (size_t side = 0; side < 2; side++) {
+        const ns_frameset *f = side ? t : rs;
+        for (size_t c = 0; c < f->n_clips; c++) {
+            size_t k = 0;
+            if (f->clips[c].n == 0)
+                continue; /* made no block */
+            while (k < n_names && strcmp(names[k], f->clips[c].camera) != 0)
+                k++;
+            if (k == n_names)
+                names[n_names++] = f->clips[c].camera;
+            if (b >= nb || size[b] == 0)
+                return ns_error(NS_ERR_INTERNAL, "shift test: clip blocks out of step");
+            stratum[b++] = (int32_t)k;
+        }
+    }
+    return b == nb ? NS_OK : ns_error(NS_ERR_INTERNAL, "shift test: clip blocks out of step");
+}
+
+/* The clip permutation test with clips exchanged only within their camera.
+ * Why: every night holds every camera in about the same proportion, and the
+ * cameras are far apart in embedding space.  Unrestricted permutations mix
+ * the cameras in random proportions, and that imbalance alone gives null
+ * statistics far above any real within-camera change (measured on the
+ * two-camera glove scenario of tests/test_detect.c: observed MMD^2 0.004,
+ * null mean 0.046, p 0.89 with 4 of 12 clips visibly changed).  Within
+ * strata the null keeps tonight's camera mix, which is what "tonight looks
+ * like the reference" means. */
+static ns_status strata_perm_test(const ns_reference *ref, const ns_frameset *t, const double *S,
+                                  const size_t *size, size_t nb, const uint8_t *g,
+                                  const ns_detect_opts *o, ns_mmd_test *out)
+{
+    ns_status st;
+    int32_t *stratum = malloc((nb ? nb : 1) * sizeof *stratum);
+    const char **names = malloc((nb ? nb : 1) * sizeof *names);
+    memset(out, 0, sizeof *out);
+    if (!stratum || !names) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for the shift test's %zu clip strata", nb);
+        goto done;
+    }
+    if ((st = clip_strata(&ref->sample, t, nb, size, stratum, names)) != NS_OK)
+        goto done;
+    st = ns_mmd_perm_test_strata(S, size, nb, g, stratum, o->n_perm, o->seed, o->threads, 1,
+                                 out);
+done:
+    free(stratum);
+    free(names);
+    return st;
+}
+
+/* Step 4: unbiased MMD^2 between the reference sample and tonight,
+ * permuting whole clips (or frames, the diagnostic). */
+static ns_status shift_test(const ns_reference *ref, const ns_detect_opts *o,
+                            ns_detect_result *r)
+{
+    ns_status st;
+    const ns_frameset *t = &r->tonight, *rs = &ref->sample;
+    size_t n_test = 0, nblocks, nb = 0, at = 0, d = (size_t)t->d;
+    float *x = NULL;
+    size_t *off = NULL, *size = NULL;
+    uint8_t *g = NULL;
+    double *S = NULL;
+    for (size_t c = 0; c < rs->n_clips; c++)
+        n_test += test_rows(&rs->clips[c], o->test_frames_per_clip);
+    for (size_t c = 0; c < t->n_clips; c++)
+        n_test += test_rows(&t->clips[c], o->test_frames_per_clip);
+    if (o->permute_frames && n_test > DET_MAX_PERMUTE_FRAMES)
+        return ns_error(NS_ERR_USAGE,
+                        "frame permutation needs an (N, N) matrix: %zu test frames is over "
+                        "the %d allowed (lower test_frames_per_clip)",
+                        n_test, DET_MAX_PERMUTE_FRAMES);
+    nblocks = o->permute_frames ? n_test : rs->n_clips + t->n_clips;
+    x = malloc((n_test ? n_test : 1) * d * sizeof *x);
+    off = malloc((nblocks + 1) * sizeof *off);
+    size = malloc((nblocks ? nblocks : 1) * sizeof *size);
+    g = malloc(nblocks ? nblocks : 1);
+    S = malloc((nblocks ? nblocks * nblocks : 1) * sizeof *S);
+    if (!x || !off || !size || !g || !S) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for the shift test (%zu frames, %zu blocks)",
+                      n_test, nblocks);
+        goto done;
+    }
+    for (size_t c = 0; c < rs->n_clips; c++)
+        at = gather_clip(rs, &rs->clips[c], o->test_frames_per_clip, x, at, off, &nb, g, 0,
+                         o->permute_frames);
+    for (size_t c = 0; c < t->n_clips; c++)
+        at = gather_clip(t, &t->clips[c], o->test_frames_per_clip, x, at, off, &nb, g, 1,
+                         o->permute_frames);
+    off[nb] = at; /* nb <= nblocks: clips without frames make no block */
+    for (size_t b = 0; b < nb; b++)
+        size[b] = off[b + 1] - off[b];
+    if ((st = ns_mmd_block_sums(x, at, t->d, off, nb, ref->sigma, o->threads, S)) != NS_OK)
+        goto done;
+    if (o->permute_frames)
+        st = ns_mmd_perm_test(S, size, nb, g, o->n_perm, o->seed, o->threads, 1, &r->test);
+    else
+        st = strata_perm_test(ref, t, S, size, nb, g, o, &r->test);
+    if (st != NS_OK)
+        goto done;
+    r->sigma = ref->sigma;
+    r->shift = r->test.p_value < o->alpha;
+done:
+    free(x);
+    free(off);
+    free(size);
+    free(g);
+    free(S);
+    return st;
+}
+
+/* x - mean of the base rows in nb[0..k) (missing neighbours are -1),
+ * L2-normalised into out. */
+static void residual(const float *x, const float *base, const int64_t *nb, int k, int d,
+                     float *out)
+{
+    double norm = 0.0;
+    int used = 0;
+    for (int j = 0; j < d; j++)
+        out[j] = 0.0f;
+    for (int t = 0; t < k; t++) {
+        if (nb[t] < 0)
+            continue;
+        const float *b = base + (size_t)nb[t] * (size_t)d;
+        for (int j = 0; j < d; j++)
+            out[j] += b[j];
+        used++;
+    }
+    for (int j = 0; j < d; j++) {
+        out[j] = x[j] - (used ? out[j] / (float)used : 0.0f);
+        norm += (double)out[j] * out[j];
+    }
+    norm = sqrt(norm);
+    if (norm > 0)
+        for (int j = 0; j < d; j++)
+            out[j] = (float)(out[j] / norm);
+}
+
+/* Paired z of tonight frame i: its properties minus the mean of its kNN
+ * reference neighbours', over the reference's paired-difference std.  A
+ * property that never varied in the reference (std 0) says nothing: z 0. */
+static void paired_z(const ns_reference *ref, const float *props, const int64_t *nb, int k,
+                     double *z)
+{
+    for (int p = 0; p < NS_PROP_COUNT; p++) {
+        double m = 0.0, sd = ref->prop_delta_std[p];
+        int used = 0;
+        for (int t = 0; t < k; t++)
+            if (nb[t] >= 0) {
+                m += ref->sample.props[(size_t)nb[t] * NS_PROP_COUNT + (size_t)p];
+                used++;
+            }
+        m = used ? m / used : props[p];
+        z[p] = sd > 0 && isfinite(sd) ? ((double)props[p] - m) / sd : 0.0;
+    }
+}
+
+/* Steps 5-8: candidates, their residual clusters, conditions, attribution. */
+static ns_status conditions(const ns_reference *ref, const ns_detect_opts *o,
+                            const int64_t *nbr, ns_detect_result *r, double *t_cluster,
+                            double *t_attr)
+{
+    ns_status st = NS_OK;
+    const ns_frameset *t = &r->tonight, *rs = &ref->sample;
+    int k = ref->knn_k, d = t->d;
+    size_t n_t = 0, n_r = 0, n_c, i, j, at;
+    double t0 = det_now();
+    size_t *row = NULL;
+    float *resid = NULL;
+    double *pz = NULL;
+    ns_kmeans_result km = {0};
+    ns_detect_cands c = {0};
+    for (i = 0; i < t->n; i++)
+        n_t += r->pval[i] < o->cand_p;
+    for (j = 0; j < rs->n; j++)
+        n_r += ns_knn_pvalue(ref->loco_sorted, rs->n, ref->loco[j]) < o->cand_p;
+    n_c = n_t + n_r;
+    row = malloc((n_c ? n_c : 1) * sizeof *row);
+    resid = malloc((n_c ? n_c : 1) * (size_t)d * sizeof *resid);
+    pz = malloc((n_t ? n_t : 1) * NS_PROP_COUNT * sizeof *pz);
+    if (!row || !resid || !pz) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for %zu candidate frames", n_c);
+        goto done;
+    }
+    for (i = 0, at = 0; i < t->n; i++) {
+        if (!(r->pval[i] < o->cand_p))
+            continue;
+        const int64_t *nb = nbr + i * (size_t)k;
+        row[at] = i;
+        residual(t->emb + i * (size_t)d, rs->emb, nb, k, d, resid + at * (size_t)d);
+        paired_z(ref, t->props + i * NS_PROP_COUNT, nb, k, pz + at * NS_PROP_COUNT);
+        at++;
+    }
+    for (j = 0; j < rs->n; j++) {
+        if (!(ns_knn_pvalue(ref->loco_sorted, rs->n, ref->loco[j]) < o->cand_p))
+            continue;
+        row[at] = j;
+        residual(rs->emb + j * (size_t)d, rs->emb, ref->loco_idx + j * (size_t)k, k, d,
+                 resid + at * (size_t)d);
+        at++;
+    }
+    c.n_t = n_t;
+    c.n_r = n_r;
+    c.row = row;
+    c.resid = resid;
+    c.pz = pz;
+    c.d = d;
+    if (n_t > 0) {
+        ns_kmeans_opts ko = ns_kmeans_default_opts();
+        size_t kk = n_c / (size_t)o->min_frames;
+        if (kk > (size_t)o->novel_k)
+            kk = (size_t)o->novel_k;
+        ko.k = kk < 1 ? 1 : (int)kk;
+        ko.seed = o->seed;
+        ko.threads = o->threads;
+        if ((st = ns_kmeans_fit(resid, n_c, d, &ko, &km)) != NS_OK)
+            goto done;
+        c.assign = km.assign;
+        c.k = ko.k;
+    }
+    if ((st = ns_detect_merge(ref, o, &c, r)) != NS_OK)
+        goto done;
+    *t_cluster = det_now() - t0;
+    t0 = det_now();
+    st = ns_detect_attribute(ref, &c, r);
+    *t_attr = det_now() - t0;
+done:
+    ns_kmeans_result_release(&km);
+    free(row);
+    free(resid);
+    free(pz);
+    return st;
+}
+
+ns_status ns_detect_run(ns_store *s, const ns_reference *ref, const char *night,
+                        const ns_detect_opts *o, ns_detect_result *r)
+{
+    ns_status st;
+    ns_detect_opts def;
+    double t0 = det_now(), t1;
+    float *dist = NULL;
+    int64_t *nbr = NULL;
+    size_t n, k;
+    memset(r, 0, sizeof *r);
+    if (!o) {
+        ns_detect_default_opts(&def);
+        o = &def;
+    }
+    if ((st = check_opts(o)) != NS_OK || (st = check_ref(ref)) != NS_OK)
+        return st;
+    snprintf(r->night, sizeof r->night, "%s", night);
+    r->opts = *o;
+    if ((st = load_night(s, ref, night, &r->tonight)) != NS_OK)
+        goto done;
+    if (r->tonight.n_clips < (size_t)o->min_clips || ref->sample.n_clips < (size_t)o->min_clips) {
+        st = ns_error(NS_ERR_USAGE,
+                      "night %s has %zu clips; the shift test needs at least %d on each side "
+                      "(reference: %zu)",
+                      night, r->tonight.n_clips, o->min_clips, ref->sample.n_clips);
+        goto done;
+    }
+    r->seconds[0] = det_now() - t0;
+
+    t1 = det_now();
+    n = r->tonight.n;
+    k = (size_t)ref->knn_k;
+    r->kmeans_k = ref->kmeans_k;
+    r->score = malloc(n * sizeof *r->score);
+    r->pval = malloc(n * sizeof *r->pval);
+    r->novel = malloc(n);
+    r->ref_cluster = malloc(n * sizeof *r->ref_cluster);
+    r->cluster = malloc(n * sizeof *r->cluster);
+    r->condition = malloc(n * sizeof *r->condition);
+    r->clips = calloc(r->tonight.n_clips, sizeof *r->clips);
+    r->ref_counts = calloc((size_t)ref->kmeans_k, sizeof *r->ref_counts);
+    r->tonight_counts = calloc((size_t)ref->kmeans_k, sizeof *r->tonight_counts);
+    dist = malloc(n * k * sizeof *dist);
+    nbr = malloc(n * k * sizeof *nbr);
+    if (!r->score || !r->pval || !r->novel || !r->ref_cluster || !r->cluster || !r->condition ||
+        !r->clips || !r->ref_counts || !r->tonight_counts || !dist || !nbr) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for detection over %zu frames", n);
+        goto done;
+    }
+    if ((st = novelty(ref, o, dist, nbr, r)) != NS_OK)
+        goto done;
+    r->seconds[1] = det_now() - t1;
+
+    t1 = det_now();
+    if ((st = shift_test(ref, o, r)) != NS_OK)
+        goto done;
+    r->seconds[2] = det_now() - t1;
+
+    if ((st = conditions(ref, o, nbr, r, &r->seconds[3], &r->seconds[4])) != NS_OK)
+        goto done;
+    r->ref_scores = ref->loco;
+    r->n_ref_scores = ref->sample.n;
+    r->n_ref_frames = ref->sample.n;
+    r->seconds[5] = det_now() - t0;
+done:
+    free(dist);
+    free(nbr);
+    if (st != NS_OK)
+        ns_detect_result_release(r);
+    return st;
+}
