@@ -118,8 +118,11 @@ ns_status ns_model_default(int input_size, uint64_t seed, ns_model **out)
         used += count;
     }
     snprintf(recs[n].name, NS_MODEL_NAME_LEN, "pool");
-    snprintf(recs[n].op, NS_MODEL_OP_LEN, "GlobalAveragePool");
+    snprintf(recs[n].op, NS_MODEL_OP_LEN, "MaxPool");
     memcpy(recs[n].inputs[0], recs[n - 1].name, NS_MODEL_NAME_LEN);
+    recs[n].iattr[NS_IA_KH] = recs[n].iattr[NS_IA_KW] = 4;
+    recs[n].iattr[NS_IA_STRIDE_H] = recs[n].iattr[NS_IA_STRIDE_W] = 4;
+    recs[n].iattr[NS_IA_DIL_H] = recs[n].iattr[NS_IA_DIL_W] = 1;
     n++;
     snprintf(recs[n].name, NS_MODEL_NAME_LEN, "flatten");
     snprintf(recs[n].op, NS_MODEL_OP_LEN, "Flatten");
