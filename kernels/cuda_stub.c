@@ -1,6 +1,8 @@
 /* Linked instead of the .cu files when nvcc is not available. */
 #include "ns_cuda.h"
 
+#include <string.h>
+
 int ns_cuda_built(void) { return 0; }
 
 int ns_cuda_runtime_version(void) { return 0; }
@@ -147,3 +149,39 @@ ns_status ns_cuda_preprocess(ns_cuda_ctx *ctx, const ns_preproc *pp, const uint8
     (void)ctx; (void)pp; (void)frames; (void)n; (void)S; (void)y;
     return NS_NO_CUDA();
 }
+
+/* ---- detect stage ---- */
+
+ns_status ns_cuda_kmeans_assign(const float *x, size_t n, int d, const float *c, int k,
+                                int *assign, float *dist2)
+{
+    (void)x; (void)n; (void)d; (void)c; (void)k; (void)assign; (void)dist2;
+    return NS_NO_CUDA();
+}
+
+ns_status ns_cuda_kmeans_fit(const float *x, size_t n, int d, const ns_kmeans_opts *o,
+                             ns_kmeans_result *r)
+{
+    (void)x; (void)n; (void)d; (void)o;
+    if (r)
+        memset(r, 0, sizeof *r); /* "left released", as the CPU's fit on failure */
+    return NS_NO_CUDA();
+}
+
+ns_status ns_cuda_knn_search(const float *q, size_t nq, const float *b, size_t nb, int d, int k,
+                             const int64_t *qgroup, const int64_t *bgroup, int threads,
+                             float *dist, int64_t *idx)
+{
+    (void)q; (void)nq; (void)b; (void)nb; (void)d; (void)k; (void)qgroup; (void)bgroup;
+    (void)threads; (void)dist; (void)idx;
+    return NS_NO_CUDA();
+}
+
+ns_status ns_cuda_mmd_block_sums(const float *x, size_t n, int d, const size_t *off,
+                                 size_t nblocks, double sigma, int threads, double *S)
+{
+    (void)x; (void)n; (void)d; (void)off; (void)nblocks; (void)sigma; (void)threads; (void)S;
+    return NS_NO_CUDA();
+}
+
+void ns_cuda_detect_release(void) {}

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nightshift/kmeans.h"
 #include "nightshift/status.h"
 
 #ifdef __cplusplus
@@ -100,6 +101,51 @@ ns_status ns_cuda_l2norm(ns_cuda_ctx *ctx, float *x, int n, int d);
 /* frames: device (n, S, S, 3) uint8; y: device (n, 3, size, size). */
 ns_status ns_cuda_preprocess(ns_cuda_ctx *ctx, const ns_preproc *pp, const uint8_t *frames,
                              int n, int S, float *y);
+
+/* ---- detect stage on device ---------------------------------------------------
+ *
+ * Twins of the detect stage's CPU functions with the same arguments and
+ * contracts (nightshift/kmeans.h, knn.h, mmd.h), host pointers in and out:
+ * each call uploads its inputs, computes on the calling thread's current
+ * device and downloads the results.  Distances are one fp32 cuBLAS SGEMM per
+ * tile (TF32 off) in the ||a||^2 - 2 a.b + ||b||^2 form; sums accumulate in
+ * double in a fixed order, so results are deterministic run to run (no
+ * floating-point atomics).  Near-ties may resolve differently from the CPU
+ * path: distances reported (kmeans dist2, knn dist) are recomputed exactly in
+ * double for the chosen neighbours.  A cached cuBLAS handle and grow-only
+ * device buffers are shared by these calls (serialised by a mutex); errors of
+ * the CUDA runtime and cuBLAS come back as statuses with a message, no device
+ * as NS_ERR_NODEV.
+ */
+
+/* ns_kmeans_assign on the GPU. */
+ns_status ns_cuda_kmeans_assign(const float *x, size_t n, int d, const float *c, int k,
+                                int *assign, float *dist2);
+
+/* ns_kmeans_fit with the Lloyd iterations on the GPU (o->threads only sizes
+ * the CPU seeding).  Without o->init the seeds are the CPU's k-means++ seeds,
+ * computed on the host by ns_kmeans_fit with max_iter 0 (O(n k d) on the CPU:
+ * pass init, e.g. those seeds kept from an earlier call, when that matters).
+ * Same tolerance rule, empty-cluster repair (done on the host, rarely) and
+ * result as the CPU; centroid sums are in double, so centroids match the CPU
+ * to float rounding when the assignments agree. */
+ns_status ns_cuda_kmeans_fit(const float *x, size_t n, int d, const ns_kmeans_opts *o,
+                             ns_kmeans_result *r);
+
+/* ns_knn_search on the GPU; threads is unused.  k above 128 is
+ * NS_ERR_UNSUPPORTED. */
+ns_status ns_cuda_knn_search(const float *q, size_t nq, const float *b, size_t nb, int d, int k,
+                             const int64_t *qgroup, const int64_t *bgroup, int threads,
+                             float *dist, int64_t *idx);
+
+/* ns_mmd_block_sums on the GPU; threads is unused.  S is exactly symmetric;
+ * k(x_i, x_i) counts as exactly 1. */
+ns_status ns_cuda_mmd_block_sums(const float *x, size_t n, int d, const size_t *off,
+                                 size_t nblocks, double sigma, int threads, double *S);
+
+/* Frees the cached handle and device buffers of the calls above (they are
+ * made again on the next call).  Safe to call any time, also without CUDA. */
+void ns_cuda_detect_release(void);
 
 #ifdef __cplusplus
 }

@@ -205,3 +205,33 @@ done
 printf '  embed end to end %s frames/s = %s of resnet18 pure compute; cuda/cpu compute %s\n' \
     "${emb_fps:--}" "$(ratio "${emb_fps:-0}" "${ours[resnet18]:-0}")" \
     "$(ratio "${ours[resnet18]:-0}" "${cpu_ips:-0}")"
+
+# --- detect stage: parity suite and timings, ours vs the PyTorch peer -------------------
+# test_detect_gpu (kernels/detect.cu + knn_mmd.cu against the plain C references), then
+# nightshift-bench-detect and bench/detect/gpu_detect.py on the same workloads (k-means
+# 100000 x 512 k 64 per iteration, kNN 50000 x 20000 x 512 k 5, MMD block sums
+# 30000 x 512), host arrays in and out on both sides.  Needs the two programs in
+# $bin and gpu_detect.py beside this script (tools/gpu_prep.sh).
+TAIL=3 step test_detect_gpu 150 env CK_DEFAULT_TIMEOUT=120 NS_TEST_TMP=/tmp/ns-gpu-test-tmp \
+    "$run" "$bin/test_detect_gpu"
+det_test=$st
+det_checks=$(grep -m1 -o '[0-9]*%: Checks: [0-9]*, Failures: [0-9]*, Errors: [0-9]*' \
+    "$logs/test_detect_gpu.txt")
+det_py=bench/detect/gpu_detect.py
+[[ -f $det_py ]] || det_py=$dp/gpu_detect.py
+if ((gpu)); then
+    TAIL=8 step det_ours 120 "$run" "$bin/nightshift-bench-detect" --reps 3 --iters 20
+    det_ours=$st
+    TAIL=8 step det_peer 180 python3 "$det_py" --reps 3 --iters 20
+    det_peer=$st
+else
+    det_ours=skip det_peer=skip
+fi
+fig() { [[ -f $logs/$1.txt ]] && awk -v k="$2" '$1 == k {print $2; exit}' "$logs/$1.txt"; }
+echo
+echo "detect on the GPU: test_detect_gpu $det_test ${det_checks:-}; ours $det_ours, peer $det_peer"
+printf '  %-22s %12s %12s %8s\n' figure "ours ms" "peer ms" peer/ours
+for f in kmeans_ms_per_iter kmeans_setup_ms knn_ms mmd_ms; do
+    o=$(fig det_ours $f) p=$(fig det_peer $f)
+    printf '  %-22s %12s %12s %8s\n' "$f" "${o:--}" "${p:--}" "$(ratio "${p:-0}" "${o:-0}")"
+done

@@ -23,7 +23,7 @@ python=/usr/bin/python3
 limit=$((64 * 1024 * 1024))
 log() { echo "gpu_prep: $*" >&2; }
 
-progs=(nightshift nightshift-gen nightshift-bench-exec test_cuda_gpu test_ops_gpu
+progs=(nightshift nightshift-gen nightshift-bench-exec nightshift-bench-detect test_detect_gpu test_cuda_gpu test_ops_gpu
     test_exec_gpu test_exec test_ops)
 
 if [[ -z ${NS_GPU_PREP_NOBUILD:-} ]]; then
@@ -77,7 +77,7 @@ sys.exit(torch2ns.main([sys.argv[1], sys.argv[2], "--size", "224", "--seed", "0"
 PY
 done
 xz -T2 -6 "$out"/models/*.h5
-cp tools/gpu_check.sh bench/embed/peer_torch.py "$out/"
+cp tools/gpu_check.sh bench/embed/peer_torch.py bench/detect/gpu_detect.py "$out/"
 
 ex=.git/info/exclude
 [[ -d .git ]] && { mkdir -p .git/info; grep -qxF '/.devpack/' "$ex" 2>/dev/null ||
