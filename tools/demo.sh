@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh BUILD_DIR -- the nightly job on built-in demo data: generate the
 # glove-shift scenario, ingest it night by night, print the store summary,
-# embed every frame with the built-in backbone.
+# embed every frame with the built-in backbone, build a reference from the
+# first three nights and run detect on the next three (the glove change comes
+# on night 5); ends by printing the report's path.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd)
@@ -25,4 +27,12 @@ echo "== store summary"
 "$ns" verify --store "$out/store"
 echo "== embedding every frame with the built-in backbone"
 "$ns" embed --store "$out/store" --model default
+echo "== reference: nights 1..3"
+mapfile -t nights < <(ls "$out/data" | grep -E '^[0-9]{4}-' | sort)
+"$ns" reference build --store "$out/store" --nights "${nights[0]}..${nights[2]}" --out "$out/reference.h5"
+for n in "${nights[@]:3}"; do
+  echo "== detect $n"
+  "$ns" detect --store "$out/store" --night "$n" --reference "$out/reference.h5" --out "$out/detect/$n"
+done
 echo "demo: store at $out/store (open $out/store/view.h5 with h5py); embeddings under $out/store/embeddings/"
+echo "demo: report of the last night: $out/detect/${nights[-1]}/report.html"

@@ -11,6 +11,8 @@ pkgs=(
   check                             # unit tests
   python3 python3-h5py python3-numpy python3-pil   # tests read the store like users do
   python3-torch python3-torchvision python3-onnx    # PyTorch parity of the backbones, onnx2ns.py
+  chromium                          # the detect report must open in a headless browser
+  python3-sklearn python3-faiss     # k-means peers in bench/detect
 )
 missing=()
 for p in "${pkgs[@]}"; do

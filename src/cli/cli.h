@@ -12,6 +12,7 @@ enum {
     NS_EXIT_OK = 0,
     NS_EXIT_FAILURE = 1,
     NS_EXIT_USAGE = 2,
+    NS_EXIT_SHIFT = 3, /* detect --fail-on-shift: the night differs from the reference */
     NS_EXIT_BUSY = 75, /* EX_TEMPFAIL: the store is locked by another run */
 };
 
@@ -24,6 +25,9 @@ const char *ns_cli_store(const char *opt);
 
 /* Parses a positive integer or size with optional K/M/G suffix (binary). */
 int ns_cli_parse_u64(const char *s, uint64_t *out);
+
+/* Parses a finite decimal number; 0 on garbage. */
+int ns_cli_parse_double(const char *s, double *out);
 
 /* Progress: a live line on a terminal, a log line every few seconds otherwise. */
 typedef struct ns_cli_progress {
@@ -50,5 +54,7 @@ int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_reference(int argc, char **argv);
+int cmd_detect(int argc, char **argv);
 
 #endif

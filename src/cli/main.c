@@ -17,6 +17,8 @@ static const command commands[] = {
     {"verify", cmd_verify, "check every shard of a store: format, counts, checksums"},
     {"embed", cmd_embed, "embed stored frames with a CNN backbone (CPU or CUDA), shard by shard"},
     {"model", cmd_model, "describe a backbone model, or write out the built-in default"},
+    {"reference", cmd_reference, "condense reference nights into a reference file for detect"},
+    {"detect", cmd_detect, "compare a night with a reference: shift test, novel conditions, report"},
 };
 
 static void usage(FILE *f)
@@ -24,9 +26,10 @@ static void usage(FILE *f)
     fprintf(f, "usage: nightshift <command> [options]   (nightshift <command> --help)\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nEvery command that works on a store takes --store DIR (default: $NIGHTSHIFT_STORE).\n"
-               "Exit codes: 0 ok, 1 failure, 2 usage error, 75 store busy.\n"
+               "Exit codes: 0 ok, 1 failure, 2 usage error, 3 shift found (detect --fail-on-shift),\n"
+               "75 store busy.\n"
                "The demo data generator is the separate program nightshift-gen.\n");
 }
 
