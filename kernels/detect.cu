@@ -21,6 +21,8 @@
 
 #define WHERE "kernels/detect.cu"
 #include "detect_internal.cuh"
+#include "../src/detect/detect_util.h"
+#include "../src/detect/kmeans_internal.h"
 
 // ---- cached state ------------------------------------------------------------------
 
@@ -195,16 +197,6 @@ done:
     return st;
 }
 
-static ns_status km_check(const float *x, size_t n, int d, const float *c, int k, const void *out)
-{
-    if (!x || !c || !out)
-        return ns_error(NS_ERR_USAGE, WHERE ": kmeans: NULL argument");
-    if (d < 1 || k < 1 || n < 1)
-        return ns_error(NS_ERR_USAGE, WHERE ": kmeans: need n >= 1, d >= 1, k >= 1 (n=%zu d=%d k=%d)",
-                        n, d, k);
-    return NS_OK;
-}
-
 __global__ void double_to_float_kernel(const double *a, float *b, size_t n)
 {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -215,7 +207,7 @@ __global__ void double_to_float_kernel(const double *a, float *b, size_t n)
 extern "C" ns_status ns_cuda_kmeans_assign(const float *x, size_t n, int d, const float *c, int k,
                                            int *assign, float *dist2)
 {
-    ns_status st = km_check(x, n, d, c, k, assign);
+    ns_status st = ns_kmeans_check_assign(WHERE ": kmeans", x, n, d, c, k, assign);
     float *dx = NULL, *dc = NULL, *df = NULL;
     int *da = NULL;
     double *dd = NULL;
@@ -333,44 +325,6 @@ __global__ void centroid_kernel(const double *sums, const unsigned long long *co
         c[e] = (float)(sums[e] / (double)m);
 }
 
-static double host_dist2(const float *a, const float *b, int d)
-{
-    double s = 0.0;
-    for (int j = 0; j < d; j++) {
-        double t = (double)a[j] - (double)b[j];
-        s += t * t;
-    }
-    return s;
-}
-
-// The CPU's empty-cluster repair, on host copies: each empty cluster takes
-// the point farthest from its centroid (lowest index on ties) from a cluster
-// that keeps at least one point.  Rare, so the round trip does not matter.
-static void host_repair(const float *x, size_t n, int d, int k, int *assign, double *dist,
-                        unsigned long long *counts, double *sums)
-{
-    for (int j = 0; j < k; j++) {
-        size_t best = n;
-        if (counts[j] > 0)
-            continue;
-        for (size_t i = 0; i < n; i++)
-            if (counts[assign[i]] > 1 && dist[i] >= 0.0 && (best == n || dist[i] > dist[best]))
-                best = i;
-        if (best == n)
-            return;
-        const float *xb = x + best * (size_t)d;
-        double *from = sums + (size_t)assign[best] * d, *to = sums + (size_t)j * d;
-        for (int t = 0; t < d; t++) {
-            from[t] -= xb[t];
-            to[t] = xb[t];
-        }
-        counts[assign[best]]--;
-        counts[j] = 1;
-        assign[best] = j;
-        dist[best] = -1.0;
-    }
-}
-
 extern "C" ns_status ns_cuda_kmeans_fit(const float *x, size_t n, int d, const ns_kmeans_opts *o,
                                         ns_kmeans_result *r)
 {
@@ -386,22 +340,8 @@ extern "C" ns_status ns_cuda_kmeans_fit(const float *x, size_t n, int d, const n
     if (!r)
         return ns_error(NS_ERR_USAGE, WHERE ": kmeans: NULL result");
     memset(r, 0, sizeof *r);
-    if (!o || !x) {
-        st = ns_error(NS_ERR_USAGE, WHERE ": kmeans: NULL argument");
-        goto done;
-    }
+    NS_TRY(ns_kmeans_check_fit(WHERE ": kmeans", x, n, d, o));
     k = o->k;
-    if (d < 1 || k < 1 || n < 1 || (size_t)k > n) {
-        st = ns_error(NS_ERR_USAGE, WHERE ": kmeans: need d >= 1 and 1 <= k <= n (n=%zu d=%d k=%d)",
-                      n, d, k);
-        goto done;
-    }
-    if (o->max_iter < 0 || !(o->tol >= 0.0)) {
-        st = ns_error(NS_ERR_USAGE,
-                      WHERE ": kmeans: need max_iter >= 0 and tol >= 0 (max_iter=%d tol=%g)",
-                      o->max_iter, o->tol);
-        goto done;
-    }
     kd = (size_t)k * d;
     if (o->init) {
         r->centroids = (float *)malloc(kd * sizeof *r->centroids);
@@ -478,7 +418,13 @@ extern "C" ns_status ns_cuda_kmeans_fit(const float *x, size_t n, int d, const n
             CUDA_TRY(cudaMemcpy(r->assign, da, n * sizeof *r->assign, cudaMemcpyDeviceToHost));
             CUDA_TRY(cudaMemcpy(hdist, dd, n * sizeof *hdist, cudaMemcpyDeviceToHost));
             CUDA_TRY(cudaMemcpy(hsums, dsums, kd * sizeof *hsums, cudaMemcpyDeviceToHost));
-            host_repair(x, n, d, k, r->assign, hdist, hcounts, hsums);
+            // The CPU's repair, on host copies: rare, so the round trip does
+            // not matter.  r->counts serves as its size_t count array.
+            for (int j = 0; j < k; j++)
+                r->counts[j] = (size_t)hcounts[j];
+            ns_kmeans_repair(x, n, d, k, r->assign, hdist, r->counts, hsums);
+            for (int j = 0; j < k; j++)
+                hcounts[j] = r->counts[j];
             CUDA_TRY(cudaMemcpy(dsums, hsums, kd * sizeof *hsums, cudaMemcpyHostToDevice));
             CUDA_TRY(cudaMemcpy(dcounts, hcounts, (size_t)k * sizeof *hcounts,
                                 cudaMemcpyHostToDevice));
@@ -489,7 +435,7 @@ extern "C" ns_status ns_cuda_kmeans_fit(const float *x, size_t n, int d, const n
         memcpy(prev, r->centroids, kd * sizeof *prev);
         CUDA_TRY(cudaMemcpy(r->centroids, dc, kd * sizeof *dc, cudaMemcpyDeviceToHost));
         for (int j = 0; j < k; j++)
-            shift += host_dist2(prev + (size_t)j * d, r->centroids + (size_t)j * d, d);
+            shift += ns_dist2_exact(prev + (size_t)j * d, r->centroids + (size_t)j * d, d);
         r->iterations = it;
         if (shift <= tol_abs)
             break;

@@ -1,60 +1,13 @@
 // detect_internal.cuh -- what kernels/detect.cu and kernels/knn_mmd.cu share:
-// error translation, the cached cuBLAS handle and device buffers, row norms
-// and the distance GEMM.  Include after defining WHERE (the file, for messages).
+// the cached cuBLAS handle and device buffers, row norms and the distance
+// GEMM.  Error translation comes from cuda_internal.cuh; include after
+// defining WHERE (the file, for messages).
 #ifndef NIGHTSHIFT_DETECT_INTERNAL_CUH
 #define NIGHTSHIFT_DETECT_INTERNAL_CUH
 
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
+#include "cuda_internal.cuh"
 
-#include "ns_cuda.h"
-
-static inline ns_status cuda_fail(cudaError_t err, const char *what)
-{
-    ns_status code = NS_ERR_INTERNAL;
-    if (err == cudaErrorMemoryAllocation)
-        code = NS_ERR_NOMEM;
-    else if (err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver ||
-             err == cudaErrorInvalidDevice)
-        code = NS_ERR_NODEV;
-    return ns_error(code, WHERE ": %s: %s", what, cudaGetErrorString(err));
-}
-
-static inline ns_status blas_fail(cublasStatus_t err, const char *what)
-{
-    ns_status code = err == CUBLAS_STATUS_ALLOC_FAILED ? NS_ERR_NOMEM : NS_ERR_INTERNAL;
-    return ns_error(code, WHERE ": %s: %s (%s)", what, cublasGetStatusName(err),
-                    cublasGetStatusString(err));
-}
-
-#define CUDA_TRY(call)                                                                  \
-    do {                                                                                \
-        cudaError_t err_ = (call);                                                      \
-        if (err_ != cudaSuccess) {                                                      \
-            st = cuda_fail(err_, #call);                                                \
-            goto done;                                                                  \
-        }                                                                               \
-    } while (0)
-
-#define BLAS_TRY(call)                                                                  \
-    do {                                                                                \
-        cublasStatus_t err_ = (call);                                                   \
-        if (err_ != CUBLAS_STATUS_SUCCESS) {                                            \
-            st = blas_fail(err_, #call);                                                \
-            goto done;                                                                  \
-        }                                                                               \
-    } while (0)
-
-#define NS_TRY(expr)                                                                    \
-    do {                                                                                \
-        if ((st = (expr)) != NS_OK)                                                     \
-            goto done;                                                                  \
-    } while (0)
-
-#define LAUNCHED() CUDA_TRY(cudaGetLastError())
-
-static const int kThreads = 256;
-static const int kWarps = 256 / 32;
+static const int kWarps = kThreads / 32;
 // Largest distance tile (floats): 256 MB, far below any GPU we run on, and
 // big enough that every tile keeps the whole GPU busy.
 static const size_t kTileFloats = (size_t)64 << 20;

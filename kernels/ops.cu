@@ -3,56 +3,19 @@
 // Convolutions are im2col + cuBLAS (one strided-batched SGEMM per image over
 // the groups), except depthwise ones, which a direct kernel does in one pass.
 // Bias and activation are fused into one epilogue pass over the output.
-// Everything is queued on the context's stream; CUDA and cuBLAS errors are
-// translated here, and only here, into ns_error messages.
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
+// Everything is queued on the context's stream; CUDA and cuBLAS errors become
+// ns_error messages through cuda_internal.cuh, shared with the detect kernels.
 #include <math.h>
 #include <stdlib.h>
 
-#include "ns_cuda.h"
+#define WHERE "kernels/ops.cu"
+#include "cuda_internal.cuh"
 
 struct ns_cuda_ctx {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
 };
-
-static ns_status cuda_fail(cudaError_t err, const char *what)
-{
-    ns_status code = NS_ERR_INTERNAL;
-    if (err == cudaErrorMemoryAllocation)
-        code = NS_ERR_NOMEM;
-    else if (err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver ||
-             err == cudaErrorInvalidDevice)
-        code = NS_ERR_NODEV;
-    return ns_error(code, "kernels/ops.cu: %s: %s", what, cudaGetErrorString(err));
-}
-
-static ns_status blas_fail(cublasStatus_t err, const char *what)
-{
-    ns_status code = err == CUBLAS_STATUS_ALLOC_FAILED ? NS_ERR_NOMEM : NS_ERR_INTERNAL;
-    return ns_error(code, "kernels/ops.cu: %s: %s (%s)", what, cublasGetStatusName(err),
-                    cublasGetStatusString(err));
-}
-
-#define CUDA_TRY(call)                                                                  \
-    do {                                                                                \
-        cudaError_t err_ = (call);                                                      \
-        if (err_ != cudaSuccess) {                                                      \
-            st = cuda_fail(err_, #call);                                                \
-            goto done;                                                                  \
-        }                                                                               \
-    } while (0)
-
-#define BLAS_TRY(call)                                                                  \
-    do {                                                                                \
-        cublasStatus_t err_ = (call);                                                   \
-        if (err_ != CUBLAS_STATUS_SUCCESS) {                                            \
-            st = blas_fail(err_, #call);                                                \
-            goto done;                                                                  \
-        }                                                                               \
-    } while (0)
 
 #define USAGE_IF(cond, ...)                                                             \
     do {                                                                                \
@@ -61,8 +24,6 @@ static ns_status blas_fail(cublasStatus_t err, const char *what)
             goto done;                                                                  \
         }                                                                               \
     } while (0)
-
-static const int kThreads = 256;
 
 // Grid for a grid-stride loop over n items: enough blocks to fill the GPU,
 // capped so huge tensors loop instead of overflowing the grid.

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "detect_fixtures.h"
 #include "helpers.h"
 #include "nightshift/detect.h"
 #include "nightshift/embeddings.h"
@@ -33,21 +34,6 @@
 
 static char store_dir[PATH_MAX];
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rng_gauss(uint64_t *s)
-{
-    double u1 = ((double)(rng_next(s) >> 11) + 1.0) * 0x1.0p-53;
-    double u2 = (double)(rng_next(s) >> 11) * 0x1.0p-53;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 /* Fixed camera centres (norm ~12) and per-camera glove directions (norm 4). */
 static void camera_vectors(float centre[N_CAM][DIM], float glove[N_CAM][DIM])
 {
@@ -55,8 +41,8 @@ static void camera_vectors(float centre[N_CAM][DIM], float glove[N_CAM][DIM])
     for (int c = 0; c < N_CAM; c++) {
         double n = 0.0;
         for (int j = 0; j < DIM; j++) {
-            centre[c][j] = (float)(12.0 / sqrt(DIM) * rng_gauss(&s));
-            glove[c][j] = (float)rng_gauss(&s);
+            centre[c][j] = (float)(12.0 / sqrt(DIM) * ns_test_rng_gauss(&s));
+            glove[c][j] = (float)ns_test_rng_gauss(&s);
             n += (double)glove[c][j] * glove[c][j];
         }
         for (int j = 0; j < DIM; j++)
@@ -83,12 +69,12 @@ static void write_night(ns_store *s, int night_no, const char *night, int n_clip
     for (int c = 0; c < n_clips; c++) {
         int cam = c % N_CAM, sh = shifted && cam < 2 && c / N_CAM < 2;
         float off[DIM];
-        double luma_c = 2.0 * rng_gauss(&rs), black_c = 0.003 * rng_gauss(&rs);
+        double luma_c = 2.0 * ns_test_rng_gauss(&rs), black_c = 0.003 * ns_test_rng_gauss(&rs);
         ns_clip_record rec;
         char id[64];
         uint8_t dg[NS_SHA256_LEN];
         for (int j = 0; j < DIM; j++)
-            off[j] = (float)(1.2 / sqrt(DIM) * rng_gauss(&rs));
+            off[j] = (float)(1.2 / sqrt(DIM) * ns_test_rng_gauss(&rs));
         ck_assert_ns_ok(ns_shard_begin_clip(w));
         for (int f = 0; f < FRAMES; f++) {
             float *e = emb + ((size_t)c * FRAMES + (size_t)f) * DIM;
@@ -99,19 +85,19 @@ static void write_night(ns_store *s, int night_no, const char *night, int n_clip
             snprintf(r->member, sizeof r->member, "frame_%03d.jpg", f);
             r->status = NS_FRAME_OK;
             for (int j = 0; j < DIM; j++)
-                e[j] = centre[cam][j] + off[j] + (float)(0.4 / sqrt(DIM) * rng_gauss(&rs)) +
+                e[j] = centre[cam][j] + off[j] + (float)(0.4 / sqrt(DIM) * ns_test_rng_gauss(&rs)) +
                        (sh ? glove[cam][j] : 0.0f);
             r->props[NS_PROP_MEAN_LUMA] =
-                (float)(100.0 + 20.0 * cam + luma_c + 2.0 * rng_gauss(&rs) - (sh ? 20.0 : 0.0));
-            r->props[NS_PROP_MEAN_R] = (float)(90.0 + 10.0 * cam + 2.0 * rng_gauss(&rs));
-            r->props[NS_PROP_MEAN_G] = (float)(95.0 + 10.0 * cam + 2.0 * rng_gauss(&rs));
-            r->props[NS_PROP_MEAN_B] = (float)(80.0 + 10.0 * cam + 2.0 * rng_gauss(&rs));
-            r->props[NS_PROP_SATURATION] = (float)(0.3 + 0.02 * rng_gauss(&rs));
-            r->props[NS_PROP_CONTRAST] = (float)(40.0 + 5.0 * cam + 1.5 * rng_gauss(&rs));
-            r->props[NS_PROP_SHARPNESS] = (float)(100.0 + 8.0 * rng_gauss(&rs));
+                (float)(100.0 + 20.0 * cam + luma_c + 2.0 * ns_test_rng_gauss(&rs) - (sh ? 20.0 : 0.0));
+            r->props[NS_PROP_MEAN_R] = (float)(90.0 + 10.0 * cam + 2.0 * ns_test_rng_gauss(&rs));
+            r->props[NS_PROP_MEAN_G] = (float)(95.0 + 10.0 * cam + 2.0 * ns_test_rng_gauss(&rs));
+            r->props[NS_PROP_MEAN_B] = (float)(80.0 + 10.0 * cam + 2.0 * ns_test_rng_gauss(&rs));
+            r->props[NS_PROP_SATURATION] = (float)(0.3 + 0.02 * ns_test_rng_gauss(&rs));
+            r->props[NS_PROP_CONTRAST] = (float)(40.0 + 5.0 * cam + 1.5 * ns_test_rng_gauss(&rs));
+            r->props[NS_PROP_SHARPNESS] = (float)(100.0 + 8.0 * ns_test_rng_gauss(&rs));
             r->props[NS_PROP_FRAC_BLACK] =
-                (float)(0.02 + 0.01 * cam + black_c + 0.005 * rng_gauss(&rs) + (sh ? 0.15 : 0.0));
-            r->props[NS_PROP_FRAC_WHITE] = (float)(0.01 + 0.002 * rng_gauss(&rs));
+                (float)(0.02 + 0.01 * cam + black_c + 0.005 * ns_test_rng_gauss(&rs) + (sh ? 0.15 : 0.0));
+            r->props[NS_PROP_FRAC_WHITE] = (float)(0.01 + 0.002 * ns_test_rng_gauss(&rs));
         }
         ck_assert_ns_ok(ns_shard_append(w, frames, recs, FRAMES));
         memset(&rec, 0, sizeof rec);

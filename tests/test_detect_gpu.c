@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "detect_fixtures.h"
 #include "gpu_helpers.h"
 #include "nightshift/kmeans.h"
 #include "nightshift/knn.h"
@@ -24,33 +25,11 @@
 #define CENT_REL 1e-4
 #define MMD_REL 1e-5
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static float rng_unit(uint64_t *s) /* [-1, 1) */
-{
-    return (float)((double)(rng_next(s) >> 11) * 0x1.0p-52 - 1.0);
-}
-
-static float *rand_matrix(size_t rows, int d, uint64_t seed)
-{
-    float *x = malloc((rows ? rows : 1) * (size_t)d * sizeof *x);
-    ck_assert_ptr_nonnull(x);
-    for (size_t i = 0; i < rows * (size_t)d; i++)
-        x[i] = rng_unit(&seed);
-    return x;
-}
-
 /* k well-separated blobs (centres in [-8, 8)^d, points within 1 of them). */
 static float *blobs(size_t n, int d, int k, uint64_t seed)
 {
-    float *centres = rand_matrix((size_t)k, d, seed ^ 0xb10b);
-    float *x = rand_matrix(n, d, seed);
+    float *centres = ns_test_rand_mat((size_t)k, d, seed ^ 0xb10b);
+    float *x = ns_test_rand_mat(n, d, seed);
     for (size_t i = 0; i < n; i++)
         for (int t = 0; t < d; t++)
             x[i * d + t] += 8.0f * centres[(i % (size_t)k) * d + t];
@@ -72,7 +51,7 @@ static double dist2(const float *a, const float *b, int d)
 
 static void check_assign(size_t n, int d, int k, uint64_t seed, int dup)
 {
-    float *x = rand_matrix(n, d, seed), *c = rand_matrix((size_t)k, d, seed + 1);
+    float *x = ns_test_rand_mat(n, d, seed), *c = ns_test_rand_mat((size_t)k, d, seed + 1);
     int *ga = malloc(n * sizeof *ga), *ra = malloc(n * sizeof *ra);
     float *gd = malloc(n * sizeof *gd), *rd = malloc(n * sizeof *rd);
     int ties = 0;
@@ -247,7 +226,7 @@ END_TEST
 
 static void check_knn(size_t nq, size_t nb, int d, int k, int groups, int dup, uint64_t seed)
 {
-    float *q = rand_matrix(nq, d, seed), *b = groups ? q : rand_matrix(nb, d, seed + 1);
+    float *q = ns_test_rand_mat(nq, d, seed), *b = groups ? q : ns_test_rand_mat(nb, d, seed + 1);
     size_t nk = nq * (size_t)k;
     float *gd = malloc((nk ? nk : 1) * sizeof *gd), *rd = malloc((nk ? nk : 1) * sizeof *rd);
     int64_t *gi = malloc((nk ? nk : 1) * sizeof *gi), *ri = malloc((nk ? nk : 1) * sizeof *ri);
@@ -342,7 +321,7 @@ END_TEST
 static void check_mmd(size_t n, int d, const size_t *sizes, size_t nblocks, double sigma,
                       uint64_t seed)
 {
-    float *x = rand_matrix(n, d, seed);
+    float *x = ns_test_rand_mat(n, d, seed);
     size_t *off = malloc((nblocks + 1) * sizeof *off);
     double *gs = malloc(nblocks * nblocks * sizeof *gs), *rs = malloc(nblocks * nblocks * sizeof *rs);
     ck_assert(off && gs && rs);
@@ -406,7 +385,7 @@ START_TEST(test_repeatable)
 {
     size_t n = 3000, sizes[30];
     int d = 64;
-    float *x = rand_matrix(n, d, 321), d1[3000 * 3], d2[3000 * 3];
+    float *x = ns_test_rand_mat(n, d, 321), d1[3000 * 3], d2[3000 * 3];
     size_t off[31];
     double *s1 = malloc(900 * sizeof *s1), *s2 = malloc(900 * sizeof *s2);
     ck_assert(s1 && s2);

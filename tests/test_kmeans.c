@@ -4,37 +4,9 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "detect_fixtures.h"
 #include "helpers.h"
 #include "nightshift/kmeans.h"
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static float rng_unif(uint64_t *s) /* [-1, 1) */
-{
-    return (float)((double)(rng_next(s) >> 11) * 0x1.0p-52 - 1.0);
-}
-
-static float rng_gauss(uint64_t *s)
-{
-    double u1 = ((double)(rng_next(s) >> 11) + 1.0) * 0x1.0p-53;
-    double u2 = (double)(rng_next(s) >> 11) * 0x1.0p-53;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
-static float *rand_mat(size_t rows, int cols, uint64_t seed)
-{
-    float *m = malloc(rows * (size_t)cols * sizeof *m);
-    ck_assert_ptr_nonnull(m);
-    for (size_t i = 0; i < rows * (size_t)cols; i++)
-        m[i] = rng_unif(&seed);
-    return m;
-}
 
 static double dist2_d(const float *a, const float *b, int d)
 {
@@ -53,7 +25,7 @@ START_TEST(test_assign_matches_ref)
     for (size_t s = 0; s < sizeof sz / sizeof sz[0]; s++) {
         size_t n = sz[s].n;
         int d = sz[s].d, k = sz[s].k, ties = 0;
-        float *x = rand_mat(n, d, 11 + s), *c = rand_mat((size_t)k, d, 97 + s);
+        float *x = ns_test_rand_mat(n, d, 11 + s), *c = ns_test_rand_mat((size_t)k, d, 97 + s);
         int *a = malloc(n * sizeof *a), *ar = malloc(n * sizeof *ar);
         float *dd = malloc(n * sizeof *dd), *dr = malloc(n * sizeof *dr);
         ck_assert_ns_ok(ns_kmeans_assign(x, n, d, c, k, a, dd));
@@ -80,7 +52,7 @@ START_TEST(test_lloyd_step_matches_ref)
 {
     size_t n = 6000;
     int d = 24, k = 9;
-    float *x = rand_mat(n, d, 5), *cref = malloc((size_t)k * d * sizeof *cref);
+    float *x = ns_test_rand_mat(n, d, 5), *cref = malloc((size_t)k * d * sizeof *cref);
     int *ar = malloc(n * sizeof *ar);
     ns_kmeans_opts o = ns_kmeans_default_opts();
     ns_kmeans_result r;
@@ -128,7 +100,7 @@ START_TEST(test_same_seed_identical)
 {
     size_t n = 3000;
     int d = 16;
-    float *x = rand_mat(n, d, 21);
+    float *x = ns_test_rand_mat(n, d, 21);
     ns_kmeans_opts o = ns_kmeans_default_opts();
     ns_kmeans_result a, b, c;
     o.k = 12;
@@ -151,7 +123,7 @@ START_TEST(test_threads_identical)
 {
     size_t n = 10000; /* three row tiles */
     int d = 130, k = 20; /* three column blocks */
-    float *x = rand_mat(n, d, 31);
+    float *x = ns_test_rand_mat(n, d, 31);
     ns_kmeans_opts o = ns_kmeans_default_opts();
     ns_kmeans_result r1, rt;
     o.k = k;
@@ -173,7 +145,7 @@ START_TEST(test_inertia_monotone)
 {
     size_t n = 4000;
     int d = 8;
-    float *x = rand_mat(n, d, 41);
+    float *x = ns_test_rand_mat(n, d, 41);
     ns_kmeans_opts o = ns_kmeans_default_opts();
     double prev = INFINITY;
     o.k = 15;
@@ -205,8 +177,8 @@ START_TEST(test_empty_cluster_repair)
     ns_kmeans_opts o = ns_kmeans_default_opts();
     ns_kmeans_result r;
     for (size_t i = 0; i < n; i++) {
-        x[i * d] = (i % 2 ? 5.0f : -5.0f) + rng_gauss(&s);
-        x[i * d + 1] = rng_gauss(&s);
+        x[i * d] = (i % 2 ? 5.0f : -5.0f) + (float)ns_test_rng_gauss(&s);
+        x[i * d + 1] = (float)ns_test_rng_gauss(&s);
     }
     o.k = k;
     o.init = init;
@@ -261,9 +233,9 @@ START_TEST(test_blobs_recovered)
     ns_kmeans_opts o = ns_kmeans_default_opts();
     ns_kmeans_result r;
     for (size_t i = 0; i < n; i++) {
-        label[i] = (int)(rng_next(&s) % B);
+        label[i] = (int)(ns_test_rng_next(&s) % B);
         for (int t = 0; t < D; t++)
-            x[i * D + t] = (t == label[i] ? 20.0f : 0.0f) + 0.3f * rng_gauss(&s);
+            x[i * D + t] = (t == label[i] ? 20.0f : 0.0f) + 0.3f * (float)ns_test_rng_gauss(&s);
     }
     o.k = B;
     o.seed = 5;
@@ -360,9 +332,9 @@ static float *blobs(size_t n, int D, int B, uint64_t seed, int *label)
     float *x = malloc(n * D * sizeof *x);
     ck_assert_ptr_nonnull(x);
     for (size_t i = 0; i < n; i++) {
-        label[i] = (int)(rng_next(&seed) % (uint64_t)B);
+        label[i] = (int)(ns_test_rng_next(&seed) % (uint64_t)B);
         for (int t = 0; t < D; t++)
-            x[i * D + t] = (t % B == label[i] ? 10.0f : 0.0f) + 0.5f * rng_gauss(&seed);
+            x[i * D + t] = (t % B == label[i] ? 10.0f : 0.0f) + 0.5f * (float)ns_test_rng_gauss(&seed);
     }
     return x;
 }
@@ -426,7 +398,7 @@ START_TEST(test_minibatch_deterministic)
 {
     size_t n = 6000;
     int D = 40;
-    float *x = rand_mat(n, D, 77);
+    float *x = ns_test_rand_mat(n, D, 77);
     ns_kmeans_mb_opts mo = ns_kmeans_mb_default_opts();
     ns_kmeans_result a, b;
     mo.k = 17;
@@ -477,7 +449,7 @@ START_TEST(test_minibatch_errors)
 {
     size_t n = 500;
     int D = 4;
-    float *x = rand_mat(n, D, 3);
+    float *x = ns_test_rand_mat(n, D, 3);
     ns_kmeans_mb_opts mo = ns_kmeans_mb_default_opts();
     ns_kmeans_result r;
     src s = {.x = x, .n = n, .chunk = n, .d = D};

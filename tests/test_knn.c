@@ -5,30 +5,9 @@
 #include <omp.h>
 #include <stdint.h>
 
+#include "detect_fixtures.h"
 #include "helpers.h"
 #include "nightshift/knn.h"
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static float rng_unif(uint64_t *s) /* [-1, 1) */
-{
-    return (float)((double)(rng_next(s) >> 11) * 0x1.0p-52 - 1.0);
-}
-
-static float *rand_mat(size_t rows, int cols, uint64_t seed)
-{
-    float *m = malloc((rows * (size_t)cols + 1) * sizeof *m);
-    ck_assert_ptr_nonnull(m);
-    for (size_t i = 0; i < rows * (size_t)cols; i++)
-        m[i] = rng_unif(&seed);
-    return m;
-}
 
 /* Small integers: GEMM sums are exact, so distances tie exactly and often. */
 static float *int_mat(size_t rows, int cols, int levels, uint64_t seed)
@@ -36,7 +15,7 @@ static float *int_mat(size_t rows, int cols, int levels, uint64_t seed)
     float *m = malloc((rows * (size_t)cols + 1) * sizeof *m);
     ck_assert_ptr_nonnull(m);
     for (size_t i = 0; i < rows * (size_t)cols; i++)
-        m[i] = (float)(rng_next(&seed) % (uint64_t)levels);
+        m[i] = (float)(ns_test_rng_next(&seed) % (uint64_t)levels);
     return m;
 }
 
@@ -121,7 +100,7 @@ START_TEST(test_matches_ref)
     for (size_t s = 0; s < sizeof sz / sizeof sz[0]; s++) {
         size_t nq = sz[s].nq, nb = sz[s].nb;
         int d = sz[s].d, k = sz[s].k;
-        float *q = rand_mat(nq, d, 10 + s), *b = rand_mat(nb, d, 100 + s);
+        float *q = ns_test_rand_mat(nq, d, 10 + s), *b = ns_test_rand_mat(nb, d, 100 + s);
         knn_out f = out_alloc(nq, k), r = out_alloc(nq, k + 1);
         float *dn = malloc(nq * (size_t)k * sizeof *dn);
         ck_assert_ptr_nonnull(dn);
@@ -185,8 +164,8 @@ START_TEST(test_ties_hidden_by_rounding)
     ck_assert_ptr_nonnull(b);
     for (size_t i = 0; i < nq; i++)
         for (int t = 0; t < d; t++) {
-            float v = 1.0f + (float)(rng_next(&seed) % 65536) * 0x1.0p-16f;
-            float e = (float)((int)(rng_next(&seed) % 3) - 1) * 0x1.0p-4f;
+            float v = 1.0f + (float)(ns_test_rng_next(&seed) % 65536) * 0x1.0p-16f;
+            float e = (float)((int)(ns_test_rng_next(&seed) % 3) - 1) * 0x1.0p-4f;
             q[i * d + t] = v;
             b[2 * i * d + t] = v - e;
             b[(2 * i + 1) * d + t] = v + e;
@@ -211,12 +190,12 @@ START_TEST(test_groups_leave_one_clip_out)
     const size_t n = 2600;
     const int d = 20, k = 5;
     uint64_t seed = 5;
-    float *x = rand_mat(n, d, 3);
+    float *x = ns_test_rand_mat(n, d, 3);
     int64_t *g = malloc(n * sizeof *g);
     knn_out f = out_alloc(n, k), r = out_alloc(n, k + 1), self = out_alloc(n, k);
     ck_assert_ptr_nonnull(g);
     for (size_t i = 0, clip = 0; i < n; clip++) {
-        size_t len = 1 + rng_next(&seed) % 12;
+        size_t len = 1 + ns_test_rng_next(&seed) % 12;
         for (size_t t = 0; t < len && i < n; t++)
             g[i++] = (int64_t)(1000 + 3 * clip); /* arbitrary, non-contiguous ids */
     }
@@ -246,7 +225,7 @@ START_TEST(test_duplicates_exact_zero)
 {
     const size_t nq = 20, nb = 3000;
     const int d = 512, k = 3;
-    float *q = rand_mat(nq, d, 41), *b = rand_mat(nb, d, 42);
+    float *q = ns_test_rand_mat(nq, d, 41), *b = ns_test_rand_mat(nb, d, 42);
     knn_out f = out_alloc(nq, k);
     for (size_t i = 0; i < nb; i++) {
         double s = 0.0;
@@ -273,7 +252,7 @@ END_TEST
 START_TEST(test_short_lists)
 {
     const int d = 4, k = 5;
-    float *q = rand_mat(6, d, 1), *b = rand_mat(10, d, 2);
+    float *q = ns_test_rand_mat(6, d, 1), *b = ns_test_rand_mat(10, d, 2);
     int64_t qg[6] = {0, 1, 2, 3, 3, 9}, bg[10] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 2};
     knn_out f = out_alloc(6, k), r = out_alloc(6, k + 1);
 
@@ -315,7 +294,7 @@ START_TEST(test_threads_identical)
     for (size_t s = 0; s < sizeof sz / sizeof sz[0]; s++) {
         size_t nq = sz[s].nq, nb = sz[s].nb;
         int d = sz[s].d, k = sz[s].k;
-        float *q = rand_mat(nq, d, 20 + s), *b = rand_mat(nb, d, 200 + s);
+        float *q = ns_test_rand_mat(nq, d, 20 + s), *b = ns_test_rand_mat(nb, d, 200 + s);
         int64_t *qg = malloc(nq * sizeof *qg), *bg = malloc(nb * sizeof *bg);
         ck_assert_ptr_nonnull(qg);
         ck_assert_ptr_nonnull(bg);
@@ -348,7 +327,7 @@ END_TEST
 /* The per-thread BLAS setting inside the search must not leak out. */
 START_TEST(test_caller_threads_untouched)
 {
-    float *q = rand_mat(30, 8, 1), *b = rand_mat(300, 8, 2);
+    float *q = ns_test_rand_mat(30, 8, 1), *b = ns_test_rand_mat(300, 8, 2);
     knn_out f = out_alloc(30, 5);
     int before;
     omp_set_num_threads(2);
@@ -382,7 +361,7 @@ START_TEST(test_pvalue)
     /* against a plain count on a sorted sample with repeats */
     cal[0] = 0.0f;
     for (int i = 1; i < 101; i++)
-        cal[i] = cal[i - 1] + (float)(rng_next(&seed) % 3);
+        cal[i] = cal[i - 1] + (float)(ns_test_rng_next(&seed) % 3);
     for (int t = -2; t < 420; t++) {
         float s = (float)t * 0.5f;
         int cnt = 0;

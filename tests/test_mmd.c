@@ -5,43 +5,22 @@
 #include <omp.h>
 #include <stdint.h>
 
+#include "detect_fixtures.h"
 #include "helpers.h"
 #include "nightshift/mmd.h"
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rng_gauss(uint64_t *s)
-{
-    double u1 = ((double)(rng_next(s) >> 11) + 1.0) * 0x1.0p-53;
-    double u2 = (double)(rng_next(s) >> 11) * 0x1.0p-53;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
 
 /* Clip-structured rows: each clip gets an offset N(0, tau^2 I) (plus shift in
  * every coordinate) shared by its frames, each frame adds N(0, noise^2 I). */
 static void clips_fill(float *x, size_t clips, size_t frames, int d, double tau, double noise,
                        double shift, uint64_t *s)
 {
-    double *c = xmalloc((size_t)d * sizeof *c);
+    double *c = ns_test_xmalloc((size_t)d * sizeof *c);
     for (size_t k = 0; k < clips; k++) {
         for (int t = 0; t < d; t++)
-            c[t] = shift + tau * rng_gauss(s);
+            c[t] = shift + tau * ns_test_rng_gauss(s);
         for (size_t f = 0; f < frames; f++)
             for (int t = 0; t < d; t++)
-                x[((k * frames + f) * (size_t)d) + t] = (float)(c[t] + noise * rng_gauss(s));
+                x[((k * frames + f) * (size_t)d) + t] = (float)(c[t] + noise * ns_test_rng_gauss(s));
     }
     free(c);
 }
@@ -53,8 +32,8 @@ static size_t make_offsets(size_t n, size_t big, uint64_t seed, size_t *off)
     size_t nb = 0, pos = 0;
     off[0] = 0;
     while (pos < n) {
-        uint64_t r = rng_next(&seed) % 10;
-        size_t len = r == 0 ? 1 : r == 1 ? 0 : 2 + (size_t)(rng_next(&seed) % 40);
+        uint64_t r = ns_test_rng_next(&seed) % 10;
+        size_t len = r == 0 ? 1 : r == 1 ? 0 : 2 + (size_t)(ns_test_rng_next(&seed) % 40);
         if (big && nb == 3)
             len = big;
         if (len > n - pos)
@@ -73,16 +52,16 @@ START_TEST(test_block_sums_match_ref)
         {1, 0, 3, 1.0}, {7, 0, 2, 0.7}, {300, 0, 8, 2.0}, {1300, 700, 16, 3.0},
         {2600, 0, 8, 2.5}};
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
-        size_t n = cs[c].n, *off = xmalloc((n + 2) * sizeof *off), nb;
+        size_t n = cs[c].n, *off = ns_test_xmalloc((n + 2) * sizeof *off), nb;
         int d = cs[c].d;
         uint64_t s = 1000 + c;
-        float *x = xmalloc(n * (size_t)d * sizeof *x);
+        float *x = ns_test_xmalloc(n * (size_t)d * sizeof *x);
         double *S, *R;
         for (size_t i = 0; i < n * (size_t)d; i++)
-            x[i] = (float)rng_gauss(&s);
+            x[i] = (float)ns_test_rng_gauss(&s);
         nb = make_offsets(n, cs[c].big, 77 + c, off);
-        S = xmalloc(nb * nb * sizeof *S);
-        R = xmalloc(nb * nb * sizeof *R);
+        S = ns_test_xmalloc(nb * nb * sizeof *S);
+        R = ns_test_xmalloc(nb * nb * sizeof *R);
         ck_assert_ns_ok(ns_mmd_block_sums(x, n, d, off, nb, cs[c].sigma, 2, S));
         ck_assert_ns_ok(ns_ref_mmd_block_sums(x, n, d, off, nb, cs[c].sigma, R));
         for (size_t a = 0; a < nb; a++)
@@ -100,17 +79,17 @@ END_TEST
 /* Same bits for 1, 2 and 3 threads (3 > cores: oversubscribed on purpose). */
 START_TEST(test_block_sums_thread_invariant)
 {
-    size_t n = 3100, *off = xmalloc((n + 2) * sizeof *off), nb;
+    size_t n = 3100, *off = ns_test_xmalloc((n + 2) * sizeof *off), nb;
     int d = 24;
     uint64_t s = 5;
-    float *x = xmalloc(n * (size_t)d * sizeof *x);
+    float *x = ns_test_xmalloc(n * (size_t)d * sizeof *x);
     double *S1, *S2;
     int max_threads = omp_get_max_threads();
     for (size_t i = 0; i < n * (size_t)d; i++)
-        x[i] = (float)rng_gauss(&s);
+        x[i] = (float)ns_test_rng_gauss(&s);
     nb = make_offsets(n, 900, 9, off);
-    S1 = xmalloc(nb * nb * sizeof *S1);
-    S2 = xmalloc(nb * nb * sizeof *S2);
+    S1 = ns_test_xmalloc(nb * nb * sizeof *S1);
+    S2 = ns_test_xmalloc(nb * nb * sizeof *S2);
     ck_assert_ns_ok(ns_mmd_block_sums(x, n, d, off, nb, 4.0, 1, S1));
     for (int t = 2; t <= 3; t++) {
         ck_assert_ns_ok(ns_mmd_block_sums(x, n, d, off, nb, 4.0, t, S2));
@@ -126,8 +105,8 @@ static double frame_level_from_ref(const float *x, size_t m, const float *y, siz
                                    double sigma, const size_t *off, size_t nb, const uint8_t *g,
                                    const size_t *size)
 {
-    float *z = xmalloc((m + n) * (size_t)d * sizeof *z);
-    double *S = xmalloc(nb * nb * sizeof *S), v;
+    float *z = ns_test_xmalloc((m + n) * (size_t)d * sizeof *z);
+    double *S = ns_test_xmalloc(nb * nb * sizeof *S), v;
     memcpy(z, x, m * (size_t)d * sizeof *z);
     memcpy(z + m * (size_t)d, y, n * (size_t)d * sizeof *z);
     ck_assert_ns_ok(ns_ref_mmd_block_sums(z, m + n, d, off, nb, sigma, S));
@@ -145,13 +124,13 @@ START_TEST(test_from_blocks_matches_ref)
     uint8_t g1[55], gc[11];
     int d = 5;
     uint64_t s = 42;
-    float *x = xmalloc(N * (size_t)d * sizeof *x), *y = x + m * d;
+    float *x = ns_test_xmalloc(N * (size_t)d * sizeof *x), *y = x + m * d;
     double ref, v;
     static const size_t clip_len[11] = {1, 7, 2, 10, 10, 5, 3, 1, 9, 4, 3}; /* 30 | 25 */
     for (size_t i = 0; i < m * (size_t)d; i++)
-        x[i] = (float)rng_gauss(&s);
+        x[i] = (float)ns_test_rng_gauss(&s);
     for (size_t i = 0; i < n * (size_t)d; i++)
-        y[i] = (float)(1.0 + rng_gauss(&s));
+        y[i] = (float)(1.0 + ns_test_rng_gauss(&s));
     ck_assert_ns_ok(ns_ref_mmd2(x, m, y, n, d, 1.7, &ref));
     ck_assert_msg(ref > 0.01, "ref %g", ref);
     for (size_t i = 0; i <= N; i++)
@@ -176,7 +155,7 @@ START_TEST(test_from_blocks_matches_ref)
 
     /* the fast block sums agree to float precision */
     {
-        double *S = xmalloc(nc * nc * sizeof *S);
+        double *S = ns_test_xmalloc(nc * nc * sizeof *S);
         ck_assert_ns_ok(ns_mmd_block_sums(x, N, d, offc, nc, 1.7, 1, S));
         v = ns_mmd2_from_blocks(S, sizec, nc, gc);
         ck_assert_msg(fabs(v - ref) <= 1e-5, "fast %.9g vs ref %.9g", v, ref);
@@ -209,13 +188,13 @@ static clipset clipset_make(size_t nx, size_t ny, size_t f, int d, double tau, d
     double sigma;
     c.n = (nx + ny) * f;
     c.nb = frame_blocks ? c.n : nx + ny;
-    x = xmalloc(c.n * (size_t)d * sizeof *x);
+    x = ns_test_xmalloc(c.n * (size_t)d * sizeof *x);
     clips_fill(x, nx, f, d, tau, noise, shift, &s);
     clips_fill(x + nx * f * (size_t)d, ny, f, d, tau, noise, 0.0, &s);
-    c.off = xmalloc((c.nb + 1) * sizeof *c.off);
-    c.size = xmalloc(c.nb * sizeof *c.size);
-    c.g = xmalloc(c.nb * sizeof *c.g);
-    c.S = xmalloc(c.nb * c.nb * sizeof *c.S);
+    c.off = ns_test_xmalloc((c.nb + 1) * sizeof *c.off);
+    c.size = ns_test_xmalloc(c.nb * sizeof *c.size);
+    c.g = ns_test_xmalloc(c.nb * sizeof *c.g);
+    c.S = ns_test_xmalloc(c.nb * c.nb * sizeof *c.S);
     for (size_t a = 0; a <= c.nb; a++)
         c.off[a] = frame_blocks ? a : a * f;
     for (size_t a = 0; a < c.nb; a++) {
@@ -327,23 +306,23 @@ static clipset strata_night(int ncam, const int *nx, const int *ny, size_t f, in
     uint64_t s = seed;
     size_t nb = 0, at = 0;
     float *x;
-    double sigma, *centre = xmalloc((size_t)d * sizeof *centre);
+    double sigma, *centre = ns_test_xmalloc((size_t)d * sizeof *centre);
     for (int k = 0; k < ncam; k++)
         nb += (size_t)(nx[k] + ny[k]);
     c.nb = nb;
     c.n = nb * f;
-    x = xmalloc(c.n * (size_t)d * sizeof *x);
-    c.off = xmalloc((nb + 1) * sizeof *c.off);
-    c.size = xmalloc(nb * sizeof *c.size);
-    c.g = xmalloc(nb);
-    c.S = xmalloc(nb * nb * sizeof *c.S);
+    x = ns_test_xmalloc(c.n * (size_t)d * sizeof *x);
+    c.off = ns_test_xmalloc((nb + 1) * sizeof *c.off);
+    c.size = ns_test_xmalloc(nb * sizeof *c.size);
+    c.g = ns_test_xmalloc(nb);
+    c.S = ns_test_xmalloc(nb * nb * sizeof *c.S);
     for (int side = 0; side < 2; side++)
         for (int k = 0; k < ncam; k++) {
             uint64_t cs = 1234 + (uint64_t)k;
             double norm = 0.0;
             int m = side ? nx[k] : ny[k];
             for (int t = 0; t < d; t++) {
-                centre[t] = rng_gauss(&cs);
+                centre[t] = ns_test_rng_gauss(&cs);
                 norm += centre[t] * centre[t];
             }
             for (int t = 0; t < d; t++)
@@ -376,8 +355,8 @@ static clipset strata_night(int ncam, const int *nx, const int *ny, size_t f, in
 static void naive_strata_null(const clipset *c, const int32_t *stratum, int n_perm,
                               uint64_t seed, double *stats)
 {
-    size_t nb = c->nb, *ord = xmalloc(nb * sizeof *ord), nlive = 0;
-    uint8_t *h = xmalloc(nb);
+    size_t nb = c->nb, *ord = ns_test_xmalloc(nb * sizeof *ord), nlive = 0;
+    uint8_t *h = ns_test_xmalloc(nb);
     for (size_t a = 0; a < nb; a++)
         if (c->size[a]) { /* insertion sort by (stratum, block) */
             size_t i = nlive++;
@@ -387,7 +366,7 @@ static void naive_strata_null(const clipset *c, const int32_t *stratum, int n_pe
         }
     for (int p = 0; p < n_perm; p++) {
         uint64_t s = seed + (uint64_t)p * 0x9E3779B97F4A7C15ull;
-        s = rng_next(&s);
+        s = ns_test_rng_next(&s);
         memset(h, 0, nb);
         for (size_t i = 0, j; i < nlive; i = j) {
             size_t kx = 0, n;
@@ -399,10 +378,10 @@ static void naive_strata_null(const clipset *c, const int32_t *stratum, int n_pe
                     h[ord[t]] = 1;
                 continue;
             }
-            size_t *pool = xmalloc(n * sizeof *pool);
+            size_t *pool = ns_test_xmalloc(n * sizeof *pool);
             memcpy(pool, ord + i, n * sizeof *pool);
             for (size_t t = 0; t < kx; t++) {
-                size_t u = t + (size_t)(((unsigned __int128)rng_next(&s) * (n - t)) >> 64);
+                size_t u = t + (size_t)(((unsigned __int128)ns_test_rng_next(&s) * (n - t)) >> 64);
                 size_t b = pool[u];
                 pool[u] = pool[t];
                 pool[t] = b;
@@ -543,7 +522,7 @@ START_TEST(test_median_sigma)
     size_t n = 2000;
     int d = 16;
     uint64_t s = 8;
-    float *x = xmalloc(n * (size_t)d * sizeof *x);
+    float *x = ns_test_xmalloc(n * (size_t)d * sizeof *x);
     /* d2 = {1,1,1,4,4,9}: median 2.5; {1,4,9}: median 4 */
     ck_assert_ns_ok(ns_mmd_median_sigma(line, 4, 1, 100, 0, &sg));
     ck_assert(fabs(sg - sqrt(1.25)) < 1e-12);
@@ -554,7 +533,7 @@ START_TEST(test_median_sigma)
     ck_assert_ns_status(ns_mmd_median_sigma(line, 1, 1, 100, 0, &sg), NS_ERR_USAGE);
 
     for (size_t i = 0; i < n * (size_t)d; i++)
-        x[i] = (float)rng_gauss(&s);
+        x[i] = (float)ns_test_rng_gauss(&s);
     ck_assert_ns_ok(ns_mmd_median_sigma(x, n, d, n * n, 0, &s_all)); /* every pair */
     ck_assert_ns_ok(ns_mmd_median_sigma(x, n, d, 5000, 1, &s_a));
     ck_assert_ns_ok(ns_mmd_median_sigma(x, n, d, 5000, 1, &s_b));

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "detect_fixtures.h"
 #include "helpers.h"
 #include "nightshift/embeddings.h"
 #include "nightshift/frameset.h"
@@ -54,15 +55,6 @@ static float emb_of(int g, int j)
     return (float)sin(clip_of_g[g] * 1.7 + j * 0.9) + 0.05f * ((float)(h & 0xffff) / 65536.0f - 0.5f);
 }
 
-static void clip_hex(int c, char hex[NS_SHA256_HEX])
-{
-    char buf[32];
-    uint8_t d[NS_SHA256_LEN];
-    snprintf(buf, sizeof buf, "ref-clip-%d", c);
-    ns_sha256_buf(buf, strlen(buf), d);
-    ns_sha256_hex(d, hex);
-}
-
 static void write_embeddings(const char *dir, const char *model, int only_first_shard)
 {
     ns_store *s = NULL;
@@ -112,7 +104,7 @@ static void build_store(char *dir, size_t cap)
         }
         ck_assert_ns_ok(ns_shard_append(w, frames, recs, (size_t)CL[c].frames));
         memset(&r, 0, sizeof r);
-        clip_hex(c, r.sha256);
+        ns_test_clip_sha("ref-clip", c, r.sha256);
         snprintf(r.source, sizeof r.source, "/src/clip%d.tar", c);
         snprintf(r.container, sizeof r.container, "tar");
         snprintf(r.camera, sizeof r.camera, "%s", CL[c].camera);
@@ -235,7 +227,7 @@ START_TEST(test_frameset_load)
         const ns_fs_clip *fc = &f.clips[c];
         int cc = (int)rows[c];
         char src[64];
-        clip_hex(cc, hex);
+        ns_test_clip_sha("ref-clip", cc, hex);
         snprintf(src, sizeof src, "/src/clip%d.tar", cc);
         ck_assert_str_eq(fc->sha256, hex);
         ck_assert_str_eq(fc->camera, CL[cc].camera);

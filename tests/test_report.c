@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "detect_fixtures.h"
 #include "helpers.h"
 #include "nightshift/csv.h"
 #include "nightshift/detfile.h"
@@ -27,15 +28,6 @@ static const char *const SOURCES[N_CLIPS] = {"=cmd|' /C calc'!A0", "/data/in/b.t
 static const char *const MEMBER0 = "a \"quoted\", comma\nnewline & amp.jpg";
 static const char *const MEMBER1 = "-minus.jpg";
 #define MODEL_ID "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-
-static void clip_hex(int n, char hex[NS_SHA256_HEX])
-{
-    char buf[32];
-    uint8_t d[NS_SHA256_LEN];
-    snprintf(buf, sizeof buf, "report-clip-%d", n);
-    ns_sha256_buf(buf, strlen(buf), d);
-    ns_sha256_hex(d, hex);
-}
 
 static const char *member_of(size_t i, char buf[NS_MEMBER_LEN])
 {
@@ -78,7 +70,7 @@ static void build_store(const char *dir)
         }
         ck_assert_ns_ok(ns_shard_append(w, frames, recs, PER_CLIP));
         memset(&r, 0, sizeof r);
-        clip_hex(c, r.sha256);
+        ns_test_clip_sha("report-clip", c, r.sha256);
         snprintf(r.source, sizeof r.source, "%s", SOURCES[c]);
         snprintf(r.container, sizeof r.container, "tar.gz");
         snprintf(r.camera, sizeof r.camera, "%s", CAMERAS[c]);
@@ -115,12 +107,6 @@ static void build_ref(ns_reference *ref)
     ck_assert_ptr_nonnull(ref->loco);
     for (int i = 0; i < 40; i++)
         ref->loco[i] = 0.2f + 0.01f * (float)((i * 7) % 40);
-}
-
-static void free_ref(ns_reference *ref)
-{
-    free(ref->nights);
-    free(ref->loco);
 }
 
 /* Tonight: the store's N_FRAMES frames; n_cond conditions. */
@@ -174,7 +160,7 @@ static void build_result(ns_detect_result *r, const ns_reference *ref, size_t n_
     }
     for (size_t c = 0; c < N_CLIPS; c++) {
         ns_fs_clip *fc = &f->clips[c];
-        clip_hex((int)c, fc->sha256);
+        ns_test_clip_sha("report-clip", (int)c, fc->sha256);
         snprintf(fc->camera, sizeof fc->camera, "%s", CAMERAS[c]);
         snprintf(fc->night, sizeof fc->night, "2024-03-02");
         snprintf(fc->source, sizeof fc->source, "%s", SOURCES[c]);
@@ -274,31 +260,6 @@ static void build_result(ns_detect_result *r, const ns_reference *ref, size_t n_
     }
 }
 
-static void free_result(ns_detect_result *r)
-{
-    ns_frameset *f = &r->tonight;
-    free(f->clip);
-    free(f->index);
-    free(f->timestamp);
-    free(f->member);
-    free(f->view_row);
-    free(f->clips);
-    free(r->score);
-    free(r->pval);
-    free(r->novel);
-    free(r->ref_cluster);
-    free(r->cluster);
-    free(r->condition);
-    free(r->clips);
-    free(r->test.null_stats);
-    free(r->clusters);
-    for (size_t k = 0; k < r->n_conditions; k++)
-        free(r->conditions[k].cams);
-    free(r->conditions);
-    free(r->ref_counts);
-    free(r->tonight_counts);
-}
-
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -347,8 +308,8 @@ static void write_report(size_t n_cond, int shift, int max_thumbs, const ns_hist
     o.n_history = n_h;
     ck_assert_ns_ok(ns_report_write(s, &ref, &r, &o, out));
     ns_store_close(s);
-    free_result(&r);
-    free_ref(&ref);
+    ns_detect_result_release(&r);
+    ns_reference_release(&ref);
 }
 
 static const char *const FILES[] = {"report.html", "summary.json", "clips.csv", "frames.csv",
@@ -430,8 +391,8 @@ START_TEST(test_no_store_no_shift)
     ck_assert_ptr_nonnull(strstr(json, "\"top_conditions\":[]"));
     free(html);
     free(json);
-    free_result(&r);
-    free_ref(&ref);
+    ns_detect_result_release(&r);
+    ns_reference_release(&ref);
 }
 END_TEST
 
@@ -643,8 +604,8 @@ START_TEST(test_detfile_history)
                  path);
         ck_assert_int_eq(system(cmd), 0);
     }
-    free_result(&r);
-    free_ref(&ref);
+    ns_detect_result_release(&r);
+    ns_reference_release(&ref);
 }
 END_TEST
 

@@ -15,6 +15,8 @@
  * depend on the seed only, never on the thread count.
  */
 #include "nightshift/kmeans.h"
+#include "kmeans_internal.h"
+#include "detect_util.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -65,18 +67,9 @@ void ns_kmeans_result_release(ns_kmeans_result *r)
     memset(r, 0, sizeof *r);
 }
 
-/* splitmix64: tiny, portable, same stream on every platform (unlike rand()). */
-static uint64_t km_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static double km_uniform(uint64_t *s) /* [0, 1) */
 {
-    return (double)(km_next(s) >> 11) * 0x1.0p-53;
+    return (double)(ns_sm64_next(s) >> 11) * 0x1.0p-53;
 }
 
 /* Exact squared distance in double.  Eight interleaved partial sums, added
@@ -316,13 +309,29 @@ static void km_reduce(const km_work *w, size_t n, size_t *counts, double *sums)
     }
 }
 
-static ns_status km_check(const float *x, size_t n, int d, const float *c, int k, const void *out)
+ns_status ns_kmeans_check_assign(const char *where, const float *x, size_t n, int d,
+                                 const float *c, int k, const void *out)
 {
     if (!x || !c || !out)
-        return ns_error(NS_ERR_USAGE, "kmeans: NULL argument");
+        return ns_error(NS_ERR_USAGE, "%s: NULL argument", where);
     if (d < 1 || k < 1 || n < 1)
-        return ns_error(NS_ERR_USAGE, "kmeans: need n >= 1, d >= 1, k >= 1 (n=%zu d=%d k=%d)", n,
-                        d, k);
+        return ns_error(NS_ERR_USAGE, "%s: need n >= 1, d >= 1, k >= 1 (n=%zu d=%d k=%d)", where,
+                        n, d, k);
+    return NS_OK;
+}
+
+ns_status ns_kmeans_check_fit(const char *where, const float *x, size_t n, int d,
+                              const ns_kmeans_opts *o)
+{
+    if (!o || !x)
+        return ns_error(NS_ERR_USAGE, "%s: NULL argument", where);
+    if (d < 1 || o->k < 1 || n < 1 || (size_t)o->k > n)
+        return ns_error(NS_ERR_USAGE, "%s: need d >= 1 and 1 <= k <= n (n=%zu d=%d k=%d)", where,
+                        n, d, o->k);
+    if (o->max_iter < 0 || !(o->tol >= 0.0))
+        return ns_error(NS_ERR_USAGE,
+                        "%s: need max_iter >= 0 and tol >= 0 (max_iter=%d tol=%g)", where,
+                        o->max_iter, o->tol);
     return NS_OK;
 }
 
@@ -331,7 +340,7 @@ ns_status ns_kmeans_assign(const float *x, size_t n, int d, const float *c, int 
 {
     km_work w = {0};
     double *dist = NULL;
-    ns_status st = km_check(x, n, d, c, k, assign);
+    ns_status st = ns_kmeans_check_assign("kmeans", x, n, d, c, k, assign);
     if (st != NS_OK)
         goto done;
     if (dist2 && !(dist = malloc(n * sizeof *dist))) {
@@ -396,9 +405,7 @@ static void km_seed(const float *x, size_t n, int d, int k, uint64_t seed, int t
     }
 }
 
-/* Gives each empty cluster the point farthest from its own centroid (lowest
- * index on ties), taken from a cluster that keeps at least one point. */
-static void km_repair(const float *x, size_t n, int d, int k, int *assign, double *dist,
+void ns_kmeans_repair(const float *x, size_t n, int d, int k, int *assign, double *dist,
                       size_t *counts, double *sums)
 {
     for (int j = 0; j < k; j++) {
@@ -477,21 +484,9 @@ ns_status ns_kmeans_fit(const float *x, size_t n, int d, const ns_kmeans_opts *o
     if (!r)
         return ns_error(NS_ERR_USAGE, "kmeans: NULL result");
     memset(r, 0, sizeof *r);
-    if (!o || !x) {
-        st = ns_error(NS_ERR_USAGE, "kmeans: NULL argument");
+    if ((st = ns_kmeans_check_fit("kmeans", x, n, d, o)) != NS_OK)
         goto done;
-    }
     k = o->k;
-    if (d < 1 || k < 1 || n < 1 || (size_t)k > n) {
-        st = ns_error(NS_ERR_USAGE, "kmeans: need d >= 1 and 1 <= k <= n (n=%zu d=%d k=%d)", n,
-                      d, k);
-        goto done;
-    }
-    if (o->max_iter < 0 || !(o->tol >= 0.0)) {
-        st = ns_error(NS_ERR_USAGE, "kmeans: need max_iter >= 0 and tol >= 0 (max_iter=%d tol=%g)",
-                      o->max_iter, o->tol);
-        goto done;
-    }
     threads = km_threads(o->threads);
     r->k = k;
     r->d = d;
@@ -523,7 +518,7 @@ ns_status ns_kmeans_fit(const float *x, size_t n, int d, const ns_kmeans_opts *o
         if (km_any_empty(r->counts, k)) {
             /* Rare: the repair needs every point's exact distance. */
             km_pass(&w, x, n, r->centroids, r->assign, 1, dist, 0);
-            km_repair(x, n, d, k, r->assign, dist, r->counts, sums);
+            ns_kmeans_repair(x, n, d, k, r->assign, dist, r->counts, sums);
         }
         memcpy(prev, r->centroids, (size_t)k * d * sizeof *prev);
         for (int j = 0; j < k; j++) {

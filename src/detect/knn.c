@@ -18,6 +18,8 @@
  */
 #include "nightshift/knn.h"
 
+#include "detect_util.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -78,16 +80,6 @@ static void knn_scan_block(const float *blk, int m, int n, size_t j0, const floa
             }
         }
     }
-}
-
-static double knn_dist2(const float *a, const float *b, int d)
-{
-    double s = 0.0;
-    for (int t = 0; t < d; t++) {
-        double u = (double)a[t] - (double)b[t];
-        s += u * u;
-    }
-    return s;
 }
 
 /* Orders (e2, ei) by (distance, index): ties in the direct distance fall
@@ -259,7 +251,7 @@ ns_status ns_knn_search(const float *q, size_t nq, const float *b, size_t nb, in
                 }
             }
             for (int a = 0; a < k; a++)
-                e2[a] = ei[a] >= 0 ? knn_dist2(q + i * (size_t)d, b + (size_t)ei[a] * d, d)
+                e2[a] = ei[a] >= 0 ? ns_dist2_exact(q + i * (size_t)d, b + (size_t)ei[a] * d, d)
                                    : INFINITY;
             knn_sort_final(e2, ei, k);
             for (int a = 0; a < k; a++) {

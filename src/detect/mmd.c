@@ -27,6 +27,8 @@
  */
 #include "nightshift/mmd.h"
 
+#include "detect_util.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -44,21 +46,6 @@
  * only (the two are computed by different formulas), so "perm >= observed"
  * allows this much slack; kernel averages are O(1). */
 #define MMD_TIE_TOL 1e-12
-
-#define MMD_GOLDEN 0x9E3779B97F4A7C15ull
-
-static uint64_t mmd_mix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* splitmix64 step: portable, same stream on every platform. */
-static uint64_t mmd_next(uint64_t *s)
-{
-    return mmd_mix(*s += MMD_GOLDEN);
-}
 
 /* Uniform in [0, bound) by the multiply-shift map (bias < bound / 2^64). */
 static size_t mmd_below(uint64_t r, size_t bound)
@@ -176,8 +163,8 @@ ns_status ns_mmd_median_sigma(const float *x, size_t n, int d, size_t max_pairs,
          * sample does not depend on how the loop is split among threads */
 #pragma omp parallel for schedule(static) if (npairs * (size_t)d > 65536)
         for (size_t k = 0; k < npairs; k++) {
-            size_t i = mmd_below(mmd_mix(seed + (2 * (uint64_t)k + 1) * MMD_GOLDEN), n);
-            size_t j = mmd_below(mmd_mix(seed + (2 * (uint64_t)k + 2) * MMD_GOLDEN), n - 1);
+            size_t i = mmd_below(ns_sm64_mix(seed + (2 * (uint64_t)k + 1) * NS_SM64_GOLDEN), n);
+            size_t j = mmd_below(ns_sm64_mix(seed + (2 * (uint64_t)k + 2) * NS_SM64_GOLDEN), n - 1);
             if (j >= i)
                 j++;
             d2[k] = mmd_dist2(x + i * (size_t)d, x + j * (size_t)d, d);
@@ -505,14 +492,14 @@ static void mmd_perm_batch(const mmd_perm *q, int p0, int np, const mmd_pw *w, d
     memset(w->G, 0, nb * MMD_PB * sizeof *w->G);
     for (int c = 0; c < np; c++) {
         /* a fresh stream per permutation index: thread-count independent */
-        uint64_t s = mmd_mix(q->seed + ((uint64_t)(p0 + c) + 1) * MMD_GOLDEN);
+        uint64_t s = ns_sm64_mix(q->seed + ((uint64_t)(p0 + c) + 1) * NS_SM64_GOLDEN);
         memcpy(w->pool, q->move, q->nmove * sizeof *w->pool);
         gr[c] = 0.0;
         m[c] = 0.0;
         for (size_t k = 0; k < q->nstrata; k++) {
             size_t *pool = w->pool + q->lo[k], nk = q->lo[k + 1] - q->lo[k];
             for (size_t t = 0; t < q->kx[k]; t++) { /* partial Fisher-Yates: first kx are X */
-                size_t u = t + mmd_below(mmd_next(&s), nk - t), a = pool[u];
+                size_t u = t + mmd_below(ns_sm64_next(&s), nk - t), a = pool[u];
                 pool[u] = pool[t];
                 pool[t] = a;
                 w->G[a * MMD_PB + c] = 1.0;

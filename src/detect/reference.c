@@ -14,6 +14,8 @@
 #include "nightshift/mmd.h"
 #include "nightshift/model.h"
 
+#include "detect_util.h"
+
 #define SIGMA_MAX_PAIRS 200000
 
 void ns_reference_default_opts(ns_reference_opts *o)
@@ -61,27 +63,6 @@ long ns_reference_camera(const ns_reference *r, const char *camera)
     return hit ? (long)(hit - r->cameras) : -1;
 }
 
-/* splitmix64: portable, the same stream everywhere. */
-static uint64_t sm64_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static int cmp_size(const void *a, const void *b)
-{
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 /* Whole clips in a seeded random order while the frames fit under the cap;
  * *chosen (caller frees) ascending. */
 static ns_status sample_clips(const ns_store *s, const size_t *rows, size_t n_rows, uint64_t cap,
@@ -95,7 +76,7 @@ static ns_status sample_clips(const ns_store *s, const size_t *rows, size_t n_ro
         return ns_error(NS_ERR_NOMEM, "no memory to sample %zu clips", n_rows);
     memcpy(order, rows, n_rows * sizeof *order);
     for (size_t i = n_rows; i > 1; i--) {
-        size_t j = (size_t)(sm64_next(&state) % i), t = order[i - 1];
+        size_t j = (size_t)(ns_sm64_next(&state) % i), t = order[i - 1];
         order[i - 1] = order[j];
         order[j] = t;
     }
@@ -107,7 +88,7 @@ static ns_status sample_clips(const ns_store *s, const size_t *rows, size_t n_ro
             order[n++] = order[i];
         }
     }
-    qsort(order, n, sizeof *order, cmp_size);
+    qsort(order, n, sizeof *order, ns_cmp_size);
     *chosen = order;
     *n_chosen = n;
     return NS_OK;
@@ -188,7 +169,7 @@ static ns_status fit_loco(ns_reference *r, int threads)
     }
     for (size_t i = 0; i < n; i++)
         r->loco[i] = r->loco_sorted[i] = dist[i * k + k - 1];
-    qsort(r->loco_sorted, n, sizeof *r->loco_sorted, cmp_float);
+    qsort(r->loco_sorted, n, sizeof *r->loco_sorted, ns_cmp_float);
 done:
     free(groups);
     free(dist);

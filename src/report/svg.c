@@ -39,6 +39,21 @@ static void axes(ns_strbuf *sb, double x0, double y0, double x1, double y1)
 }
 
 /* Range of the finite values of two arrays; 0 when there are none. */
+/* One bar per bin (empty bins drawn as nothing), heights scaled so vmax
+ * fills the plot's ph; the plot's baseline is y0, bins bw wide from ML. */
+static void bars(ns_strbuf *sb, const char *cls, const double *v, int nbins, double vmax,
+                 double bw, double y0, double ph)
+{
+    for (int k = 0; k < nbins; k++) {
+        double h = v[k] / vmax * ph;
+        if (v[k] > 0)
+            ns_strbuf_printf(sb,
+                             "<rect class=\"%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+                             "height=\"%.1f\"/>\n",
+                             cls, ML + k * bw, y0 - h, bw, h);
+    }
+}
+
 static int range_f(const float *a, size_t na, const float *b, size_t nb, double *lo, double *hi)
 {
     int any = 0;
@@ -93,14 +108,7 @@ void ns_svg_histogram(ns_strbuf *sb, const float *tonight, size_t n_tonight, con
     if (ymax <= 0)
         ymax = 1;
     svg_open(sb, H, "Histogram of novelty scores, tonight against the reference");
-    for (int k = 0; k < HBINS; k++) {
-        double h = cr[k] / ymax * ph;
-        if (cr[k] > 0)
-            ns_strbuf_printf(sb,
-                             "<rect class=\"ref\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-                             "height=\"%.1f\"/>\n",
-                             ML + k * bw, y0 - h, bw, h);
-    }
+    bars(sb, "ref", cr, HBINS, ymax, bw, y0, ph);
     ns_strbuf_printf(sb, "<path class=\"tonight\" d=\"M%.1f %.1f", ML, y0);
     for (int k = 0; k < HBINS; k++) {
         double y = y0 - ct[k] / ymax * ph;
@@ -161,14 +169,7 @@ void ns_svg_null(ns_strbuf *sb, const double *null_stats, size_t n, double obser
     for (int k = 0; k < NBINS; k++)
         cmax = fmax(cmax, c[k]);
     svg_open(sb, H, "Permutation null distribution of the MMD statistic with the observed value");
-    for (int k = 0; k < NBINS; k++) {
-        double h = c[k] / cmax * ph;
-        if (c[k] > 0)
-            ns_strbuf_printf(sb,
-                             "<rect class=\"null\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-                             "height=\"%.1f\"/>\n",
-                             ML + k * bw, y0 - h, bw, h);
-    }
+    bars(sb, "null", c, NBINS, cmax, bw, y0, ph);
     axes(sb, ML, y0, ML + PW, MT);
     if (isfinite(observed)) {
         double x = ML + (observed - lo) / (hi - lo) * PW;

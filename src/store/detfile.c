@@ -45,18 +45,8 @@ typedef struct det_cond_row {
     double paired_z[NS_PROP_COUNT], rel[NS_PROP_COUNT];
 } det_cond_row;
 
-#define INS(t, type, field, h5t) H5Tinsert(t, #field, offsetof(type, field), h5t)
-
-static herr_t ins_str(hid_t t, const char *name, size_t off, size_t len)
-{
-    hid_t s = ns_h5_str_type(len);
-    herr_t r;
-    if (s < 0)
-        return -1;
-    r = H5Tinsert(t, name, off, s);
-    H5Tclose(s);
-    return r;
-}
+#define INS(t, type, field, h5t) NS_H5_INS(t, 0, type, field, h5t)
+#define INS_STR(t, type, field) NS_H5_INS_STR(t, 0, type, field)
 
 static hid_t clip_type(void)
 {
@@ -64,19 +54,15 @@ static hid_t clip_type(void)
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(det_clip_row));
     if (t < 0)
         return H5I_INVALID_HID;
-    r |= ins_str(t, "sha256", offsetof(det_clip_row, sha256), NS_SHA256_HEX);
-    r |= ins_str(t, "camera", offsetof(det_clip_row, camera), NS_CAMERA_LEN);
-    r |= ins_str(t, "source", offsetof(det_clip_row, source), NS_SOURCE_LEN);
+    r |= INS_STR(t, det_clip_row, sha256);
+    r |= INS_STR(t, det_clip_row, camera);
+    r |= INS_STR(t, det_clip_row, source);
     r |= INS(t, det_clip_row, start_time, H5T_NATIVE_DOUBLE);
     r |= INS(t, det_clip_row, n_frames, H5T_NATIVE_UINT64);
     r |= INS(t, det_clip_row, n_novel, H5T_NATIVE_UINT64);
     r |= INS(t, det_clip_row, novel_share, H5T_NATIVE_DOUBLE);
     r |= INS(t, det_clip_row, condition, H5T_NATIVE_INT32);
-    if (r < 0) {
-        H5Tclose(t);
-        return H5I_INVALID_HID;
-    }
-    return t;
+    return ns_h5_type_done(t, r);
 }
 
 static hid_t cluster_type(void)
@@ -90,11 +76,7 @@ static hid_t cluster_type(void)
     r |= INS(t, det_cluster_row, n_ref, H5T_NATIVE_UINT64);
     r |= INS(t, det_cluster_row, median_p, H5T_NATIVE_DOUBLE);
     r |= INS(t, det_cluster_row, condition, H5T_NATIVE_INT32);
-    if (r < 0) {
-        H5Tclose(t);
-        return H5I_INVALID_HID;
-    }
-    return t;
+    return ns_h5_type_done(t, r);
 }
 
 static hid_t cond_type(void)
@@ -103,30 +85,26 @@ static hid_t cond_type(void)
     hsize_t np = NS_PROP_COUNT;
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(det_cond_row));
     hid_t arr = H5Tarray_create2(H5T_NATIVE_DOUBLE, 1, &np);
-    if (t < 0 || arr < 0)
-        goto fail;
-    r |= INS(t, det_cond_row, id, H5T_NATIVE_INT32);
-    r |= INS(t, det_cond_row, novel, H5T_NATIVE_INT32);
-    r |= INS(t, det_cond_row, n_frames, H5T_NATIVE_UINT64);
-    r |= INS(t, det_cond_row, n_ref, H5T_NATIVE_UINT64);
-    r |= INS(t, det_cond_row, share_tonight, H5T_NATIVE_DOUBLE);
-    r |= INS(t, det_cond_row, share_ref, H5T_NATIVE_DOUBLE);
-    r |= INS(t, det_cond_row, n_clips, H5T_NATIVE_UINT64);
-    r |= INS(t, det_cond_row, n_clusters, H5T_NATIVE_INT32);
-    r |= INS(t, det_cond_row, median_p, H5T_NATIVE_DOUBLE);
-    r |= INS(t, det_cond_row, t_first, H5T_NATIVE_DOUBLE);
-    r |= INS(t, det_cond_row, t_last, H5T_NATIVE_DOUBLE);
-    r |= INS(t, det_cond_row, medoid, H5T_NATIVE_UINT64);
-    r |= INS(t, det_cond_row, paired_z, arr);
-    r |= INS(t, det_cond_row, rel, arr);
-    if (r < 0)
-        goto fail;
-    H5Tclose(arr);
-    return t;
-fail:
+    if (t < 0 || arr < 0) {
+        r = -1;
+    } else {
+        r |= INS(t, det_cond_row, id, H5T_NATIVE_INT32);
+        r |= INS(t, det_cond_row, novel, H5T_NATIVE_INT32);
+        r |= INS(t, det_cond_row, n_frames, H5T_NATIVE_UINT64);
+        r |= INS(t, det_cond_row, n_ref, H5T_NATIVE_UINT64);
+        r |= INS(t, det_cond_row, share_tonight, H5T_NATIVE_DOUBLE);
+        r |= INS(t, det_cond_row, share_ref, H5T_NATIVE_DOUBLE);
+        r |= INS(t, det_cond_row, n_clips, H5T_NATIVE_UINT64);
+        r |= INS(t, det_cond_row, n_clusters, H5T_NATIVE_INT32);
+        r |= INS(t, det_cond_row, median_p, H5T_NATIVE_DOUBLE);
+        r |= INS(t, det_cond_row, t_first, H5T_NATIVE_DOUBLE);
+        r |= INS(t, det_cond_row, t_last, H5T_NATIVE_DOUBLE);
+        r |= INS(t, det_cond_row, medoid, H5T_NATIVE_UINT64);
+        r |= INS(t, det_cond_row, paired_z, arr);
+        r |= INS(t, det_cond_row, rel, arr);
+    }
     if (arr >= 0) H5Tclose(arr);
-    if (t >= 0) H5Tclose(t);
-    return H5I_INVALID_HID;
+    return ns_h5_type_done(t, r);
 }
 
 /* Writes a 1-D dataset of n elements (n may be 0) under an existing group. */
@@ -215,11 +193,21 @@ static herr_t write_frames(hid_t f, const ns_detect_result *r)
     return e < 0 ? -1 : 0;
 }
 
+/* Writes compound table `name` of n rows in type t (may be invalid: a
+ * builder failed), then closes t. */
+static herr_t write_table(hid_t f, const char *name, hid_t t, size_t n, const void *rows)
+{
+    herr_t e;
+    if (t < 0)
+        return -1;
+    e = write_1d(f, name, t, t, n, rows);
+    H5Tclose(t);
+    return e;
+}
+
 /* The three compound tables, built in one scratch allocation. */
 static herr_t write_tables(hid_t f, const ns_detect_result *r, void *scratch)
 {
-    herr_t e = 0;
-    hid_t t;
     det_clip_row *cr = scratch;
     det_cluster_row *kr = scratch;
     det_cond_row *dr = scratch;
@@ -237,10 +225,8 @@ static herr_t write_tables(hid_t f, const ns_detect_result *r, void *scratch)
         cr[c].novel_share = r->clips ? r->clips[c].novel_share : NAN;
         cr[c].condition = r->clips ? r->clips[c].condition : -1;
     }
-    if ((t = clip_type()) < 0)
+    if (write_table(f, "clips", clip_type(), fs->n_clips, cr) < 0)
         return -1;
-    e |= write_1d(f, "clips", t, t, fs->n_clips, cr);
-    H5Tclose(t);
 
     memset(scratch, 0, r->n_clusters * sizeof *kr);
     for (size_t k = 0; k < r->n_clusters; k++) {
@@ -251,10 +237,8 @@ static herr_t write_tables(hid_t f, const ns_detect_result *r, void *scratch)
         kr[k].median_p = c->median_p;
         kr[k].condition = c->condition;
     }
-    if ((t = cluster_type()) < 0)
+    if (write_table(f, "clusters", cluster_type(), r->n_clusters, kr) < 0)
         return -1;
-    e |= write_1d(f, "clusters", t, t, r->n_clusters, kr);
-    H5Tclose(t);
 
     memset(scratch, 0, r->n_conditions * sizeof *dr);
     for (size_t k = 0; k < r->n_conditions; k++) {
@@ -274,11 +258,7 @@ static herr_t write_tables(hid_t f, const ns_detect_result *r, void *scratch)
         memcpy(dr[k].paired_z, c->attr.paired_z, sizeof dr[k].paired_z);
         memcpy(dr[k].rel, c->attr.rel, sizeof dr[k].rel);
     }
-    if ((t = cond_type()) < 0)
-        return -1;
-    e |= write_1d(f, "conditions", t, t, r->n_conditions, dr);
-    H5Tclose(t);
-    return e < 0 ? -1 : 0;
+    return write_table(f, "conditions", cond_type(), r->n_conditions, dr);
 }
 
 static herr_t write_rest(hid_t f, const ns_detect_result *r)
@@ -301,15 +281,27 @@ static herr_t write_rest(hid_t f, const ns_detect_result *r)
     return e < 0 ? -1 : 0;
 }
 
+typedef struct det_save {
+    const ns_detect_result *r;
+    const ns_reference *ref;
+    void *scratch;
+} det_save;
+
+static ns_status write_all(hid_t f, const char *tmp, void *ctx)
+{
+    const det_save *c = ctx;
+    if (write_attrs(f, c->r, c->ref) < 0 || write_frames(f, c->r) < 0 ||
+        write_tables(f, c->r, c->scratch) < 0 || write_rest(f, c->r) < 0)
+        return ns_h5_error(NS_ERR_IO, "cannot write detection results to '%s'", tmp);
+    return NS_OK;
+}
+
 ns_status ns_detfile_save(const ns_detect_result *r, const ns_reference *ref, const char *path)
 {
-    ns_status st = NS_OK;
-    char tmp[PATH_MAX];
-    hid_t f = H5I_INVALID_HID;
-    void *scratch = NULL;
+    ns_status st;
+    det_save c = {r, ref, NULL};
     size_t rows = r->tonight.n_clips;
     size_t bytes;
-    ns_h5_init();
     if (r->n_clusters > rows)
         rows = r->n_clusters;
     if (r->n_conditions > rows)
@@ -317,37 +309,11 @@ ns_status ns_detfile_save(const ns_detect_result *r, const ns_reference *ref, co
     bytes = rows * sizeof(det_clip_row);
     if (rows * sizeof(det_cond_row) > bytes)
         bytes = rows * sizeof(det_cond_row);
-    if ((st = ns_tmp_name(path, tmp, sizeof tmp)) != NS_OK)
-        return st;
-    scratch = malloc(bytes ? bytes : 1);
-    if (!scratch) {
-        st = ns_error(NS_ERR_NOMEM, "out of memory writing '%s'", path);
-        goto done;
-    }
-    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
-        st = ns_h5_error(NS_ERR_IO, "cannot create '%s'", tmp);
-        goto done;
-    }
-    if (write_attrs(f, r, ref) < 0 || write_frames(f, r) < 0 ||
-        write_tables(f, r, scratch) < 0 || write_rest(f, r) < 0) {
-        st = ns_h5_error(NS_ERR_IO, "cannot write detection results to '%s'", tmp);
-        goto done;
-    }
-    if (H5Fclose(f) < 0) {
-        f = H5I_INVALID_HID;
-        st = ns_h5_error(NS_ERR_IO, "cannot close '%s'", tmp);
-        goto done;
-    }
-    f = H5I_INVALID_HID;
-    if ((st = ns_fsync_path(tmp)) != NS_OK || (st = ns_atomic_rename(tmp, path)) != NS_OK)
-        goto done;
-done:
-    if (f >= 0)
-        H5Fclose(f);
-    if (st != NS_OK)
-        unlink(tmp);
-    free(scratch);
+    c.scratch = malloc(bytes ? bytes : 1);
+    if (!c.scratch)
+        return ns_error(NS_ERR_NOMEM, "out of memory writing '%s'", path);
+    st = ns_h5_save_atomic(path, "", write_all, &c);
+    free(c.scratch);
     return st;
 }
 

@@ -1,8 +1,11 @@
 /* h5util.c -- HDF5 types, attributes and error translation for the store. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "nightshift/fsutil.h"
 #include "store_internal.h"
 
 void ns_h5_init(void)
@@ -58,8 +61,7 @@ hid_t ns_h5_str_type(size_t len)
     return t;
 }
 
-/* Inserts a fixed-length string field. */
-static herr_t insert_str(hid_t t, const char *name, size_t off, size_t len)
+herr_t ns_h5_insert_str(hid_t t, const char *name, size_t off, size_t len)
 {
     hid_t s = ns_h5_str_type(len);
     herr_t r;
@@ -70,9 +72,17 @@ static herr_t insert_str(hid_t t, const char *name, size_t off, size_t len)
     return r;
 }
 
-#define INS(t, base, type, field, h5t) H5Tinsert(t, #field, (base) + offsetof(type, field), h5t)
-#define INS_STR(t, base, type, field) \
-    insert_str(t, #field, (base) + offsetof(type, field), sizeof(((type *)0)->field))
+hid_t ns_h5_type_done(hid_t t, herr_t r)
+{
+    if (r < 0 && t >= 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+#define INS NS_H5_INS
+#define INS_STR NS_H5_INS_STR
 
 herr_t ns_h5_insert_record_fields(hid_t t, size_t base, int skip_joined)
 {
@@ -107,11 +117,7 @@ herr_t ns_h5_insert_record_fields(hid_t t, size_t base, int skip_joined)
 hid_t ns_h5_clip_record_type(void)
 {
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(ns_clip_record));
-    if (t >= 0 && ns_h5_insert_record_fields(t, 0, 0) < 0) {
-        H5Tclose(t);
-        t = H5I_INVALID_HID;
-    }
-    return t;
+    return t < 0 ? t : ns_h5_type_done(t, ns_h5_insert_record_fields(t, 0, 0));
 }
 
 hid_t ns_h5_shard_entry_type(void)
@@ -128,11 +134,7 @@ hid_t ns_h5_shard_entry_type(void)
     r |= INS(t, 0, ns_shard_entry, file_bytes, H5T_NATIVE_UINT64);
     r |= INS_STR(t, 0, ns_shard_entry, sha256);
     r |= INS(t, 0, ns_shard_entry, committed, H5T_NATIVE_DOUBLE);
-    if (r < 0) {
-        H5Tclose(t);
-        return H5I_INVALID_HID;
-    }
-    return t;
+    return ns_h5_type_done(t, r);
 }
 
 hid_t ns_h5_catalog_clip_type(void)
@@ -151,11 +153,7 @@ hid_t ns_h5_catalog_clip_type(void)
     r |= INS(t, 0, ns_catalog_clip, n_damaged, H5T_NATIVE_UINT32);
     r |= INS(t, 0, ns_catalog_clip, n_failed, H5T_NATIVE_UINT32);
     r |= INS(t, 0, ns_catalog_clip, qc_flags, H5T_NATIVE_UINT32);
-    if (r < 0) {
-        H5Tclose(t);
-        return H5I_INVALID_HID;
-    }
-    return t;
+    return ns_h5_type_done(t, r);
 }
 
 herr_t ns_h5_attr_str(hid_t obj, const char *name, const char *value)
@@ -197,20 +195,41 @@ done:
     return r;
 }
 
-ns_status ns_h5_read_attr(hid_t obj, const char *path, const char *name, hid_t mtype, void *out)
+ns_status ns_h5_read_attr_n(hid_t obj, const char *path, const char *name, hid_t mtype,
+                            void *out, long n)
 {
     ns_status st = NS_OK;
-    hid_t a = H5I_INVALID_HID;
+    hid_t a = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    hssize_t got;
     if (H5Aexists(obj, name) <= 0) {
         H5Eclear2(H5E_DEFAULT);
         return ns_error(NS_ERR_FORMAT, "'%s': attribute '%s' is missing", path, name);
     }
     a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0 || H5Aread(a, mtype, out) < 0)
+    if (a < 0 || (sp = H5Aget_space(a)) < 0) {
         st = ns_h5_error(NS_ERR_FORMAT, "'%s': cannot read attribute '%s'", path, name);
+        goto done;
+    }
+    /* A hostile file must not overrun out with more values than we expect. */
+    got = H5Sget_simple_extent_npoints(sp);
+    if (got != (hssize_t)n) {
+        st = ns_error(NS_ERR_FORMAT, "'%s': attribute '%s' has %lld values, expected %ld", path,
+                      name, (long long)got, n);
+        goto done;
+    }
+    if (H5Aread(a, mtype, out) < 0)
+        st = ns_h5_error(NS_ERR_FORMAT, "'%s': cannot read attribute '%s'", path, name);
+done:
+    if (sp >= 0)
+        H5Sclose(sp);
     if (a >= 0)
         H5Aclose(a);
     return st;
+}
+
+ns_status ns_h5_read_attr(hid_t obj, const char *path, const char *name, hid_t mtype, void *out)
+{
+    return ns_h5_read_attr_n(obj, path, name, mtype, out, 1);
 }
 
 /* Reads a string attribute of any fixed length into buf (NUL-terminated). */
@@ -295,4 +314,38 @@ done:
     if (sp >= 0) H5Sclose(sp);
     if (nt >= 0) H5Tclose(nt);
     return r;
+}
+
+ns_status ns_h5_save_atomic(const char *path, const char *what, ns_h5_write_fn write, void *ctx)
+{
+    ns_status st;
+    char tmp[PATH_MAX];
+    const char *sp = what[0] ? " " : "";
+    hid_t f = H5I_INVALID_HID;
+    herr_t rc;
+    tmp[0] = '\0';
+    ns_h5_init();
+    if ((st = ns_tmp_name(path, tmp, sizeof tmp)) != NS_OK)
+        goto done;
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) {
+        st = ns_h5_error(NS_ERR_IO, "cannot create %s%s'%s'", what, sp, tmp);
+        goto done;
+    }
+    if ((st = write(f, tmp, ctx)) != NS_OK)
+        goto done;
+    rc = H5Fclose(f);
+    f = H5I_INVALID_HID;
+    if (rc < 0) {
+        st = ns_h5_error(NS_ERR_IO, "cannot close %s%s'%s'", what, sp, tmp);
+        goto done;
+    }
+    if ((st = ns_fsync_path(tmp)) != NS_OK)
+        goto done;
+    st = ns_atomic_rename(tmp, path);
+done:
+    if (f >= 0) H5Fclose(f);
+    if (st != NS_OK && tmp[0])
+        unlink(tmp);
+    return st;
 }

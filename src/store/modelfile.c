@@ -184,25 +184,6 @@ done:
 
 /* ---- loading -------------------------------------------------------------------- */
 
-/* ns_h5_read_attr after checking the attribute holds exactly n elements, so
- * a hostile file cannot overrun out. */
-static ns_status read_attr_n(hid_t obj, const char *path, const char *name, hid_t mtype,
-                             void *out, hssize_t n)
-{
-    hid_t a = H5I_INVALID_HID, sp = H5I_INVALID_HID;
-    hssize_t got = -1;
-    if (H5Aexists(obj, name) > 0 && (a = H5Aopen(obj, name, H5P_DEFAULT)) >= 0 &&
-        (sp = H5Aget_space(a)) >= 0)
-        got = H5Sget_simple_extent_npoints(sp);
-    if (sp >= 0) H5Sclose(sp);
-    if (a >= 0) H5Aclose(a);
-    H5Eclear2(H5E_DEFAULT);
-    if (got >= 0 && got != n)
-        return ns_error(NS_ERR_FORMAT, "'%s': attribute '%s' has %lld values, expected %lld",
-                        path, name, (long long)got, (long long)n);
-    return ns_h5_read_attr(obj, path, name, mtype, out);
-}
-
 static ns_status read_str(hid_t f, const char *path, const char *name, char *buf, size_t cap)
 {
     char tmp[128] = {0};
@@ -210,7 +191,7 @@ static ns_status read_str(hid_t f, const char *path, const char *name, char *buf
     ns_status st;
     if (t < 0)
         return ns_h5_error(NS_ERR_INTERNAL, "cannot build a string type");
-    st = read_attr_n(f, path, name, t, tmp, 1);
+    st = ns_h5_read_attr_n(f, path, name, t, tmp, 1);
     H5Tclose(t);
     if (st != NS_OK)
         return st;
@@ -229,13 +210,13 @@ static ns_status read_info(hid_t f, const char *path, ns_model_info *info, char 
     int32_t size = 0, dim = 0, l2 = 0;
     memset(info, 0, sizeof *info);
     if ((st = read_str(f, path, "name", info->name, sizeof info->name)) != NS_OK ||
-        (st = read_attr_n(f, path, "input_size", H5T_NATIVE_INT32, &size, 1)) != NS_OK ||
+        (st = ns_h5_read_attr_n(f, path, "input_size", H5T_NATIVE_INT32, &size, 1)) != NS_OK ||
         (st = read_str(f, path, "channel_order", order, sizeof order)) != NS_OK ||
-        (st = read_attr_n(f, path, "mean", H5T_NATIVE_FLOAT, info->mean, 3)) != NS_OK ||
-        (st = read_attr_n(f, path, "std", H5T_NATIVE_FLOAT, info->std, 3)) != NS_OK ||
+        (st = ns_h5_read_attr_n(f, path, "mean", H5T_NATIVE_FLOAT, info->mean, 3)) != NS_OK ||
+        (st = ns_h5_read_attr_n(f, path, "std", H5T_NATIVE_FLOAT, info->std, 3)) != NS_OK ||
         (st = read_str(f, path, "output", info->output, sizeof info->output)) != NS_OK ||
-        (st = read_attr_n(f, path, "embedding_dim", H5T_NATIVE_INT32, &dim, 1)) != NS_OK ||
-        (st = read_attr_n(f, path, "l2_normalize", H5T_NATIVE_INT32, &l2, 1)) != NS_OK ||
+        (st = ns_h5_read_attr_n(f, path, "embedding_dim", H5T_NATIVE_INT32, &dim, 1)) != NS_OK ||
+        (st = ns_h5_read_attr_n(f, path, "l2_normalize", H5T_NATIVE_INT32, &l2, 1)) != NS_OK ||
         (st = read_str(f, path, "model_id", id, NS_SHA256_HEX)) != NS_OK)
         return st;
     if (strcmp(order, "rgb") != 0 && strcmp(order, "bgr") != 0)

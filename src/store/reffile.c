@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nightshift/fsutil.h"
 #include "nightshift/reference.h"
 #include "store_internal.h"
 
@@ -25,29 +24,17 @@ static hid_t clip_type(void)
 {
     herr_t r = 0;
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(ns_fs_clip));
-    hid_t s_sha = ns_h5_str_type(NS_SHA256_HEX), s_cam = ns_h5_str_type(NS_CAMERA_LEN),
-          s_night = ns_h5_str_type(NS_NIGHT_LEN), s_src = ns_h5_str_type(NS_SOURCE_LEN);
-    if (t < 0 || s_sha < 0 || s_cam < 0 || s_night < 0 || s_src < 0)
-        r = -1;
-    else {
-        r |= H5Tinsert(t, "sha256", offsetof(ns_fs_clip, sha256), s_sha);
-        r |= H5Tinsert(t, "camera", offsetof(ns_fs_clip, camera), s_cam);
-        r |= H5Tinsert(t, "night", offsetof(ns_fs_clip, night), s_night);
-        r |= H5Tinsert(t, "source", offsetof(ns_fs_clip, source), s_src);
-        r |= H5Tinsert(t, "start_time", offsetof(ns_fs_clip, start_time), H5T_NATIVE_DOUBLE);
-        r |= H5Tinsert(t, "first", offsetof(ns_fs_clip, first), H5T_NATIVE_UINT64);
-        r |= H5Tinsert(t, "n", offsetof(ns_fs_clip, n), H5T_NATIVE_UINT64);
-        r |= H5Tinsert(t, "catalog_row", offsetof(ns_fs_clip, catalog_row), H5T_NATIVE_UINT32);
-    }
-    if (s_sha >= 0) H5Tclose(s_sha);
-    if (s_cam >= 0) H5Tclose(s_cam);
-    if (s_night >= 0) H5Tclose(s_night);
-    if (s_src >= 0) H5Tclose(s_src);
-    if (r < 0 && t >= 0) {
-        H5Tclose(t);
-        t = H5I_INVALID_HID;
-    }
-    return t;
+    if (t < 0)
+        return H5I_INVALID_HID;
+    r |= NS_H5_INS_STR(t, 0, ns_fs_clip, sha256);
+    r |= NS_H5_INS_STR(t, 0, ns_fs_clip, camera);
+    r |= NS_H5_INS_STR(t, 0, ns_fs_clip, night);
+    r |= NS_H5_INS_STR(t, 0, ns_fs_clip, source);
+    r |= NS_H5_INS(t, 0, ns_fs_clip, start_time, H5T_NATIVE_DOUBLE);
+    r |= NS_H5_INS(t, 0, ns_fs_clip, first, H5T_NATIVE_UINT64);
+    r |= NS_H5_INS(t, 0, ns_fs_clip, n, H5T_NATIVE_UINT64);
+    r |= NS_H5_INS(t, 0, ns_fs_clip, catalog_row, H5T_NATIVE_UINT32);
+    return ns_h5_type_done(t, r);
 }
 
 /* ---- writing ------------------------------------------------------------------ */
@@ -167,36 +154,16 @@ done:
     return st;
 }
 
+static ns_status write_all(hid_t f, const char *tmp, void *ctx)
+{
+    const ns_reference *r = ctx;
+    ns_status st = write_root_attrs(f, r, tmp);
+    return st != NS_OK ? st : write_body(f, r, tmp);
+}
+
 ns_status ns_reference_save(const ns_reference *r, const char *path)
 {
-    ns_status st;
-    char tmp[PATH_MAX];
-    hid_t f = H5I_INVALID_HID;
-    tmp[0] = '\0';
-    ns_h5_init();
-    if ((st = ns_tmp_name(path, tmp, sizeof tmp)) != NS_OK)
-        goto done;
-    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
-        st = ns_h5_error(NS_ERR_IO, "cannot create reference '%s'", tmp);
-        goto done;
-    }
-    if ((st = write_root_attrs(f, r, tmp)) != NS_OK || (st = write_body(f, r, tmp)) != NS_OK)
-        goto done;
-    herr_t rc = H5Fclose(f);
-    f = H5I_INVALID_HID;
-    if (rc < 0) {
-        st = ns_h5_error(NS_ERR_IO, "cannot close reference '%s'", tmp);
-        goto done;
-    }
-    if ((st = ns_fsync_path(tmp)) != NS_OK)
-        goto done;
-    st = ns_atomic_rename(tmp, path);
-done:
-    if (f >= 0) H5Fclose(f);
-    if (st != NS_OK && tmp[0])
-        unlink(tmp);
-    return st;
+    return ns_h5_save_atomic(path, "reference", write_all, (void *)r);
 }
 
 /* ---- reading ------------------------------------------------------------------ */

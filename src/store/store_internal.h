@@ -9,6 +9,7 @@
 
 #include <hdf5.h>
 #include <limits.h>
+#include <stddef.h>
 
 #include "nightshift/store.h"
 
@@ -49,6 +50,17 @@ hid_t ns_h5_str_type(size_t len);        /* fixed length, NUL-padded */
 hid_t ns_h5_clip_record_type(void);      /* memory layout of ns_clip_record */
 hid_t ns_h5_shard_entry_type(void);
 hid_t ns_h5_catalog_clip_type(void);
+/* Inserts a fixed-length (NUL-padded) string field of len bytes. */
+herr_t ns_h5_insert_str(hid_t t, const char *name, size_t off, size_t len);
+/* The end of a compound-type builder: t when every insert succeeded (r >= 0),
+ * else closes t and returns H5I_INVALID_HID. */
+hid_t ns_h5_type_done(hid_t t, herr_t r);
+/* Field `field` of struct `type`, at base + its offset, under its C name;
+ * the _STR form sizes the string type from the char array. */
+#define NS_H5_INS(t, base, type, field, h5t) \
+    H5Tinsert(t, #field, (base) + offsetof(type, field), h5t)
+#define NS_H5_INS_STR(t, base, type, field) \
+    ns_h5_insert_str(t, #field, (base) + offsetof(type, field), sizeof(((type *)0)->field))
 /* Inserts ns_clip_record's fields at offset base; with skip_joined, leaves
  * out those the catalog clip already has (sha256, camera, night, qc_flags). */
 herr_t ns_h5_insert_record_fields(hid_t t, size_t base, int skip_joined);
@@ -60,6 +72,9 @@ herr_t ns_h5_attr_num(hid_t obj, const char *name, hid_t type, const void *value
 herr_t ns_h5_write_prop_names(hid_t dset);
 /* Checks ns_format / ns_format_version; NS_ERR_FORMAT naming path otherwise. */
 ns_status ns_h5_check_format(hid_t file, const char *path, const char *want);
+/* Reads an attribute of exactly n values (NS_ERR_FORMAT otherwise). */
+ns_status ns_h5_read_attr_n(hid_t obj, const char *path, const char *name, hid_t mtype,
+                            void *out, long n);
 ns_status ns_h5_read_attr(hid_t obj, const char *path, const char *name, hid_t mtype,
                           void *out);
 /* A fixed-length string attribute into buf (NUL-terminated). */
@@ -67,6 +82,13 @@ ns_status ns_h5_read_str_attr(hid_t obj, const char *path, const char *name, cha
                               size_t cap);
 /* Rows of a 1+ dimensional dataset (first dimension). */
 ns_status ns_h5_rows(hid_t dset, const char *path, const char *name, uint64_t *rows);
+
+/* Writes one HDF5 file atomically: creates <path>.tmp.<pid>, lets write()
+ * fill it (tmp names the file in its messages), closes, fsyncs and renames
+ * it over path.  On failure the temporary is removed and path untouched.
+ * `what` ("reference", or "" for none) names the file in messages. */
+typedef ns_status (*ns_h5_write_fn)(hid_t f, const char *tmp, void *ctx);
+ns_status ns_h5_save_atomic(const char *path, const char *what, ns_h5_write_fn write, void *ctx);
 
 /* Rows per /frames chunk: about 2 MiB (14 at S = 224). */
 size_t ns_store_frame_chunk_rows(int S);
