@@ -16,7 +16,7 @@ static const command commands[] = {
     {"info", cmd_info, "summarise a store (nights, cameras, clips, frames, QC); --devices lists GPUs"},
     {"verify", cmd_verify, "check every shard of a store: format, counts, checksums"},
     {"embed", cmd_embed, "embed stored frames with a CNN backbone (CPU or CUDA), shard by shard"},
-    {"model", cmd_model, "describe a backbone model, or write out the built-in default"},
+    {"model", cmd_model, "describe, import (ONNX, torchvision) or write out a backbone model"},
     {"reference", cmd_reference, "condense reference nights into a reference file for detect"},
     {"detect", cmd_detect, "compare a night with a reference: shift test, novel conditions, report"},
 };
