@@ -537,6 +537,141 @@ START_TEST(test_preprocess)
 }
 END_TEST
 
+/* ---- executor fast paths (ops_cpu.c) ------------------------------------------ */
+
+/* Small output planes batched several images to a GEMM (with uneven units
+ * and every thread count), stride-2 convs through the de-interleaved input
+ * (odd widths, every left pad, kw 3/5/7), pointwise convs batched, and the
+ * im2col tiles of huge planes (two tiles, the second partial). */
+START_TEST(test_conv_fast_paths)
+{
+    static const conv_case cases[] = {
+        {37, 6, 7, 7, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},   /* 4x4 out: batched units */
+        {5, 4, 3, 5, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},     /* 15 px out, 5 images */
+        {9, 16, 5, 5, 8, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},    /* pointwise, batched */
+        {2, 3, 13, 17, 5, 3, 3, 2, 2, 1, 0, 1, 2, 1, 1, 1},   /* s2, odd width, pad 0/2 */
+        {2, 3, 12, 15, 4, 5, 5, 2, 2, 2, 1, 2, 2, 1, 1, 1},   /* s2 5x5, pad 1 */
+        {1, 3, 23, 21, 6, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1},   /* stem-like, odd width */
+        {3, 2, 9, 10, 3, 4, 3, 1, 2, 0, 2, 1, 0, 1, 1, 1},    /* s2 only across, pad 2 */
+        {2, 5, 33, 31, 4, 3, 5, 2, 2, 1, 2, 1, 2, 1, 1, 1},   /* 16x16 out: one per GEMM */
+        {70, 2, 3, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},    /* 2x2 out, more than 64 images */
+    };
+    for (int t = 1; t <= 3; t++) {
+        use_threads(t);
+        for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
+            ns_conv_params p = conv_params(&cases[i]);
+            char what[96];
+            snprintf(what, sizeof what, "fast-path conv case %d, %d threads", i, t);
+            check_conv(&p, (i + t) % 2, all_acts[(i + t) % N_ACTS], 600u + (uint32_t)(10 * i + t),
+                       what);
+            p.n = 1;
+            snprintf(what, sizeof what, "fast-path conv case %d, batch 1, %d threads", i, t);
+            check_conv(&p, 1, all_acts[1], 700u + (uint32_t)(10 * i + t), what);
+        }
+    }
+    /* A plane big enough to be tiled: 3 x 420 x 420 -> 3x3 taps over 176,400 pixels. */
+    const conv_case big = {2, 3, 420, 420, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    for (int t = 1; t <= 2; t++) {
+        use_threads(t);
+        ns_conv_params p = conv_params(&big);
+        check_conv(&p, 1, all_acts[1], 800u + (uint32_t)t, "tiled conv");
+        p.n = 1;
+        check_conv(&p, 0, all_acts[0], 810u + (uint32_t)t, "tiled conv, batch 1");
+    }
+}
+END_TEST
+
+/* Dense conv run at a smaller batch than the workspace was sized for (the
+ * executor plans for max_batch and runs partial batches). */
+START_TEST(test_conv_partial_batch)
+{
+    use_threads(2);
+    const conv_case cc = {40, 8, 7, 7, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1};
+    ns_conv_params plan = conv_params(&cc);
+    size_t nws = ns_conv_workspace_floats(&plan, 2);
+    float *ws = malloc(nws * sizeof *ws);
+    ck_assert_ptr_nonnull(ws);
+    for (int n = 1; n <= 40; n += 3) {
+        ns_conv_params p = plan;
+        p.n = n;
+        size_t nx = (size_t)n * p.c_in * p.h * p.w, ny = (size_t)n * p.c_out * p.h_out * p.w_out;
+        float *x = rand_floats(nx, -1, 1, 900u + (uint32_t)n);
+        float *w = rand_floats((size_t)p.c_out * p.c_in * 9, -1, 1, 950u + (uint32_t)n);
+        float *want = nan_floats(ny), *got = nan_floats(ny);
+        ns_ref_conv2d(&p, x, w, NULL, all_acts[1], want);
+        ns_cpu_conv2d(&p, x, w, NULL, all_acts[1], got, ws);
+        assert_close(got, want, ny, RTOL, ATOL, "conv, partial batch");
+        free(x), free(w), free(want), free(got);
+    }
+    free(ws);
+}
+END_TEST
+
+/* The separable max pool: odd and even widths, every pad, windows cut by
+ * ceil mode, a global 4x4/4 pool, rectangular windows, and rows too wide
+ * for it (the generic loop). */
+START_TEST(test_maxpool_fast_path)
+{
+    for (int t = 1; t <= 2; t++) {
+        use_threads(t);
+        for (int w = 1; w <= 9; w++)
+            for (int pad = 0; pad <= 1; pad++)
+                for (int ceil = 0; ceil <= 1; ceil++) {
+                    if (w + 2 * pad < 3)
+                        continue;
+                    ns_pool_params p = pool(2, 3, 5 + w % 3, w, 3, 2, pad, 0, ceil);
+                    check_pool(&p, 0, 1000u + (uint32_t)(w * 4 + pad * 2 + ceil));
+                }
+        ns_pool_params g = pool(5, 7, 4, 4, 4, 4, 0, 0, 0); /* the default backbone's */
+        ck_assert_int_eq(g.h_out * g.w_out, 1);
+        check_pool(&g, 0, 1100);
+        ns_pool_params k2 = pool(2, 2, 6, 7, 2, 1, 0, 0, 0);
+        check_pool(&k2, 0, 1101);
+        ns_pool_params r = {.n = 2, .c = 3, .h = 8, .w = 11, .kh = 2, .kw = 3, .stride_h = 1,
+                            .stride_w = 2, .pad_top = 1, .pad_left = 2, .pad_bottom = 0,
+                            .pad_right = 1, .ceil_mode = 1};
+        ck_assert_ns_ok(ns_pool_prepare(&r));
+        check_pool(&r, 0, 1102);
+        ns_pool_params wide = pool(1, 2, 3, 2100, 3, 2, 1, 0, 0);
+        check_pool(&wide, 0, 1103);
+    }
+}
+END_TEST
+
+/* Halving (S = 2 size): the 2x2 mean path, exact against ns_resize_area then
+ * same-size preprocessing, both channel orders, odd output size. */
+START_TEST(test_preprocess_half)
+{
+    use_threads(2);
+    const int n = 3;
+    const int sizes[2] = {19, 8};
+    for (int si = 0; si < 2; si++)
+        for (int bgr = 0; bgr < 2; bgr++) {
+            const int sz = sizes[si], S = 2 * sz;
+            ns_preproc pp = {.size = sz, .bgr = bgr, .mean = {0.485f, 0.456f, 0.406f},
+                             .std = {0.229f, 0.224f, 0.225f}};
+            uint8_t *frames = rand_bytes((size_t)n * S * S * 3, 1200u + (uint32_t)(si + 2 * bgr));
+            /* Half-way sums (4k + 2) must round up: plant some. */
+            for (int i = 0; i < 6; i++)
+                frames[(size_t)i * 6] = frames[(size_t)i * 6 + 3] = 1,
+                frames[(size_t)S * 3 + (size_t)i * 6] = frames[(size_t)S * 3 + (size_t)i * 6 + 3] = 0;
+            size_t ny = (size_t)n * 3 * sz * sz;
+            uint8_t *small = malloc((size_t)n * sz * sz * 3);
+            float *got = nan_floats(ny), *exact = nan_floats(ny), *want = nan_floats(ny);
+            ck_assert_ptr_nonnull(small);
+            for (int b = 0; b < n; b++)
+                ns_resize_area(frames + (size_t)b * S * S * 3, S, S, (size_t)S * 3,
+                               small + (size_t)b * sz * sz * 3, sz, sz, (size_t)sz * 3);
+            ns_ref_preprocess(&pp, small, n, sz, exact);
+            ns_cpu_preprocess(&pp, frames, n, S, got);
+            assert_close(got, exact, ny, 1e-6, 1e-6, "halving preprocess vs ns_resize_area");
+            ns_ref_preprocess(&pp, frames, n, S, want);
+            assert_close(got, want, ny, 1e-6, 1e-6, "halving preprocess vs reference");
+            free(frames), free(small), free(got), free(exact), free(want);
+        }
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
@@ -555,6 +690,10 @@ static Suite *ops_suite(void)
     tcase_add_test(tc, test_concat);
     tcase_add_test(tc, test_l2norm);
     tcase_add_test(tc, test_preprocess);
+    tcase_add_test(tc, test_conv_fast_paths);
+    tcase_add_test(tc, test_conv_partial_batch);
+    tcase_add_test(tc, test_maxpool_fast_path);
+    tcase_add_test(tc, test_preprocess_half);
     suite_add_tcase(s, tc);
     return s;
 }

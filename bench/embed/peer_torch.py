@@ -12,7 +12,7 @@ a careful PyTorch user would:
       tools/torch2ns.py builds it (weights=None after torch.manual_seed(0)),
       classifier replaced by Identity (tools/torch_embed.py's backbone()).
   --arch file: the graph read from MODEL.h5 with h5py (Input, Conv, Relu,
-      GlobalAveragePool, Flatten, L2Norm in a chain: the default backbone)
+      GlobalAveragePool, MaxPool, Flatten, L2Norm in a chain: the default backbone)
       rebuilt as an nn.Sequential of Conv2d/ReLU with the file's weights.
 Preprocessing, from MODEL.h5's attributes and done by torch on the uint8
 frames inside the timed loop: (n, S, S, 3) -> float, area resize to the
@@ -79,6 +79,11 @@ def chain_from_file(f):
             layers.append(torch.nn.ReLU(inplace=True))
         elif op == "GlobalAveragePool":
             layers.append(torch.nn.AdaptiveAvgPool2d(1))
+        elif op == "MaxPool":  # the default backbone's global max over its last 4x4 map
+            if ia[4] != ia[6] or ia[5] != ia[7]:
+                raise SystemExit(f"peer_torch: asymmetric pads in '{cur}'")
+            layers.append(torch.nn.MaxPool2d((ia[0], ia[1]), stride=(ia[2], ia[3]),
+                                             padding=(ia[4], ia[5])))
         elif op == "Flatten":
             layers.append(torch.nn.Flatten(1))
         elif op == "L2Norm":

@@ -48,9 +48,11 @@ typedef struct ns_conv_params {
  * than the padded input, non-positive strides or dilations). */
 ns_status ns_conv_prepare(ns_conv_params *p);
 
-/* Floats of scratch ns_cpu_conv2d needs (one im2col buffer, or for 3x3 and
- * 5x5 depthwise convs one zero-padded plane, per thread; 0 for 1x1 stride-1
- * convs).  ns_cpu_conv2d runs images in
+/* Floats of scratch ns_cpu_conv2d needs (per thread: an im2col buffer, plus
+ * for small output planes a GEMM output of several images and for stride-2
+ * convs an even/odd-column copy of one image; for 3x3 and 5x5 depthwise
+ * convs one zero-padded plane; 0 for 1x1 stride-1 convs on planes of 256
+ * pixels or more, which may then pass a NULL workspace).  ns_cpu_conv2d runs images in
  * parallel on omp_get_max_threads() threads, so the size covers at least
  * that many whatever `threads` says: size the workspace after fixing the
  * OpenMP thread count, and give concurrent callers separate workspaces. */

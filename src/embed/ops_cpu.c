@@ -1,24 +1,27 @@
-/* ops_cpu.c -- the CPU operators: OpenMP + OpenBLAS.
+/* ops_cpu.c -- the CPU operators: OpenMP + OpenBLAS (pooling and
+ * preprocessing are in ops_cpu_pool.c).
  *
- * Convolutions are im2col + cblas_sgemm per image and group; 1x1 stride-1
- * unpadded convolutions hand x to sgemm as it is, and depthwise convolutions
- * (groups == c_in == c_out) run a direct kernel, since their GEMMs would have
- * a single row.  Bias and activation are applied in one pass over each
- * output plane while it is still in cache.
+ * Convolutions are im2col + cblas_sgemm; 1x1 stride-1 unpadded convolutions
+ * hand x to sgemm as it is, and depthwise convolutions (groups == c_in ==
+ * c_out) run a direct kernel, since their GEMMs would have a single row.
+ * Output planes under CONV_MIN_COLS pixels are batched, several images to
+ * one GEMM (see conv_plan), and stride-2 convs copy their im2col rows from
+ * an even/odd-column split of the input.  Bias and activation are applied
+ * in one pass over each output plane while it is still in cache.
  *
- * Threading: whole images run in parallel, one per thread with its own
- * im2col buffer, and OpenBLAS (the OpenMP build) runs each sgemm on the
+ * Threading: units of whole images run in parallel, one per thread with its
+ * own scratch, and OpenBLAS (the OpenMP build) runs each sgemm on the
  * calling thread since it is inside a parallel region.  On the 2-core VM
  * (bench/embed/conv_bench.c, resnet18 shapes at batch 16) that beat images in
  * turn with sgemm threading itself by about 1.2-2x, most for 1x1 and the
  * small late-stage GEMMs, and it degrades less when other work shares the
- * cores (no per-GEMM barriers).  Images left over when n is not a multiple of the thread count run
- * in turn with threaded sgemm, so batch 1 still uses every core.  The
- * workspace therefore holds one im2col buffer per thread (for depthwise
- * convs, one zero-padded plane per thread): size it with
+ * cores (no per-GEMM barriers).  With fewer units than threads (batch 1)
+ * the units run in turn with threaded sgemm, so every core still works.
+ * The workspace therefore holds one unit's scratch per thread (for
+ * depthwise convs, one zero-padded plane per thread): size it with
  * ns_conv_workspace_floats(p, omp_get_max_threads()) (smaller `threads` are
- * raised to that).  The cheap passes (im2col, bias + activation, pooling,
- * depthwise) use OpenMP directly; nested inside the image loop they run on
+ * raised to that).  The cheap passes (im2col, bias + activation,
+ * depthwise) use OpenMP directly; nested inside the unit loop they run on
  * the one thread.
  */
 #include "nightshift/ops.h"
@@ -27,8 +30,6 @@
 #include <math.h>
 #include <omp.h>
 #include <string.h>
-
-#include "nightshift/image.h"
 
 /* ---- activations ------------------------------------------------------------- */
 
@@ -149,6 +150,69 @@ typedef struct dw_flat {
 
 static int dw_flat_geom(const ns_conv_params *p, dw_flat *f);
 
+/* How the GEMM columns (output pixels of one or more images) are cut.
+ * Per-image GEMMs starve once the output planes get small, so planes under
+ * CONV_MIN_COLS pixels are batched: nb images side by side in one (K, nb *
+ * hw) im2col matrix, one GEMM into a scratch (c_out, nb * hw), then
+ * scattered to NCHW with bias and activation.  Single-threaded CPU time,
+ * batch 32, on the 2-core VM: the default backbone's 7x7 -> 4x4 conv5 and
+ * 14x14 -> 7x7 conv4 went from 98 and 112 to 135 and 130 GFLOP/s,
+ * resnet18's 512-channel 7x7 convs from 118 to 142; a 256-column threshold
+ * beat 128 and 512.  Huge im2col matrices (over CONV_TILE_FLOATS, none in
+ * the shipped backbones at 224) are built and consumed in tiles of whole
+ * output rows, the GEMM writing its tile straight into y (ldc = hw): tiles
+ * sized for L2 (~0.5 MB) were measured 10-15% slower than whole-image GEMMs
+ * with OpenBLAS, which wants long N, so the tiles only bound the scratch. */
+enum { CONV_MIN_COLS = 256, CONV_MAX_NB = 64 };
+#define CONV_TILE_FLOATS ((size_t)4 << 20)
+
+typedef struct conv_plan {
+    int K;          /* GEMM depth: c_in / groups * kh * kw */
+    int hw;         /* output pixels per image */
+    int nb;         /* images per GEMM (1: tiled within the image) */
+    int nt;         /* columns per tile when nb == 1 */
+    size_t col_floats, out_floats; /* per thread */
+    size_t dei_floats;             /* per thread: x de-interleaved (stride-2 convs) */
+} conv_plan;
+
+/* nb from the plane size, capped by the images each thread gets (n / T,
+ * rounded up) so every thread has work. */
+static void conv_plan_make(const ns_conv_params *p, int threads, conv_plan *c)
+{
+    const int G = p->groups;
+    c->K = p->c_in / G * p->kh * p->kw;
+    c->hw = p->h_out * p->w_out;
+    c->nb = 1;
+    c->nt = c->hw;
+    c->out_floats = 0;
+    /* Stride-2 taps read every other column: im2col's strided gathers cost
+     * more than the stem's GEMM.  With each input row split once into its
+     * even and odd columns, every tap row is a plain copy. */
+    c->dei_floats = G == 1 && p->stride_w == 2 && p->dil_w == 1 && p->kw >= 3
+                        ? (size_t)p->c_in * p->h * p->w
+                        : 0;
+    if (G == 1 && c->hw < CONV_MIN_COLS) {
+        int nb = (CONV_MIN_COLS + c->hw - 1) / c->hw, per = (p->n + threads - 1) / threads;
+        nb = nb < per ? nb : per;
+        nb = nb < CONV_MAX_NB ? nb : CONV_MAX_NB;
+        c->nb = nb > 1 ? nb : 1;
+    }
+    if (c->nb > 1) {
+        c->col_floats = (size_t)c->K * c->nb * c->hw;
+        c->out_floats = (size_t)p->c_out * c->nb * c->hw;
+        return;
+    }
+    if (G == 1 && !conv_is_pointwise(p)) {
+        /* Whole rows of output where possible keep im2col's runs long. */
+        int nt = (int)(CONV_TILE_FLOATS / c->K);
+        nt = nt < 256 ? 256 : nt;
+        if (nt < c->hw && nt > p->w_out)
+            nt -= nt % p->w_out;
+        c->nt = nt < c->hw ? nt : c->hw;
+    }
+    c->col_floats = conv_is_pointwise(p) ? 0 : (size_t)c->K * c->nt;
+}
+
 size_t ns_conv_workspace_floats(const ns_conv_params *p, int threads)
 {
     /* Raised to the thread count ns_cpu_conv2d will use: a caller that asks
@@ -159,47 +223,9 @@ size_t ns_conv_workspace_floats(const ns_conv_params *p, int threads)
         dw_flat f;
         return dw_flat_geom(p, &f) ? (size_t)t * (f.pad_floats + f.out_floats) : 0;
     }
-    if (conv_is_pointwise(p))
-        return 0;
-    return (size_t)t * (size_t)(p->c_in / p->groups) * p->kh * p->kw * p->h_out * p->w_out;
-}
-
-/* col (cig * kh * kw, h_out * w_out) for one image's group: row (c, i, j)
- * holds input channel c shifted by kernel tap (i, j), zeros in the padding. */
-static void im2col(const ns_conv_params *p, const float *x, int cig, float *col)
-{
-    const int KK = p->kh * p->kw, ho = p->h_out, wo = p->w_out;
-    const size_t hw_out = (size_t)ho * wo;
-    long rows = (long)cig * KK;
-#pragma omp parallel for schedule(static) if (rows * (long)hw_out > 32768)
-    for (long r = 0; r < rows; r++) {
-        int c = (int)(r / KK), i = (int)(r % KK) / p->kw, j = (int)(r % KK) % p->kw;
-        const float *xc = x + (size_t)c * p->h * p->w;
-        float *dst = col + (size_t)r * hw_out;
-        int off_w = j * p->dil_w - p->pad_left, sw = p->stride_w;
-        /* Valid ow: 0 <= ow * sw + off_w < w. */
-        int ow0 = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
-        int ow1 = p->w - off_w <= 0 ? 0 : (p->w - off_w + sw - 1) / sw;
-        ow1 = ow1 < wo ? ow1 : wo;
-        ow0 = ow0 < ow1 ? ow0 : ow1;
-        for (int oh = 0; oh < ho; oh++, dst += wo) {
-            int ih = oh * p->stride_h - p->pad_top + i * p->dil_h;
-            if (ih < 0 || ih >= p->h) {
-                memset(dst, 0, (size_t)wo * sizeof *dst);
-                continue;
-            }
-            const float *src = xc + (size_t)ih * p->w + off_w;
-            for (int ow = 0; ow < ow0; ow++)
-                dst[ow] = 0.f;
-            if (sw == 1)
-                memcpy(dst + ow0, src + ow0, (size_t)(ow1 - ow0) * sizeof *dst);
-            else
-                for (int ow = ow0; ow < ow1; ow++)
-                    dst[ow] = src[(size_t)ow * sw];
-            for (int ow = ow1; ow < wo; ow++)
-                dst[ow] = 0.f;
-        }
-    }
+    conv_plan c;
+    conv_plan_make(p, 1, &c); /* one thread: the largest nb */
+    return (size_t)t * (c.col_floats + c.out_floats + c.dei_floats);
 }
 
 /* Depthwise: one plane per (image, channel).  Columns [owa, owb) keep every
@@ -472,34 +498,151 @@ static void conv_depthwise(const ns_conv_params *p, const float *x, const float 
     }
 }
 
-/* Images [b0, b1), one after the other, with the im2col buffer col. */
-static void conv_images(const ns_conv_params *p, const float *x, const float *w,
-                        const float *bias, ns_act act, float *y, float *col, int b0, int b1)
+/* Columns [q0, q1) of one image's group im2col matrix into col (leading
+ * dimension ld): row (c, i, j) holds input channel c shifted by kernel tap
+ * (i, j), zeros in the padding; column q is output pixel (q / w_out, q % w_out). */
+/* x's rows (c, ih) as their even columns then their odd ones, into xd. */
+static void deinterleave(const ns_conv_params *p, const float *x, float *xd)
 {
-    const int G = p->groups, cig = p->c_in / G, cog = p->c_out / G;
-    const int K = cig * p->kh * p->kw;
-    const size_t hw_in = (size_t)p->h * p->w, hw_out = (size_t)p->h_out * p->w_out;
-    const int pointwise = conv_is_pointwise(p);
-    for (int b = b0; b < b1; b++) {
-        const float *xb = x + (size_t)b * p->c_in * hw_in;
-        float *yb = y + (size_t)b * p->c_out * hw_out;
-        for (int g = 0; g < G; g++) {
-            const float *xg = xb + (size_t)g * cig * hw_in;
-            const float *a = xg;
-            if (!pointwise) {
-                im2col(p, xg, cig, col);
-                a = col;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, (int)hw_out, K, 1.0f,
-                        w + (size_t)g * cog * K, K, a, (int)hw_out, 0.0f,
-                        yb + (size_t)g * cog * hw_out, (int)hw_out);
+    const int w = p->w, we = (w + 1) / 2;
+    long rows = (long)p->c_in * p->h;
+#pragma omp parallel for schedule(static) if (rows * w > 65536)
+    for (long r = 0; r < rows; r++) {
+        const float *restrict xr = x + (size_t)r * w;
+        float *restrict ev = xd + (size_t)r * w, *restrict od = ev + we;
+        for (int t = 0; t < w / 2; t++) {
+            ev[t] = xr[2 * t];
+            od[t] = xr[2 * t + 1];
         }
-        if (bias || act.kind != NS_ACT_NONE) {
-#pragma omp parallel for schedule(static) if ((size_t)p->c_out * hw_out > 32768)
-            for (int co = 0; co < p->c_out; co++)
-                bias_act(yb + (size_t)co * hw_out, hw_out, bias ? bias[co] : 0.f, act);
+        if (w & 1)
+            ev[we - 1] = xr[w - 1];
+    }
+}
+
+/* xd: x de-interleaved by deinterleave() (stride-2 convs), else NULL. */
+static void im2col_cols(const ns_conv_params *p, const float *x, const float *xd, int cig,
+                        int q0, int q1, float *col, size_t ld)
+{
+    const int KK = p->kh * p->kw, wo = p->w_out;
+    long rows = (long)cig * KK;
+#pragma omp parallel for schedule(static) if (rows * (long)(q1 - q0) > 32768)
+    for (long r = 0; r < rows; r++) {
+        int c = (int)(r / KK), i = (int)(r % KK) / p->kw, j = (int)(r % KK) % p->kw;
+        const float *xc = x + (size_t)c * p->h * p->w;
+        float *dst = col + (size_t)r * ld - q0;
+        int off_w = j * p->dil_w - p->pad_left, sw = p->stride_w;
+        /* Valid ow: 0 <= ow * sw + off_w < w. */
+        int ow0 = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
+        int ow1 = p->w - off_w <= 0 ? 0 : (p->w - off_w + sw - 1) / sw;
+        ow1 = ow1 < wo ? ow1 : wo;
+        ow0 = ow0 < ow1 ? ow0 : ow1;
+        for (int oh = q0 / wo; oh * wo < q1; oh++) {
+            int a = q0 - oh * wo, e = q1 - oh * wo;
+            a = a > 0 ? a : 0;
+            e = e < wo ? e : wo;
+            float *d = dst + (size_t)oh * wo;
+            int ih = oh * p->stride_h - p->pad_top + i * p->dil_h;
+            if (ih < 0 || ih >= p->h) {
+                memset(d + a, 0, (size_t)(e - a) * sizeof *d);
+                continue;
+            }
+            int v0 = ow0 > a ? ow0 : a, v1 = ow1 < e ? ow1 : e;
+            v1 = v1 > v0 ? v1 : v0;
+            const float *src = xc + (size_t)ih * p->w + off_w;
+            for (int ow = a; ow < v0 && ow < e; ow++)
+                d[ow] = 0.f;
+            if (sw == 1)
+                memcpy(d + v0, src + v0, (size_t)(v1 - v0) * sizeof *d);
+            else if (xd) {
+                /* Column 2 ow + off_w is entry ow + (off_w - par) / 2 of
+                 * the row's half of parity par. */
+                int par = off_w & 1;
+                const float *half = xd + ((size_t)c * p->h + ih) * p->w +
+                                    (par ? (p->w + 1) / 2 : 0) + (off_w - par) / 2;
+                memcpy(d + v0, half + v0, (size_t)(v1 - v0) * sizeof *d);
+            } else
+                for (int ow = v0; ow < v1; ow++)
+                    d[ow] = src[(size_t)ow * sw];
+            for (int ow = v1 > a ? v1 : a; ow < e; ow++)
+                d[ow] = 0.f;
         }
     }
+}
+
+/* Images [b0, b1) as one GEMM (c->nb > 1, one group): col (K, nb * hw),
+ * out (c_out, nb * hw), then each image's planes to y with bias + act. */
+static void conv_batched(const ns_conv_params *p, const conv_plan *c, const float *x,
+                         const float *w, const float *bias, ns_act act, float *y, float *col,
+                         float *out, int b0, int b1)
+{
+    const size_t hw_in = (size_t)p->h * p->w, hw = (size_t)c->hw, ld = (size_t)(b1 - b0) * hw;
+    float *xd = c->dei_floats ? out + c->out_floats : NULL;
+    for (int b = b0; b < b1; b++) {
+        const float *xb = x + (size_t)b * p->c_in * hw_in;
+        if (xd)
+            deinterleave(p, xb, xd);
+        im2col_cols(p, xb, xd, p->c_in, 0, c->hw, col + (size_t)(b - b0) * hw, ld);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->c_out, (int)ld, c->K, 1.0f, w,
+                c->K, col, (int)ld, 0.0f, out, (int)ld);
+    long planes = (long)(b1 - b0) * p->c_out;
+#pragma omp parallel for schedule(static) if (planes * (long)hw > 65536)
+    for (long t = 0; t < planes; t++) {
+        int b = (int)(t / p->c_out), co = (int)(t % p->c_out);
+        float *yp = y + ((size_t)(b0 + b) * p->c_out + co) * hw;
+        memcpy(yp, out + (size_t)co * ld + (size_t)b * hw, hw * sizeof *yp);
+        bias_act(yp, hw, bias ? bias[co] : 0.f, act);
+    }
+}
+
+/* Image b, group by group; im2col in tiles of c->nt columns, each GEMM
+ * writing its columns of y directly (pointwise convs read x as it is). */
+static void conv_image(const ns_conv_params *p, const conv_plan *c, const float *x,
+                       const float *w, const float *bias, ns_act act, float *y, float *col,
+                       int b)
+{
+    const int G = p->groups, cig = p->c_in / G, cog = p->c_out / G, K = c->K, hw = c->hw;
+    const size_t hw_in = (size_t)p->h * p->w;
+    const int pointwise = conv_is_pointwise(p);
+    const float *xb = x + (size_t)b * p->c_in * hw_in;
+    float *yb = y + (size_t)b * p->c_out * hw;
+    float *xd = c->dei_floats && !pointwise ? col + c->col_floats : NULL;
+    if (xd) /* one group: dei_floats is 0 otherwise */
+        deinterleave(p, xb, xd);
+    for (int g = 0; g < G; g++) {
+        const float *xg = xb + (size_t)g * cig * hw_in, *wg = w + (size_t)g * cog * K;
+        float *yg = yb + (size_t)g * cog * hw;
+        for (int q0 = 0; q0 < hw; q0 += c->nt) {
+            int q1 = q0 + c->nt < hw ? q0 + c->nt : hw, len = q1 - q0;
+            if (pointwise) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, len, K, 1.0f, wg, K,
+                            xg + q0, hw, 0.0f, yg + q0, hw);
+            } else {
+                im2col_cols(p, xg, xd, cig, q0, q1, col, (size_t)len);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, len, K, 1.0f, wg, K,
+                            col, len, 0.0f, yg + q0, hw);
+            }
+            if (bias || act.kind != NS_ACT_NONE) {
+#pragma omp parallel for schedule(static) if ((size_t)cog * len > 32768)
+                for (int co = 0; co < cog; co++)
+                    bias_act(yg + (size_t)co * hw + q0, (size_t)len,
+                             bias ? bias[g * cog + co] : 0.f, act);
+            }
+        }
+    }
+}
+
+/* Images [b0, b1): batched or one by one. */
+static void conv_unit(const ns_conv_params *p, const conv_plan *c, const float *x,
+                      const float *w, const float *bias, ns_act act, float *y, float *ws,
+                      int b0, int b1)
+{
+    if (c->nb > 1) {
+        conv_batched(p, c, x, w, bias, act, y, ws, ws + c->col_floats, b0, b1);
+        return;
+    }
+    for (int b = b0; b < b1; b++)
+        conv_image(p, c, x, w, bias, act, y, ws, b);
 }
 
 void ns_cpu_conv2d(const ns_conv_params *p, const float *x, const float *w, const float *bias,
@@ -509,97 +652,45 @@ void ns_cpu_conv2d(const ns_conv_params *p, const float *x, const float *w, cons
         conv_depthwise(p, x, w, bias, act, y, workspace);
         return;
     }
-    size_t col_floats = conv_is_pointwise(p) ? 0
-                                             : (size_t)(p->c_in / p->groups) * p->kh * p->kw *
-                                                   p->h_out * p->w_out;
-    int T = omp_get_max_threads();
-    int whole = T > 1 ? p->n / T * T : 0; /* images that fill every thread */
-    if (whole > 0) {
+    const int T = omp_get_max_threads();
+    conv_plan c;
+    conv_plan_make(p, T, &c);
+    if (!workspace) /* only pointwise convs can run without one: unbatched */
+        c.nb = 1;
+    /* Per-thread scratch as ns_conv_workspace_floats sized it (for the
+     * largest nb any thread count gives). */
+    conv_plan most;
+    conv_plan_make(p, 1, &most);
+    const size_t per = most.col_floats + most.out_floats + most.dei_floats;
+    /* Units of about nb images, as many as a multiple of T so the threads
+     * finish together. */
+    int units = (p->n + c.nb - 1) / c.nb;
+    if (c.nb > 1 && T > 1) {
+        units = (units + T - 1) / T * T;
+        c.nb = (p->n + units - 1) / units;
+        units = (p->n + c.nb - 1) / c.nb;
+    }
+    if (T > 1 && units >= T) {
 #pragma omp parallel num_threads(T)
         {
             /* The team's own thread number: 0 for all when this region is
              * nested inside another and runs on one thread. */
-            float *col = workspace ? workspace + col_floats * (size_t)omp_get_thread_num() : NULL;
+            float *ws = workspace ? workspace + per * (size_t)omp_get_thread_num() : NULL;
             /* Dynamic: when another process holds a core, the other thread
-             * takes over its images instead of waiting at the barrier. */
+             * takes over its units instead of waiting at the barrier. */
 #pragma omp for schedule(dynamic, 1)
-            for (int b = 0; b < whole; b++)
-                conv_images(p, x, w, bias, act, y, col, b, b + 1);
-        }
-    }
-    conv_images(p, x, w, bias, act, y, workspace, whole, p->n);
-}
-
-/* ---- pooling ----------------------------------------------------------------- */
-
-static void cpu_pool(const ns_pool_params *p, const float *x, float *y, int avg)
-{
-    long planes = (long)p->n * p->c;
-#pragma omp parallel for schedule(static)
-    for (long nc = 0; nc < planes; nc++) {
-        const float *xp = x + (size_t)nc * p->h * p->w;
-        float *yp = y + (size_t)nc * p->h_out * p->w_out;
-        for (int oh = 0; oh < p->h_out; oh++) {
-            int h0 = oh * p->stride_h - p->pad_top, h1 = h0 + p->kh;
-            int h1p = h1 < p->h + p->pad_bottom ? h1 : p->h + p->pad_bottom;
-            int a0 = h0 < 0 ? 0 : h0, a1 = h1 < p->h ? h1 : p->h;
-            for (int ow = 0; ow < p->w_out; ow++) {
-                int w0 = ow * p->stride_w - p->pad_left, w1 = w0 + p->kw;
-                int w1p = w1 < p->w + p->pad_right ? w1 : p->w + p->pad_right;
-                int b0 = w0 < 0 ? 0 : w0, b1 = w1 < p->w ? w1 : p->w;
-                float v;
-                if (avg) {
-                    float s = 0.f;
-                    for (int ih = a0; ih < a1; ih++)
-                        for (int iw = b0; iw < b1; iw++)
-                            s += xp[(size_t)ih * p->w + iw];
-                    int cnt = p->count_include_pad ? (h1p - h0) * (w1p - w0)
-                                                   : (a1 - a0) * (b1 - b0);
-                    v = s / (float)cnt;
-                } else {
-                    v = -INFINITY;
-                    for (int ih = a0; ih < a1; ih++)
-                        for (int iw = b0; iw < b1; iw++) {
-                            float t = xp[(size_t)ih * p->w + iw];
-                            v = t > v ? t : v;
-                        }
-                }
-                yp[(size_t)oh * p->w_out + ow] = v;
+            for (int u = 0; u < units; u++) {
+                int b0 = u * c.nb, b1 = b0 + c.nb < p->n ? b0 + c.nb : p->n;
+                conv_unit(p, &c, x, w, bias, act, y, ws, b0, b1);
             }
         }
+        return;
     }
-}
-
-void ns_cpu_maxpool(const ns_pool_params *p, const float *x, float *y) { cpu_pool(p, x, y, 0); }
-void ns_cpu_avgpool(const ns_pool_params *p, const float *x, float *y) { cpu_pool(p, x, y, 1); }
-
-/* Eight partial sums so the compiler can vectorise the reduction (strict
- * float semantics forbid it reordering one running sum). */
-NS_DW_CLONES
-static float plane_sum(const float *restrict xp, int hw)
-{
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= hw; i += 8)
-        for (int k = 0; k < 8; k++)
-            acc[k] += xp[i + k];
-    float s = 0.f;
-    for (; i < hw; i++)
-        s += xp[i];
-    for (int k = 0; k < 8; k++)
-        s += acc[k];
-    return s;
-}
-
-void ns_cpu_global_avgpool(const float *x, int n, int c, int hw, float *y)
-{
-    long planes = (long)n * c;
-    /* Memory-bound and short: one thread sums 0.5 M floats in ~0.2 ms, while
-     * a team stalls for milliseconds whenever another process holds a core
-     * (measured 0.5-12 ms for 64 x 512 x 4 x 4 on the loaded 2-core VM). */
-#pragma omp parallel for schedule(static) if (planes * hw > (1L << 22))
-    for (long nc = 0; nc < planes; nc++)
-        y[nc] = plane_sum(x + (size_t)nc * hw, hw) / (float)hw;
+    /* Fewer units than threads (small batches): in turn, sgemm threaded. */
+    for (int u = 0; u < units; u++) {
+        int b0 = u * c.nb, b1 = b0 + c.nb < p->n ? b0 + c.nb : p->n;
+        conv_unit(p, &c, x, w, bias, act, y, workspace, b0, b1);
+    }
 }
 
 /* ---- dense ------------------------------------------------------------------- */
@@ -647,44 +738,5 @@ void ns_cpu_l2norm(float *x, int n, int d)
         float inv = (float)(1.0 / sqrt(ss));
         for (int j = 0; j < d; j++)
             r[j] *= inv;
-    }
-}
-
-/* ---- preprocessing ------------------------------------------------------------- */
-
-/* When resizing, no scratch is needed: the resized uint8 image (3 * sz^2
- * bytes) is written into the last quarter of the image's own float output
- * (12 * sz^2 bytes), then expanded in place, pixel by pixel.  Pixel q's
- * floats go to bytes [4q, 4q + 4) of each plane; the last plane starts at
- * 8 sz^2 and the unread source at 9 sz^2 + 3q, so the writes for pixel q
- * end at 8 sz^2 + 4q + 4 <= 9 sz^2 + 3(q + 1): never past what is still
- * unread.  Hence the byte reads of a pixel strictly before its writes. */
-void ns_cpu_preprocess(const ns_preproc *pp, const uint8_t *frames, int n, int S, float *y)
-{
-    const int sz = pp->size;
-    const size_t plane = (size_t)sz * sz;
-    float scale[3], shift[3];
-    int src_ch[3];
-    for (int c = 0; c < 3; c++) {
-        scale[c] = 1.0f / (255.0f * pp->std[c]);
-        shift[c] = -pp->mean[c] / pp->std[c];
-        src_ch[c] = pp->bgr ? 2 - c : c;
-    }
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int b = 0; b < n; b++) {
-        float *yb = y + (size_t)b * 3 * plane;
-        const uint8_t *src = frames + (size_t)b * S * S * 3;
-        if (sz != S) {
-            uint8_t *tmp = (uint8_t *)yb + 9 * plane;
-            ns_resize_area(src, S, S, (size_t)S * 3, tmp, sz, sz, (size_t)sz * 3);
-            src = tmp;
-        }
-        for (size_t q = 0; q < plane; q++) {
-            float v0 = src[3 * q + src_ch[0]], v1 = src[3 * q + src_ch[1]];
-            float v2 = src[3 * q + src_ch[2]];
-            yb[q] = v0 * scale[0] + shift[0];
-            yb[plane + q] = v1 * scale[1] + shift[1];
-            yb[2 * plane + q] = v2 * scale[2] + shift[2];
-        }
     }
 }
