@@ -150,6 +150,25 @@ ns_status ns_cuda_preprocess(ns_cuda_ctx *ctx, const ns_preproc *pp, const uint8
     return NS_NO_CUDA();
 }
 
+ns_status ns_cuda_ctx_set_precision(ns_cuda_ctx *ctx, ns_precision prec, const float *weights,
+                                    size_t n_weights, size_t scratch_elems)
+{
+    (void)ctx; (void)prec; (void)weights; (void)n_weights; (void)scratch_elems;
+    return NS_NO_CUDA();
+}
+
+size_t ns_cuda_bf16_conv_elems(const ns_conv_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+ns_status ns_cuda_f32_to_bf16(ns_cuda_ctx *ctx, const float *x, uint16_t *y, size_t n)
+{
+    (void)ctx; (void)x; (void)y; (void)n;
+    return NS_NO_CUDA();
+}
+
 /* ---- detect stage ---- */
 
 ns_status ns_cuda_kmeans_assign(const float *x, size_t n, int d, const float *c, int k,

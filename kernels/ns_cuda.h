@@ -17,7 +17,8 @@
 extern "C" {
 #endif
 
-/* Inside the extern "C" block: ops.h itself has no C++ guards. */
+/* Inside the extern "C" block: ops.h and exec.h have no C++ guards. */
+#include "nightshift/exec.h"
 #include "nightshift/ops.h"
 
 #define NS_CUDA_MAX_DEVICES 16
@@ -101,6 +102,32 @@ ns_status ns_cuda_l2norm(ns_cuda_ctx *ctx, float *x, int n, int d);
 /* frames: device (n, S, S, 3) uint8; y: device (n, 3, size, size). */
 ns_status ns_cuda_preprocess(ns_cuda_ctx *ctx, const ns_preproc *pp, const uint8_t *frames,
                              int n, int S, float *y);
+
+/* ---- reduced precision ------------------------------------------------------------
+ *
+ * ns_cuda_conv2d (except depthwise, a direct fp32 kernel) and ns_cuda_gemm
+ * follow the context's precision (nightshift/exec.h; NS_PREC_FP32 after
+ * ns_cuda_ctx_create): tf32 runs the same GEMMs with
+ * CUBLAS_COMPUTE_32F_FAST_TF32; bf16 runs them with bf16 A and B (the
+ * activations converted per GEMM into a scratch the context owns, the
+ * weights taken from a bf16 mirror made once here), fp32 accumulate and
+ * fp32 output.  In bf16 every weight pointer those two operators get must
+ * lie inside [weights, weights + n_weights), the fp32 device array mirrored;
+ * others are NS_ERR_USAGE.  scratch_elems: the most bf16 values one GEMM's
+ * activations need (ns_cuda_bf16_conv_elems per conv, n * k per gemm).  The
+ * device pointer `weights` must outlive the context's use of it. */
+ns_status ns_cuda_ctx_set_precision(ns_cuda_ctx *ctx, ns_precision prec, const float *weights,
+                                    size_t n_weights, size_t scratch_elems);
+/* bf16 values of activation scratch ns_cuda_conv2d needs for p in bf16. */
+size_t ns_cuda_bf16_conv_elems(const ns_conv_params *p);
+
+/* fp32 -> bf16 (the upper 16 bits of the rounded float), round to nearest
+ * even; NaN becomes a quiet NaN, overflow becomes infinity. */
+uint16_t ns_ref_f32_to_bf16(float x);
+void ns_ref_f32_to_bf16_array(const float *x, uint16_t *y, size_t n);
+float ns_ref_bf16_to_f32(uint16_t h);
+/* The same on device, queued on the context's stream; x and y device pointers. */
+ns_status ns_cuda_f32_to_bf16(ns_cuda_ctx *ctx, const float *x, uint16_t *y, size_t n);
 
 /* ---- detect stage on device ---------------------------------------------------
  *

@@ -2,10 +2,14 @@
 //
 // Convolutions are im2col + cuBLAS (one strided-batched SGEMM per image over
 // the groups), except depthwise ones, which a direct kernel does in one pass.
+// The conv and dense GEMMs may run in tf32 or bf16 (ns_cuda_ctx_set_precision);
+// every other kernel here is fp32 whatever the precision.
 // Bias and activation are fused into one epilogue pass over the output.
 // Everything is queued on the context's stream; CUDA and cuBLAS errors become
 // ns_error messages through cuda_internal.cuh, shared with the detect kernels.
+#include <cuda_bf16.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #define WHERE "kernels/ops.cu"
@@ -15,6 +19,12 @@ struct ns_cuda_ctx {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
+    ns_precision prec;         // of the conv and dense GEMMs
+    const float *w_base;       // bf16: the fp32 weights mirrored (device), w_n floats
+    size_t w_n;
+    __nv_bfloat16 *w16;        // bf16: (w_n) the mirror
+    __nv_bfloat16 *scratch16;  // bf16: (scratch_n) one GEMM's activations
+    size_t scratch_n;
 };
 
 #define USAGE_IF(cond, ...)                                                             \
@@ -129,6 +139,10 @@ extern "C" void ns_cuda_ctx_free(ns_cuda_ctx *ctx)
         return;
     if (ctx->blas)
         cublasDestroy(ctx->blas);
+    if (ctx->w16)
+        cudaFree(ctx->w16);
+    if (ctx->scratch16)
+        cudaFree(ctx->scratch16);
     if (ctx->stream) {
         cudaStreamSynchronize(ctx->stream);
         cudaStreamDestroy(ctx->stream);
@@ -216,6 +230,122 @@ extern "C" size_t ns_cuda_conv_workspace_floats(const ns_conv_params *p)
         return 0;
     return (size_t)p->c_in * p->kh * p->kw * p->h_out * p->w_out;
 }
+
+// ---- reduced precision ------------------------------------------------------------
+
+__global__ void f32_to_bf16_kernel(const float *x, __nv_bfloat16 *y, size_t n)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] = __float2bfloat16_rn(x[i]);
+}
+
+static ns_status to_bf16(ns_cuda_ctx *ctx, const float *x, __nv_bfloat16 *y, size_t n)
+{
+    ns_status st = NS_OK;
+    if (n == 0)
+        return NS_OK;
+    f32_to_bf16_kernel<<<grid_for(n), kThreads, 0, ctx->stream>>>(x, y, n);
+    LAUNCHED();
+done:
+    return st;
+}
+
+extern "C" ns_status ns_cuda_f32_to_bf16(ns_cuda_ctx *ctx, const float *x, uint16_t *y, size_t n)
+{
+    return to_bf16(ctx, x, (__nv_bfloat16 *)y, n);
+}
+
+extern "C" size_t ns_cuda_bf16_conv_elems(const ns_conv_params *p)
+{
+    // The GEMM's activation operand of one image: the col, or x itself for a
+    // pointwise conv (then c_in * h * w, the same count).
+    if (conv_is_depthwise(p))
+        return 0;
+    return (size_t)p->c_in * p->kh * p->kw * p->h_out * p->w_out;
+}
+
+extern "C" ns_status ns_cuda_ctx_set_precision(ns_cuda_ctx *ctx, ns_precision prec,
+                                               const float *weights, size_t n_weights,
+                                               size_t scratch_elems)
+{
+    ns_status st = NS_OK;
+    USAGE_IF(prec != NS_PREC_FP32 && prec != NS_PREC_TF32 && prec != NS_PREC_BF16,
+             "kernels/ops.cu: unknown precision %d", (int)prec);
+    if (ctx->w16)
+        cudaFree(ctx->w16);
+    if (ctx->scratch16)
+        cudaFree(ctx->scratch16);
+    ctx->w16 = ctx->scratch16 = NULL;
+    ctx->w_base = NULL;
+    ctx->w_n = ctx->scratch_n = 0;
+    ctx->prec = NS_PREC_FP32;
+    if (prec == NS_PREC_BF16) {
+        USAGE_IF(!weights && n_weights > 0, "kernels/ops.cu: bf16: no weights to mirror");
+        CUDA_TRY(cudaMalloc((void **)&ctx->w16, (n_weights ? n_weights : 1) * 2));
+        CUDA_TRY(cudaMalloc((void **)&ctx->scratch16, (scratch_elems ? scratch_elems : 1) * 2));
+        NS_TRY(to_bf16(ctx, weights, ctx->w16, n_weights));
+        ctx->w_base = weights;
+        ctx->w_n = n_weights;
+        ctx->scratch_n = scratch_elems;
+    }
+    ctx->prec = prec;
+done:
+    return st;
+}
+
+// A column-major cuBLAS GEMM, strided-batched: C = op(A) . op(B), batch of them.
+typedef struct gemm_args {
+    cublasOperation_t ta, tb;
+    int m, n, k;
+    const float *a;
+    int lda;
+    long long sa;
+    const float *b;
+    int ldb;
+    long long sb;
+    float *c;
+    int ldc;
+    long long sc;
+    int batch;
+} gemm_args;
+
+// g in tf32 or bf16.  One of A and B holds activations (act_is_a), act_elems
+// floats in all (every batch entry), the other weights, w_elems floats.  In
+// bf16 the activations go to the context's scratch and the weights come from
+// its mirror; output and accumulation stay fp32 (CUBLAS_COMPUTE_32F).
+static ns_status gemm_reduced(ns_cuda_ctx *ctx, const gemm_args *g, int act_is_a,
+                              size_t act_elems, size_t w_elems)
+{
+    ns_status st = NS_OK;
+    const float alpha = 1.0f, beta = 0.0f;
+    if (ctx->prec == NS_PREC_TF32) {
+        BLAS_TRY(cublasGemmStridedBatchedEx(
+            ctx->blas, g->ta, g->tb, g->m, g->n, g->k, &alpha, g->a, CUDA_R_32F, g->lda, g->sa,
+            g->b, CUDA_R_32F, g->ldb, g->sb, &beta, g->c, CUDA_R_32F, g->ldc, g->sc, g->batch,
+            CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+    } else {
+        const float *act = act_is_a ? g->a : g->b, *w = act_is_a ? g->b : g->a;
+        uintptr_t wp = (uintptr_t)w, base = (uintptr_t)ctx->w_base;
+        USAGE_IF(act_elems > ctx->scratch_n,
+                 "kernels/ops.cu: bf16: a GEMM needs %zu activation values, the scratch "
+                 "holds %zu", act_elems, ctx->scratch_n);
+        USAGE_IF(wp < base || (wp - base) / sizeof(float) + w_elems > ctx->w_n,
+                 "kernels/ops.cu: bf16: weights outside the mirrored array");
+        NS_TRY(to_bf16(ctx, act, ctx->scratch16, act_elems));
+        const __nv_bfloat16 *w16 = ctx->w16 + (wp - base) / sizeof(float);
+        const void *a = act_is_a ? (const void *)ctx->scratch16 : (const void *)w16;
+        const void *b = act_is_a ? (const void *)w16 : (const void *)ctx->scratch16;
+        BLAS_TRY(cublasGemmStridedBatchedEx(
+            ctx->blas, g->ta, g->tb, g->m, g->n, g->k, &alpha, a, CUDA_R_16BF, g->lda, g->sa,
+            b, CUDA_R_16BF, g->ldb, g->sb, &beta, g->c, CUDA_R_32F, g->ldc, g->sc, g->batch,
+            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
+done:
+    return st;
+}
+
+// ---- convolution, continued ------------------------------------------------------
 
 // col (c_in * kh * kw, h_out * w_out) of one image; row r = (ci, ky, kx).
 __global__ void im2col_kernel(const float *x, float *col, int c_in, int h, int w, int kh, int kw,
@@ -317,10 +447,19 @@ extern "C" ns_status ns_cuda_conv2d(ns_cuda_ctx *ctx, const ns_conv_params *p, c
             }
             // Row-major y_g (cog, P) = w_g (cog, K) . col_g (K, P); cuBLAS is
             // column-major, so compute y_g^T (P, cog) = col_g^T . w_g^T.
-            BLAS_TRY(cublasSgemmStridedBatched(
-                ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)P, cog, K, &alpha, col, (int)P,
-                (long long)K * (long long)P, w, K, (long long)cog * K, &beta,
-                y + (size_t)i * p->c_out * P, (int)P, (long long)cog * (long long)P, G));
+            if (ctx->prec == NS_PREC_FP32) {
+                BLAS_TRY(cublasSgemmStridedBatched(
+                    ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)P, cog, K, &alpha, col, (int)P,
+                    (long long)K * (long long)P, w, K, (long long)cog * K, &beta,
+                    y + (size_t)i * p->c_out * P, (int)P, (long long)cog * (long long)P, G));
+            } else {
+                gemm_args g = {CUBLAS_OP_N, CUBLAS_OP_N, (int)P, cog, K,
+                               col, (int)P, (long long)K * (long long)P,
+                               w, K, (long long)cog * K,
+                               y + (size_t)i * p->c_out * P, (int)P,
+                               (long long)cog * (long long)P, G};
+                NS_TRY(gemm_reduced(ctx, &g, 1, col_total, (size_t)p->c_out * K));
+            }
         }
         st = bias_act(ctx, y, out_total, bias, P, (size_t)p->c_out, act);
     }
@@ -494,8 +633,13 @@ extern "C" ns_status ns_cuda_gemm(ns_cuda_ctx *ctx, const float *x, const float 
     } else {
         // Row-major y (n, m) = x (n, k) . w^T: column-major y^T (m, n) = w . x^T,
         // where w (m, k) row-major is column-major (k, m), hence op T.
-        BLAS_TRY(cublasSgemm(ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha, w, k, x, k,
-                             &beta, y, m));
+        if (ctx->prec == NS_PREC_FP32) {
+            BLAS_TRY(cublasSgemm(ctx->blas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha, w, k, x,
+                                 k, &beta, y, m));
+        } else {
+            gemm_args g = {CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, w, k, 0, x, k, 0, y, m, 0, 1};
+            NS_TRY(gemm_reduced(ctx, &g, 0, (size_t)n * k, (size_t)m * k));
+        }
     }
     st = bias_act(ctx, y, (size_t)n * m, bias, 1, (size_t)m, act);
 done:

@@ -24,6 +24,24 @@ typedef struct xgraph {
     uint64_t rng;
 } xgraph;
 
+/* Clears g and sets what every test graph states: seed, name, output node,
+ * input size, embedding dimension, L2 normalisation, mean/std per channel. */
+static inline void xg_begin(xgraph *g, uint64_t rng, const char *name, const char *output,
+                            int input_size, int dim, int l2, float mean, float sd)
+{
+    memset(g, 0, sizeof *g);
+    g->rng = rng;
+    snprintf(g->info.name, sizeof g->info.name, "%s", name);
+    snprintf(g->info.output, sizeof g->info.output, "%s", output);
+    g->info.input_size = input_size;
+    g->info.embed_dim = dim;
+    g->info.l2_normalize = l2;
+    for (int c = 0; c < 3; c++) {
+        g->info.mean[c] = mean;
+        g->info.std[c] = sd;
+    }
+}
+
 static inline float xg_rand(uint64_t *s) /* uniform in [-1, 1) */
 {
     *s = *s * 6364136223846793005ull + 1442695040888963407ull;
@@ -111,13 +129,7 @@ static inline void xg_clip(xgraph *g, const char *name, const char *in, float lo
 static inline ns_status xg_build_mixed(ns_model **out)
 {
     static xgraph g; /* big: keep it off the stack */
-    memset(&g, 0, sizeof g);
-    g.rng = 12345;
-    snprintf(g.info.name, sizeof g.info.name, "mixed");
-    snprintf(g.info.output, sizeof g.info.output, "head");
-    g.info.input_size = 16;
-    g.info.embed_dim = 10;
-    g.info.l2_normalize = 1;
+    xg_begin(&g, 12345, "mixed", "head", 16, 10, 1, 0.0f, 1.0f);
     g.info.bgr = 1;
     for (int c = 0; c < 3; c++) {
         g.info.mean[c] = 0.4f + 0.05f * c;

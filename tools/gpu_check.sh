@@ -9,8 +9,9 @@
 # and a failing step never stops the others.  Steps: device listing; the GPU parity
 # suites (test_cuda_gpu, test_ops_gpu, test_exec_gpu) and the CPU ones (test_ops,
 # test_exec); nightshift-bench-exec at batch 256 on cuda for resnet18, mobilenet_v2
-# and the default backbone (resnet18's per-node profile printed) and resnet18 on the
-# cpu at batch 64 as a reference; bench/embed/peer_torch.py on cuda (fp32, TF32 off)
+# and the default backbone (resnet18's per-node profile printed), resnet18 on cuda
+# at --precision tf32 and bf16 (3 s each), and resnet18 on the cpu at batch 64 as a
+# reference; bench/embed/peer_torch.py on cuda (fp32, TF32 off)
 # on the same frames; nightshift-gen + ingest + embed --device cuda end to end.
 # Logs go to ${NS_GPU_LOG:-/tmp/ns-gpu-check}; the short table comes last.
 # Without a GPU the cuda steps fail or skip within seconds and the table still prints.
@@ -127,6 +128,20 @@ if [[ -f $logs/ours_cuda_resnet18.txt ]]; then
     echo "resnet18 cuda profile (top of nightshift-bench-exec's report):"
     sed -n '3,14p' "$logs/ours_cuda_resnet18.txt" | sed 's/^/   /'
 fi
+# Reduced GEMM precisions (exec.h): speed against fp32 above; their error is printed
+# by test_exec_gpu (look for "vs fp32 reference" in its log).
+declare -A prec_ips
+for p in tf32 bf16; do
+    if ((gpu)); then
+        TAIL=2 step "ours_cuda_resnet18_$p" 20 "$run" "$bin/nightshift-bench-exec" \
+            "${arg[resnet18]}" --device cuda --precision $p --batch 256 --secs 3
+        prec_ips[$p]=$(ips "ours_cuda_resnet18_$p")
+    else
+        st=skip prec_ips[$p]=
+    fi
+    row "ours cuda resnet18 $p b256" "$st" \
+        "${prec_ips[$p]:+${prec_ips[$p]} img/s, x$(ratio "${prec_ips[$p]}" "${ours[resnet18]:-0}") fp32}"
+done
 TAIL=2 step ours_cpu_resnet18 60 "$run" "$bin/nightshift-bench-exec" "${arg[resnet18]}" \
     --device cpu --batch 64 --secs 3
 cpu_ips=$(ips ours_cpu_resnet18)
@@ -202,6 +217,8 @@ for m in "${models[@]}"; do
     printf '  %-13s ours %10s  peer %10s  ratio %s\n' "$m" "${ours[$m]:--}" "${peer[$m]:--}" \
         "$(ratio "${ours[$m]:-0}" "${peer[$m]:-0}")"
 done
+grep -h 'vs fp32 reference\|relative difference from fp32' "$logs/test_exec_gpu.txt" 2>/dev/null |
+    sed 's/^/  precision error: /'
 printf '  embed end to end %s frames/s = %s of resnet18 pure compute; cuda/cpu compute %s\n' \
     "${emb_fps:--}" "$(ratio "${emb_fps:-0}" "${ours[resnet18]:-0}")" \
     "$(ratio "${ours[resnet18]:-0}" "${cpu_ips:-0}")"

@@ -1,8 +1,8 @@
 /* exec_bench.c -- images/s of the executor on one model, and where the time goes.
  *
  *   nightshift-bench-exec MODEL|default [--batch N] [--size S] [--secs T]
- *                         [--device cpu|ref|cuda|auto] [--default-size N] [--seed N]
- *                         [--frames-out FILE] [--emb-out FILE]
+ *                         [--device cpu|ref|cuda|auto] [--precision fp32|tf32|bf16]
+ *                         [--default-size N] [--seed N] [--frames-out FILE] [--emb-out FILE]
  *
  * MODEL is a model file or "default" (the built-in backbone, input
  * --default-size [112], --seed [1]).  The model is planned once for --batch
@@ -11,7 +11,8 @@
  * [3] seconds have passed.  Prints `images_per_s <v>` and then the executor's
  * per-node profile (which includes the warm-up batch: planning-time faults
  * are not in it, but first-run cache effects are).  Threads come from
- * OMP_NUM_THREADS as for the library.
+ * OMP_NUM_THREADS as for the library.  --precision [fp32] picks the GEMM
+ * precision of the cuda executor (exec.h; tf32 and bf16 need --device cuda).
  *
  * For parity checks against a peer, --frames-out writes the frames as raw
  * uint8 (batch, S, S, 3) and --emb-out the warm-up batch's embeddings as raw
@@ -51,8 +52,8 @@ static ns_status write_raw(const char *path, const void *p, size_t bytes)
 static int usage(void)
 {
     fprintf(stderr, "usage: nightshift-bench-exec MODEL|default [--batch N] [--size S] [--secs T]\n"
-                    "       [--device cpu|ref|cuda|auto] [--default-size N] [--seed N]\n"
-                    "       [--frames-out FILE] [--emb-out FILE]\n");
+                    "       [--device cpu|ref|cuda|auto] [--precision fp32|tf32|bf16]\n"
+                    "       [--default-size N] [--seed N] [--frames-out FILE] [--emb-out FILE]\n");
     return 2;
 }
 
@@ -69,7 +70,7 @@ int main(int argc, char **argv)
     const char *model_arg = NULL, *frames_out = NULL, *emb_out = NULL;
     long batch = 64, S = 224, dsize = 112, seed = 1;
     double secs = 3.0;
-    ns_device dev = NS_DEVICE_CPU;
+    ns_exec_opts eo = {.device = NS_DEVICE_CPU, .precision = NS_PREC_FP32};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -97,7 +98,10 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--emb-out") == 0)
             emb_out = v;
         else if (strcmp(a, "--device") == 0) {
-            if (ns_device_parse(v, &dev) != NS_OK)
+            if (ns_device_parse(v, &eo.device) != NS_OK)
+                return usage();
+        } else if (strcmp(a, "--precision") == 0) {
+            if (ns_precision_parse(v, &eo.precision) != NS_OK)
                 return usage();
         } else
             return usage();
@@ -118,7 +122,7 @@ int main(int argc, char **argv)
                        : ns_model_load(model_arg, &m);
     if (st != NS_OK)
         goto done;
-    st = ns_exec_create(m, dev, (int)batch, (int)S, &e);
+    st = ns_exec_create_opts(m, &eo, (int)batch, (int)S, &e);
     if (st != NS_OK)
         goto done;
     size_t nfr = (size_t)batch * (size_t)S * (size_t)S * 3;
@@ -154,8 +158,9 @@ int main(int argc, char **argv)
         t = now();
     }
     printf("images_per_s %.2f\n", (double)(batches * batch) / (t - t0));
-    printf("model %s device %s batch %ld size %ld batches %ld secs %.3f\n", m->info.name,
-           ns_device_name(ns_exec_device(e)), batch, S, batches, t - t0);
+    printf("model %s device %s precision %s batch %ld size %ld batches %ld secs %.3f\n",
+           m->info.name, ns_device_name(ns_exec_device(e)),
+           ns_precision_name(ns_exec_precision(e)), batch, S, batches, t - t0);
     st = ns_exec_profile(e, &prof);
     if (st != NS_OK)
         goto done;

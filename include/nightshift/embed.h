@@ -35,6 +35,7 @@ typedef struct ns_embed_opts {
     volatile sig_atomic_t *cancel;  /* stop after the current batch */
     void (*on_progress)(void *ctx, const ns_embed_progress *p);
     void *ctx;
+    ns_precision precision;         /* NS_PREC_FP32; others need CUDA (exec.h) */
 } ns_embed_opts;
 
 void ns_embed_default_opts(ns_embed_opts *o);
@@ -49,9 +50,16 @@ typedef struct ns_embed_summary {
     size_t shards_selected, shards_embedded, shards_present;
     uint64_t frames;
     double seconds;
+    ns_precision precision;         /* the one used */
 } ns_embed_summary;
 
-/* NS_OK when every selected shard has embeddings; NS_ERR_BUSY when another
+/* Each file's device attribute says how it was made: "cpu", "cuda", "ref",
+ * with "-tf32" or "-bf16" appended for a reduced precision (embeddings.h).
+ * The model id does not change with the precision, so a shard already
+ * embedded at another precision counts as present: embed a reference period
+ * and the nights compared with it at the same precision.
+ *
+ * NS_OK when every selected shard has embeddings; NS_ERR_BUSY when another
  * run holds the model's lock; NS_ERR_INTERRUPTED when cancelled (finished
  * shards kept); model errors (load, input larger than the store's frames)
  * before anything is written. */

@@ -10,8 +10,9 @@
  *   attributes: model_id (hex SHA-256, the model file's id), model_name,
  *               dim (int32), shard_id (uint32), shard_path, shard_sha256 (the
  *               catalog's digest of the shard the rows come from), n_frames
- *               (uint64), device ("cpu", "cuda", "ref"), created (float64),
- *               writer ("nightshift x.y.z")
+ *               (uint64), device ("cpu", "cuda", "ref"; a reduced GEMM
+ *               precision is appended, "cuda-tf32" or "cuda-bf16", fp32 adds
+ *               nothing), created (float64), writer ("nightshift x.y.z")
  *   /embeddings float32 (n_frames, dim), row i = frame i of the shard (so row
  *               first_frame + i of the store's view), chunked by 1024 rows
  * A file counts as present only when every attribute matches the model and

@@ -36,6 +36,12 @@ static void help(const ns_embed_opts *d)
            "  --size N           input of the default backbone, 112 or 128 [%d]\n"
            "  --seed N           seed of the default backbone [%" PRIu64 "]\n"
            "  --device D         auto|cpu|cuda [auto: the GPU when built with CUDA and present]\n"
+           "  --precision P      fp32|tf32|bf16: the GPU's conv and dense GEMMs [fp32, exact];\n"
+           "                     tf32 and bf16 need --device cuda and are faster but off by\n"
+           "                     about 1e-3 (tf32) and 1e-2 (bf16) relative per embedding\n"
+           "                     (bounds to be measured on a GPU).  The model id stays the\n"
+           "                     same: embed a reference and the nights compared with it at\n"
+           "                     the same precision (files record it as device cuda-tf32...)\n"
            "  --batch N          frames per batch [%d]\n"
            "  --nights RANGE     YYYY-MM-DD, FROM..TO, FROM.. or ..TO [all]\n"
            "  --wait             wait for another run of the same model instead of exiting 75\n"
@@ -54,6 +60,7 @@ int cmd_embed(int argc, char **argv)
         {"device", required_argument, 0, 'd'}, {"batch", required_argument, 0, 'b'},
         {"nights", required_argument, 0, 'n'}, {"wait", no_argument, 0, 'w'},
         {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
+        {"precision", required_argument, 0, 'p'},
         {0, 0, 0, 0}};
     ns_embed_opts o;
     ns_embed_summary sum;
@@ -84,6 +91,12 @@ int cmd_embed(int argc, char **argv)
         case 'd':
             if (ns_device_parse(optarg, &o.device) != NS_OK) {
                 fprintf(stderr, "nightshift embed: --device must be auto, cpu or cuda\n");
+                return NS_EXIT_USAGE;
+            }
+            break;
+        case 'p':
+            if (ns_precision_parse(optarg, &o.precision) != NS_OK) {
+                fprintf(stderr, "nightshift embed: --precision must be fp32, tf32 or bf16\n");
                 return NS_EXIT_USAGE;
             }
             break;
@@ -124,9 +137,11 @@ int cmd_embed(int argc, char **argv)
     st = ns_embed_run(store, &o, &sum);
     ns_cli_progress_clear(&prog);
     if (sum.model_id[0] && sum.dim > 0)
-        printf("embed: model %s (%.12s, %d dims) on %s: %zu shards embedded, %zu already "
+        printf("embed: model %s (%.12s, %d dims) on %s%s%s: %zu shards embedded, %zu already "
                "present, %" PRIu64 " frames in %.1f s, %.0f frames/s\n",
                sum.model_name, sum.model_id, sum.dim, ns_device_name(sum.device),
+               sum.precision != NS_PREC_FP32 ? "-" : "",
+               sum.precision != NS_PREC_FP32 ? ns_precision_name(sum.precision) : "",
                sum.shards_embedded, sum.shards_present, sum.frames, sum.seconds,
                sum.seconds > 0 ? (double)sum.frames / sum.seconds : 0.0);
     return st == NS_OK ? NS_EXIT_OK : ns_cli_fail("embed", st);

@@ -151,6 +151,7 @@ static ns_status embed_shard(ns_store *s, ns_exec *e, const ns_embed_opts *o,
     shard_pipe p;
     pthread_t io;
     int started = 0;
+    char device[32];
     uint64_t n_batches = (sh->n_frames + (uint64_t)o->batch - 1) / (uint64_t)o->batch;
     memset(&p, 0, sizeof p);
     p.s = s;
@@ -165,8 +166,11 @@ static ns_status embed_shard(ns_store *s, ns_exec *e, const ns_embed_opts *o,
     }
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
-    st = ns_emb_begin(s, sum->model_id, sum->model_name, sum->dim, sh,
-                      ns_device_name(sum->device), &p.w);
+    /* fp32 keeps the plain device name, as files written before precisions had. */
+    snprintf(device, sizeof device, "%s%s%s", ns_device_name(sum->device),
+             sum->precision != NS_PREC_FP32 ? "-" : "",
+             sum->precision != NS_PREC_FP32 ? ns_precision_name(sum->precision) : "");
+    st = ns_emb_begin(s, sum->model_id, sum->model_name, sum->dim, sh, device, &p.w);
     if (st == NS_OK) {
         if (pthread_create(&io, NULL, io_main, &p) != 0)
             st = ns_error(NS_ERR_INTERNAL, "cannot start the embedding I/O thread");
@@ -217,6 +221,7 @@ ns_status ns_embed_run(const char *store_dir, const ns_embed_opts *o, ns_embed_s
     ns_store *s = NULL;
     ns_model *m = NULL;
     ns_exec *e = NULL;
+    ns_exec_opts eo = {.device = o->device, .precision = o->precision};
     uint8_t *frames = NULL;
     float *emb = NULL;
     int lock_fd = -1;
@@ -242,9 +247,10 @@ ns_status ns_embed_run(const char *store_dir, const ns_embed_opts *o, ns_embed_s
     snprintf(sum->model_name, sizeof sum->model_name, "%s", m->info.name);
     if ((st = ns_store_open_read(store_dir, &s)) != NS_OK)
         goto done;
-    if ((st = ns_exec_create(m, o->device, o->batch, ns_store_frame_size(s), &e)) != NS_OK)
+    if ((st = ns_exec_create_opts(m, &eo, o->batch, ns_store_frame_size(s), &e)) != NS_OK)
         goto done;
     sum->device = ns_exec_device(e);
+    sum->precision = ns_exec_precision(e);
     sum->dim = ns_exec_dim(e);
     if ((st = ns_emb_lock(s, sum->model_id, o->wait, &lock_fd)) != NS_OK)
         goto done;

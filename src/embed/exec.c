@@ -14,7 +14,9 @@
  * Running dispatches through the device's operator table (exec_internal.h);
  * every node is timed.  On CUDA the stream is synchronised after every node
  * so the per-node times are real; that costs some overlap, which is small
- * next to the convolutions of these backbones.
+ * next to the convolutions of these backbones.  A reduced precision is the
+ * CUDA context's business (ns_cuda_ctx_set_precision): the plan only sizes
+ * its bf16 scratch.
  */
 #include "nightshift/exec.h"
 
@@ -166,6 +168,23 @@ const char *ns_device_name(ns_device d)
     return (unsigned)d < 4 ? device_names[d] : "?";
 }
 
+static const char *const precision_names[] = {"fp32", "tf32", "bf16"};
+
+ns_status ns_precision_parse(const char *s, ns_precision *out)
+{
+    for (int p = 0; p < 3; p++)
+        if (s && strcmp(s, precision_names[p]) == 0) {
+            *out = (ns_precision)p;
+            return NS_OK;
+        }
+    return ns_error(NS_ERR_USAGE, "unknown precision '%s' (fp32, tf32 or bf16)", s ? s : "");
+}
+
+const char *ns_precision_name(ns_precision p)
+{
+    return (unsigned)p < 3 ? precision_names[p] : "?";
+}
+
 /* ---- the plan --------------------------------------------------------------------- */
 
 enum { RUN = 0, VIEW, FUSED, DEAD }; /* what a node does at run time */
@@ -176,6 +195,7 @@ enum { PROF_UPLOAD = 0, PROF_OUTPUT, PROF_EXTRA };
 struct ns_exec {
     const ns_model *m;
     ns_device dev;
+    ns_precision prec;         /* of the conv and dense GEMMs (CUDA only) */
     const ns_exec_backend *be;
     ns_cuda_ctx *cuda;
     int max_batch, S, threads, normalize;
@@ -436,9 +456,16 @@ static ns_status pick_device(ns_device want, ns_device *got)
 
 ns_status ns_exec_create(const ns_model *m, ns_device dev, int max_batch, int S, ns_exec **out)
 {
+    ns_exec_opts o = {.device = dev, .precision = NS_PREC_FP32};
+    return ns_exec_create_opts(m, &o, max_batch, S, out);
+}
+
+ns_status ns_exec_create_opts(const ns_model *m, const ns_exec_opts *o, int max_batch, int S,
+                              ns_exec **out)
+{
     ns_exec *e = NULL;
     int *root = NULL, *readers = NULL, *cons = NULL, *lastuse = NULL;
-    size_t *off = NULL, n_act = 0, ws = 0, frame_bytes;
+    size_t *off = NULL, n_act = 0, ws = 0, bf16 = 0, frame_bytes;
     float *host_ones = NULL;
     ns_status st = NS_OK;
     *out = NULL;
@@ -461,8 +488,14 @@ ns_status ns_exec_create(const ns_model *m, ns_device dev, int max_batch, int S,
     e->pre.bgr = m->info.bgr;
     memcpy(e->pre.mean, m->info.mean, sizeof e->pre.mean);
     memcpy(e->pre.std, m->info.std, sizeof e->pre.std);
-    if ((st = pick_device(dev, &e->dev)) != NS_OK)
+    if ((st = pick_device(o->device, &e->dev)) != NS_OK)
         goto done;
+    e->prec = o->precision;
+    if ((unsigned)e->prec > NS_PREC_BF16 || (e->prec != NS_PREC_FP32 && e->dev != NS_DEVICE_CUDA)) {
+        st = ns_error(NS_ERR_UNSUPPORTED, "precision %s needs --device cuda (%s is fp32 only)",
+                      ns_precision_name(e->prec), ns_device_name(e->dev));
+        goto done;
+    }
     switch (e->dev) {
     case NS_DEVICE_REF: e->be = &ns_exec_backend_ref; break;
     case NS_DEVICE_CUDA: e->be = &ns_exec_backend_cuda; break;
@@ -498,6 +531,11 @@ ns_status ns_exec_create(const ns_model *m, ns_device dev, int max_batch, int S,
                           : e->dev == NS_DEVICE_CPU ? ns_conv_workspace_floats(&e->cp[k], e->threads)
                                                     : 0;
             ws = need > ws ? need : ws;
+            need = ns_cuda_bf16_conv_elems(&e->cp[k]);
+            bf16 = need > bf16 ? need : bf16;
+        } else if (m->nodes[k].op == NS_OP_GEMM) {
+            size_t need = (size_t)max_batch * per_sample(&m->nodes[m->nodes[k].inputs[0]]);
+            bf16 = need > bf16 ? need : bf16;
         }
     }
     if ((st = assign_buffers(e, root, lastuse, off, &n_act)) != NS_OK)
@@ -527,6 +565,9 @@ ns_status ns_exec_create(const ns_model *m, ns_device dev, int max_batch, int S,
              (st = ns_cuda_upload(e->cuda, e->dev_weights, m->weights,
                                   m->n_weight_floats * sizeof(float))) != NS_OK) ||
             (st = ns_cuda_upload(e->cuda, e->ones, host_ones, (size_t)max_batch * sizeof(float))) != NS_OK ||
+            (e->prec != NS_PREC_FP32 &&
+             (st = ns_cuda_ctx_set_precision(e->cuda, e->prec, e->dev_weights, m->n_weight_floats,
+                                             bf16)) != NS_OK) ||
             (st = ns_cuda_ctx_sync(e->cuda)) != NS_OK) {
             st = ns_error_wrap(st, "exec: preparing the CUDA device");
             goto done;
@@ -558,6 +599,8 @@ done:
 }
 
 ns_device ns_exec_device(const ns_exec *e) { return e->dev; }
+
+ns_precision ns_exec_precision(const ns_exec *e) { return e->prec; }
 
 int ns_exec_dim(const ns_exec *e) { return (int)per_sample(&e->m->nodes[e->m->output]); }
 
@@ -737,8 +780,10 @@ ns_status ns_exec_profile(const ns_exec *e, ns_strbuf *out)
             order[j] = order[j - 1];
         order[j] = v;
     }
-    ns_strbuf_printf(out, "%s on %s: %ld runs, %ld samples, %.3f s", e->m->info.name,
-                     ns_device_name(e->dev), e->runs, e->samples, total);
+    ns_strbuf_printf(out, "%s on %s%s%s: %ld runs, %ld samples, %.3f s", e->m->info.name,
+                     ns_device_name(e->dev), e->prec != NS_PREC_FP32 ? " " : "",
+                     e->prec != NS_PREC_FP32 ? ns_precision_name(e->prec) : "", e->runs,
+                     e->samples, total);
     if (total > 0)
         ns_strbuf_printf(out, ", %.1f samples/s", (double)e->samples / total);
     ns_strbuf_printf(out, "%s\n", e->be->on_device ? " (stream synchronised per node)" : "");
