@@ -231,8 +231,14 @@ static ns_status thumb(ns_strbuf *sb, ns_thumbs *th, const ns_detect_result *r, 
     st = ns_thumbs_img(th, f->view_row[row], alt.data ? alt.data : role, sb);
     ns_strbuf_printf(sb, "<figcaption>%s<br>", role);
     esc(sb, c ? c->camera : "?");
-    ns_strbuf_printf(sb, "<br><span class=\"src\">");
-    esc(sb, c ? c->source : "");
+    /* The file name fits under a thumbnail; the whole path is in the title. */
+    {
+        const char *src = c ? c->source : "", *base = strrchr(src, '/');
+        ns_strbuf_printf(sb, "<br><span class=\"src\" title=\"");
+        esc(sb, src);
+        ns_strbuf_printf(sb, "\">");
+        esc(sb, base ? base + 1 : src);
+    }
     ns_strbuf_printf(sb, "<br>");
     esc(sb, f->member ? f->member[row] : "");
     ns_strbuf_printf(sb, "</span></figcaption></figure>\n");
