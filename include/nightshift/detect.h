@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nightshift/exec.h"
 #include "nightshift/frameset.h"
 #include "nightshift/image.h"
 #include "nightshift/mmd.h"
@@ -61,6 +62,8 @@ typedef struct ns_detect_opts {
     int max_conditions;       /* 10 reported in detail */
     uint64_t seed;            /* 1 */
     int threads;              /* 0: OpenMP's default */
+    ns_device device;         /* AUTO: the GPU for kNN, kernel sums and k-means when
+                               * the build has CUDA and a device answers */
 } ns_detect_opts;
 
 void ns_detect_default_opts(ns_detect_opts *o);
@@ -150,6 +153,7 @@ typedef struct ns_detect_result {
     uint64_t *ref_counts;            /* (kmeans_k) reference sample frames per centroid */
     uint64_t *tonight_counts;        /* (kmeans_k) */
     double seconds[6];               /* load, knn, test, clusters, attribution, total */
+    ns_device device;                /* the one that ran (AUTO resolved) */
 } ns_detect_result;
 
 /* Runs detection for one night of an open store.  Errors before anything is

@@ -41,6 +41,9 @@ typedef enum ns_device {
 
 ns_status ns_device_parse(const char *s, ns_device *out); /* auto|cpu|cuda|ref */
 const char *ns_device_name(ns_device d);
+/* AUTO becomes CUDA when the build has it and a device answers, else CPU;
+ * CUDA without a usable device is NS_ERR_NODEV; CPU and REF stay. */
+ns_status ns_device_resolve(ns_device want, ns_device *got);
 
 typedef enum ns_precision {
     NS_PREC_FP32 = 0,

@@ -46,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nightshift/exec.h"
 #include "nightshift/frameset.h"
 #include "nightshift/image.h"
 #include "nightshift/status.h"
@@ -88,6 +89,8 @@ typedef struct ns_reference_opts {
     int kmeans_k;            /* 16 */
     uint64_t seed;           /* 1 */
     int threads;             /* 0: OpenMP's default */
+    ns_device device;        /* AUTO: k-means and the kNN calibration on the GPU when
+                              * the build has CUDA and a device answers */
 } ns_reference_opts;
 
 void ns_reference_default_opts(ns_reference_opts *o);

@@ -51,6 +51,8 @@ static void help(const ns_detect_opts *d)
            "  --history DIR        earlier nights' outputs for the timeline [parent of --out]\n"
            "  --fail-on-shift      exit 3 when the test finds a shift\n"
            "  --threads N          worker threads [OpenMP's default]\n"
+           "  --device D           auto|cpu|cuda: where kNN, kernel sums and k-means run\n"
+           "                       [auto: the GPU when built with CUDA and present]\n"
            "  --quiet              only errors\n"
            "Exit codes: 0 ok, 1 failure, 2 usage (also: fewer clips than the test needs, a\n"
            "reference from another model), 3 shift found with --fail-on-shift.\n",
@@ -131,9 +133,10 @@ static void print_result(const ns_detect_result *r, const char *out)
         printf("  novel condition %zu: %zu frames, %zu clips, %zu camera(s), %s-%s UTC%s%s\n",
                i + 1, c->n_frames, c->n_clips, c->n_cams, a, b, len ? "; " : "", what);
     }
-    printf("  time: load %.2f s, kNN %.2f s, shift test %.2f s, clusters %.2f s, attribution "
+    printf("  time (%s): load %.2f s, kNN %.2f s, shift test %.2f s, clusters %.2f s, attribution "
            "%.2f s; total %.2f s\n",
-           r->seconds[0], r->seconds[1], r->seconds[2], r->seconds[3], r->seconds[4],
+           ns_device_name(r->device), r->seconds[0], r->seconds[1], r->seconds[2], r->seconds[3],
+           r->seconds[4],
            r->seconds[5]);
     printf("  report: %s/report.html\n", out);
 }
@@ -149,7 +152,8 @@ int cmd_detect(int argc, char **argv)
         {"novel-k", required_argument, 0, 'K'},   {"seed", required_argument, 0, 'r'},
         {"permute", required_argument, 0, 'p'},   {"history", required_argument, 0, 'H'},
         {"fail-on-shift", no_argument, 0, 'F'},   {"threads", required_argument, 0, 't'},
-        {"quiet", no_argument, 0, 'q'},           {"help", no_argument, 0, 'h'},
+        {"quiet", no_argument, 0, 'q'},           {"device", required_argument, 0, 'd'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ns_detect_opts o;
     ns_detect_result r;
@@ -179,6 +183,12 @@ int cmd_detect(int argc, char **argv)
         case 'H': history = optarg; break;
         case 'F': fail_on_shift = 1; break;
         case 'q': quiet = 1; break;
+        case 'd':
+            if (ns_device_parse(optarg, &o.device) != NS_OK) {
+                fprintf(stderr, "nightshift detect: --device must be auto, cpu or cuda\n");
+                return NS_EXIT_USAGE;
+            }
+            break;
         case 'p':
             if (strcmp(optarg, "clips") == 0)
                 o.permute_frames = 0;

@@ -28,6 +28,8 @@ static void help(const ns_reference_opts *d)
            "  --kmeans-k N       k-means clusters of the reference [%d]\n"
            "  --seed N           seed of the sampling and k-means [%" PRIu64 "]\n"
            "  --threads N        worker threads [OpenMP's default]\n"
+           "  --device D         auto|cpu|cuda: where k-means and the kNN calibration run\n"
+           "                     [auto: the GPU when built with CUDA and present]\n"
            "Exit codes: 0 ok, 1 failure, 2 usage (also: fewer than 3 clips).\n",
            d->model, d->frame_cap, d->knn_k, d->kmeans_k, d->seed);
 }
@@ -60,7 +62,8 @@ int cmd_reference(int argc, char **argv)
         {"model", required_argument, 0, 'm'},    {"out", required_argument, 0, 'o'},
         {"frame-cap", required_argument, 0, 'c'}, {"knn-k", required_argument, 0, 'k'},
         {"kmeans-k", required_argument, 0, 'K'}, {"seed", required_argument, 0, 'r'},
-        {"threads", required_argument, 0, 't'},  {"help", no_argument, 0, 'h'},
+        {"threads", required_argument, 0, 't'},  {"device", required_argument, 0, 'd'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ns_reference_opts o;
     ns_reference ref;
@@ -112,6 +115,12 @@ int cmd_reference(int argc, char **argv)
         case 'r':
             if (!ns_cli_parse_u64(optarg, &o.seed)) {
                 fprintf(stderr, "nightshift reference: invalid --seed '%s'\n", optarg);
+                return NS_EXIT_USAGE;
+            }
+            break;
+        case 'd':
+            if (ns_device_parse(optarg, &o.device) != NS_OK) {
+                fprintf(stderr, "nightshift reference: --device must be auto, cpu or cuda\n");
                 return NS_EXIT_USAGE;
             }
             break;

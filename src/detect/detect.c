@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "compute.h"
 #include "detect_internal.h"
 #include "nightshift/kmeans.h"
 #include "nightshift/knn.h"
@@ -38,6 +39,7 @@ void ns_detect_default_opts(ns_detect_opts *o)
     o->max_conditions = 10;
     o->seed = 1;
     o->threads = 0;
+    o->device = NS_DEVICE_AUTO;
 }
 
 void ns_detect_result_release(ns_detect_result *r)
@@ -139,8 +141,8 @@ static ns_status novelty(const ns_reference *ref, const ns_detect_opts *o, float
 {
     const ns_frameset *t = &r->tonight;
     int k = ref->knn_k, kk = ref->kmeans_k;
-    ns_status st = ns_knn_search(t->emb, t->n, ref->sample.emb, ref->sample.n, t->d, k, NULL,
-                                 NULL, o->threads, dist, nbr);
+    ns_status st = ns_det_knn(r->device, t->emb, t->n, ref->sample.emb, ref->sample.n, t->d, k,
+                              NULL, NULL, o->threads, dist, nbr);
     if (st != NS_OK)
         return st;
     for (size_t i = 0; i < t->n; i++) {
@@ -149,7 +151,8 @@ static ns_status novelty(const ns_reference *ref, const ns_detect_opts *o, float
         r->novel[i] = r->pval[i] < o->frame_alpha;
         r->n_novel += r->novel[i];
     }
-    st = ns_kmeans_assign(t->emb, t->n, t->d, ref->centroids, kk, r->ref_cluster, NULL);
+    st = ns_det_kmeans_assign(r->device, t->emb, t->n, t->d, ref->centroids, kk, r->ref_cluster,
+                              NULL);
     if (st != NS_OK)
         return st;
     for (size_t i = 0; i < t->n; i++)
@@ -281,7 +284,8 @@ static ns_status shift_test(const ns_reference *ref, const ns_detect_opts *o,
     off[nb] = at; /* nb <= nblocks: clips without frames make no block */
     for (size_t b = 0; b < nb; b++)
         size[b] = off[b + 1] - off[b];
-    if ((st = ns_mmd_block_sums(x, at, t->d, off, nb, ref->sigma, o->threads, S)) != NS_OK)
+    if ((st = ns_det_block_sums(r->device, x, at, t->d, off, nb, ref->sigma, o->threads, S)) !=
+        NS_OK)
         goto done;
     if (o->permute_frames)
         st = ns_mmd_perm_test(S, size, nb, g, o->n_perm, o->seed, o->threads, 1, &r->test);
@@ -404,7 +408,7 @@ static ns_status conditions(const ns_reference *ref, const ns_detect_opts *o,
         ko.k = kk < 1 ? 1 : (int)kk;
         ko.seed = o->seed;
         ko.threads = o->threads;
-        if ((st = ns_kmeans_fit(resid, n_c, d, &ko, &km)) != NS_OK)
+        if ((st = ns_det_kmeans_fit(r->device, resid, n_c, d, &ko, &km)) != NS_OK)
             goto done;
         c.assign = km.assign;
         c.k = ko.k;
@@ -441,6 +445,8 @@ ns_status ns_detect_run(ns_store *s, const ns_reference *ref, const char *night,
         return st;
     snprintf(r->night, sizeof r->night, "%s", night);
     r->opts = *o;
+    if ((st = ns_device_resolve(o->device, &r->device)) != NS_OK)
+        return st;
     if ((st = load_night(s, ref, night, &r->tonight)) != NS_OK)
         goto done;
     if (r->tonight.n_clips < (size_t)o->min_clips || ref->sample.n_clips < (size_t)o->min_clips) {

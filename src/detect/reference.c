@@ -14,6 +14,7 @@
 #include "nightshift/mmd.h"
 #include "nightshift/model.h"
 
+#include "compute.h"
 #include "detect_util.h"
 
 #define SIGMA_MAX_PAIRS 200000
@@ -28,6 +29,7 @@ void ns_reference_default_opts(ns_reference_opts *o)
     o->kmeans_k = 16;
     o->seed = 1;
     o->threads = 0;
+    o->device = NS_DEVICE_AUTO;
 }
 
 void ns_reference_release(ns_reference *r)
@@ -95,7 +97,7 @@ static ns_status sample_clips(const ns_store *s, const size_t *rows, size_t n_ro
 }
 
 /* Centroids, counts, radii and inertia from the sample. */
-static ns_status fit_kmeans(ns_reference *r, int threads)
+static ns_status fit_kmeans(ns_reference *r, ns_device dev, int threads)
 {
     const ns_frameset *f = &r->sample;
     ns_status st;
@@ -108,7 +110,7 @@ static ns_status fit_kmeans(ns_reference *r, int threads)
     ko.k = r->kmeans_k;
     ko.seed = r->seed;
     ko.threads = threads;
-    if ((st = ns_kmeans_fit(f->emb, f->n, f->d, &ko, &km)) != NS_OK)
+    if ((st = ns_det_kmeans_fit(dev, f->emb, f->n, f->d, &ko, &km)) != NS_OK)
         return ns_error_wrap(st, "reference k-means");
     assign = malloc(f->n * sizeof *assign);
     dist2 = malloc(f->n * sizeof *dist2);
@@ -121,7 +123,8 @@ static ns_status fit_kmeans(ns_reference *r, int threads)
         goto done;
     }
     /* Radii and counts from one assignment pass, so they agree. */
-    if ((st = ns_kmeans_assign(f->emb, f->n, f->d, km.centroids, r->kmeans_k, assign, dist2)) !=
+    if ((st = ns_det_kmeans_assign(dev, f->emb, f->n, f->d, km.centroids, r->kmeans_k, assign,
+                                   dist2)) !=
         NS_OK)
         goto done;
     for (size_t i = 0; i < f->n; i++) {
@@ -146,7 +149,7 @@ done:
 }
 
 /* Leave-one-clip-out k-th neighbour distances and their sorted copy. */
-static ns_status fit_loco(ns_reference *r, int threads)
+static ns_status fit_loco(ns_reference *r, ns_device dev, int threads)
 {
     const ns_frameset *f = &r->sample;
     const size_t n = f->n, k = (size_t)r->knn_k;
@@ -162,7 +165,7 @@ static ns_status fit_loco(ns_reference *r, int threads)
     }
     for (size_t i = 0; i < n; i++)
         groups[i] = f->clip[i];
-    if ((st = ns_knn_search(f->emb, n, f->emb, n, f->d, r->knn_k, groups, groups, threads, dist,
+    if ((st = ns_det_knn(dev, f->emb, n, f->emb, n, f->d, r->knn_k, groups, groups, threads, dist,
                             r->loco_idx)) != NS_OK) {
         st = ns_error_wrap(st, "reference neighbours");
         goto done;
@@ -281,6 +284,7 @@ ns_status ns_reference_build_from(ns_store *s, const char *model_id, const char 
     ns_status st = NS_OK;
     ns_reference r;
     size_t *rows = NULL, *chosen = NULL, n_rows = 0, n_chosen = 0;
+    ns_device dev = NS_DEVICE_CPU;
     struct timespec now;
     memset(&r, 0, sizeof r);
     memset(out, 0, sizeof *out);
@@ -328,7 +332,9 @@ ns_status ns_reference_build_from(ns_store *s, const char *model_id, const char 
     if ((st = ns_frameset_load(s, model_id, dim, chosen, n_chosen, &r.sample)) != NS_OK)
         goto done;
     r.kmeans_k = (size_t)o->kmeans_k < r.sample.n ? o->kmeans_k : (int)r.sample.n;
-    if ((st = fit_kmeans(&r, o->threads)) != NS_OK || (st = fit_loco(&r, o->threads)) != NS_OK)
+    if ((st = ns_device_resolve(o->device, &dev)) != NS_OK ||
+        (st = fit_kmeans(&r, dev, o->threads)) != NS_OK ||
+        (st = fit_loco(&r, dev, o->threads)) != NS_OK)
         goto done;
     if ((st = ns_mmd_median_sigma(r.sample.emb, r.sample.n, r.sample.d, SIGMA_MAX_PAIRS, o->seed,
                                   &r.sigma)) != NS_OK) {

@@ -421,7 +421,7 @@ done:
     return st;
 }
 
-static ns_status pick_device(ns_device want, ns_device *got)
+ns_status ns_device_resolve(ns_device want, ns_device *got)
 {
     ns_cuda_device devs[NS_CUDA_MAX_DEVICES];
     int count = 0;
@@ -430,7 +430,7 @@ static ns_status pick_device(ns_device want, ns_device *got)
     if (want == NS_DEVICE_CPU || want == NS_DEVICE_REF)
         return NS_OK;
     if (want != NS_DEVICE_AUTO && want != NS_DEVICE_CUDA)
-        return ns_error(NS_ERR_USAGE, "exec: unknown device %d", (int)want);
+        return ns_error(NS_ERR_USAGE, "unknown device %d", (int)want);
     st = ns_cuda_devices(devs, NS_CUDA_MAX_DEVICES, &count);
     if (st == NS_OK && count < 1)
         st = ns_error(NS_ERR_NODEV, "no CUDA device found");
@@ -439,7 +439,7 @@ static ns_status pick_device(ns_device want, ns_device *got)
         return NS_OK;
     }
     if (want == NS_DEVICE_CUDA)
-        return ns_error_wrap(NS_ERR_NODEV, "exec: device cuda");
+        return ns_error_wrap(NS_ERR_NODEV, "device cuda");
     ns_error_clear();
     *got = NS_DEVICE_CPU;
     return NS_OK;
@@ -488,7 +488,7 @@ ns_status ns_exec_create_opts(const ns_model *m, const ns_exec_opts *o, int max_
     e->pre.bgr = m->info.bgr;
     memcpy(e->pre.mean, m->info.mean, sizeof e->pre.mean);
     memcpy(e->pre.std, m->info.std, sizeof e->pre.std);
-    if ((st = pick_device(o->device, &e->dev)) != NS_OK)
+    if ((st = ns_device_resolve(o->device, &e->dev)) != NS_OK)
         goto done;
     e->prec = o->precision;
     if ((unsigned)e->prec > NS_PREC_BF16 || (e->prec != NS_PREC_FP32 && e->dev != NS_DEVICE_CUDA)) {

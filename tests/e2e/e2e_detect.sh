@@ -133,6 +133,25 @@ check "  message names the file" grep -q "bad.ref.h5" "$T/err6.txt"
 after=$(cd "$T/out" && find . -type f | sort | xargs sha256sum)
 check "earlier outputs unchanged after the failures" test "$before" = "$after"
 check "no temporary directories left" sh -c "! ls -d '$T'/out/*.tmp.* '$T'/out/*.old.* 2>/dev/null | grep -q ."
+# The device: on a GPU machine the CUDA kernels must agree with the CPU on the
+# verdict and the conditions; without one, --device cuda is a clear error.
+if "$NS_BIN" info --devices 2>&1 | grep -q "devices: none"; then
+  expect_rc 1 "--device cuda without a GPU" sh -c "'$NS_BIN' detect --store '$T/glove.store' --night 2026-11-06 \
+    --reference '$T/glove.ref.h5' --out '$T/gpu' --device cuda 2> '$T/err7.txt'"
+  check "  message names the device" grep -q "device cuda" "$T/err7.txt"
+  check "  nothing written" test ! -e "$T/gpu"
+else
+  expect_rc 0 "detect with --device cuda" "$NS_BIN" detect --store "$T/glove.store" --night 2026-11-06 \
+    --reference "$T/glove.ref.h5" --out "$T/gpu" --device cuda --quiet
+  check "  the GPU agrees with the CPU on the verdict and the top condition" $PY - "$T/gpu" "$T/out/2026-11-06" <<'PY'
+import json, sys
+g, c = (json.load(open(f"{d}/summary.json")) for d in sys.argv[1:3])
+assert g["verdict"] == c["verdict"], (g["verdict"], c["verdict"])
+assert abs(g["mmd2"] - c["mmd2"]) <= 1e-4 * abs(c["mmd2"]) + 1e-9, (g["mmd2"], c["mmd2"])
+tg, tc = g["top_conditions"][0], c["top_conditions"][0]
+assert abs(tg["frames"] - tc["frames"]) <= 0.02 * tc["frames"] + 2, (tg["frames"], tc["frames"])
+PY
+fi
 expect_rc 3 "--fail-on-shift exits 3 on the glove night" "$NS_BIN" detect --store "$T/glove.store" --night 2026-11-06 \
   --reference "$T/glove.ref.h5" --out "$T/fail" --fail-on-shift --quiet
 finish
