@@ -2,11 +2,9 @@
  * Only the bytes live here; what the graph means is checked by
  * ns_model_build in src/embed/model.c. */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "nightshift/fsutil.h"
 #include "nightshift/model.h"
@@ -150,36 +148,22 @@ done:
     return st;
 }
 
+typedef struct save_ctx {
+    const ns_model *m;
+    char id[NS_SHA256_HEX];
+} save_ctx;
+
+static ns_status write_model(hid_t f, const char *tmp, void *ctx)
+{
+    const save_ctx *c = ctx;
+    return write_content(f, tmp, c->m, c->id);
+}
+
 ns_status ns_model_save(const char *path, const ns_model *m)
 {
-    char tmp[PATH_MAX], id[NS_SHA256_HEX];
-    ns_status st;
-    hid_t f = H5I_INVALID_HID;
-    ns_h5_init();
-    tmp[0] = '\0';
-    ns_model_compute_id(m, id);
-    if ((st = ns_tmp_name(path, tmp, sizeof tmp)) != NS_OK)
-        goto done;
-    if ((f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)) < 0) {
-        st = ns_h5_error(NS_ERR_IO, "cannot create model file '%s'", tmp);
-        goto done;
-    }
-    if ((st = write_content(f, tmp, m, id)) != NS_OK)
-        goto done;
-    herr_t r = H5Fclose(f);
-    f = H5I_INVALID_HID;
-    if (r < 0) {
-        st = ns_h5_error(NS_ERR_IO, "cannot close model file '%s'", tmp);
-        goto done;
-    }
-    if ((st = ns_fsync_path(tmp)) != NS_OK)
-        goto done;
-    st = ns_atomic_rename(tmp, path);
-done:
-    if (f >= 0) H5Fclose(f);
-    if (st != NS_OK && tmp[0])
-        unlink(tmp);
-    return st;
+    save_ctx c = {.m = m};
+    ns_model_compute_id(m, c.id);
+    return ns_h5_save_atomic(path, "model file", write_model, &c);
 }
 
 /* ---- loading -------------------------------------------------------------------- */
