@@ -1,4 +1,4 @@
-/* exec_graphs.h -- fixtures shared by test_exec.c and test_exec_gpu.c: a
+/* exec_graphs.h -- fixtures shared by test_exec.c, test_exec_gpu.c and test_model.c: a
  * small graph that touches every operator the executor runs, random frames,
  * and the embedding comparison. */
 #ifndef NIGHTSHIFT_TESTS_EXEC_GRAPHS_H
@@ -48,11 +48,10 @@ static inline float xg_rand(uint64_t *s) /* uniform in [-1, 1) */
     return (float)((*s >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
-static inline ns_model_node_rec *xg_node(xgraph *g, const char *name, const char *op,
-                                         const char *in0, const char *in1)
+/* Fills one node record: name, op and up to two inputs (NULL: none). */
+static inline void xg_set_node(ns_model_node_rec *r, const char *name, const char *op,
+                               const char *in0, const char *in1)
 {
-    ck_assert_uint_lt(g->n, XG_MAX_NODES);
-    ns_model_node_rec *r = &g->recs[g->n++];
     memset(r, 0, sizeof *r);
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->op, sizeof r->op, "%s", op);
@@ -60,6 +59,14 @@ static inline ns_model_node_rec *xg_node(xgraph *g, const char *name, const char
         snprintf(r->inputs[0], sizeof r->inputs[0], "%s", in0);
     if (in1)
         snprintf(r->inputs[1], sizeof r->inputs[1], "%s", in1);
+}
+
+static inline ns_model_node_rec *xg_node(xgraph *g, const char *name, const char *op,
+                                         const char *in0, const char *in1)
+{
+    ck_assert_uint_lt(g->n, XG_MAX_NODES);
+    ns_model_node_rec *r = &g->recs[g->n++];
+    xg_set_node(r, name, op, in0, in1);
     return r;
 }
 

@@ -2,22 +2,11 @@
 #include <hdf5.h>
 #include <math.h>
 
+#include "exec_graphs.h"
 #include "helpers.h"
 #include "nightshift/model.h"
 
 /* ---- fixtures ---------------------------------------------------------------- */
-
-static void set_node(ns_model_node_rec *r, const char *name, const char *op, const char *in0,
-                     const char *in1)
-{
-    memset(r, 0, sizeof *r);
-    snprintf(r->name, sizeof r->name, "%s", name);
-    snprintf(r->op, sizeof r->op, "%s", op);
-    if (in0)
-        snprintf(r->inputs[0], sizeof r->inputs[0], "%s", in0);
-    if (in1)
-        snprintf(r->inputs[1], sizeof r->inputs[1], "%s", in1);
-}
 
 static void small_info(ns_model_info *info, int size, int dim, const char *output)
 {
@@ -34,7 +23,7 @@ static void small_info(ns_model_info *info, int size, int dim, const char *outpu
 
 static void conv3x3(ns_model_node_rec *r, const char *name, const char *in)
 {
-    set_node(r, name, "Conv", in, NULL);
+    xg_set_node(r, name, "Conv", in, NULL);
     r->iattr[NS_IA_KH] = r->iattr[NS_IA_KW] = 3;
     r->iattr[NS_IA_STRIDE_H] = r->iattr[NS_IA_STRIDE_W] = 1;
     r->iattr[NS_IA_PAD_TOP] = r->iattr[NS_IA_PAD_LEFT] = 1;
@@ -56,14 +45,14 @@ static void make_bn_graph(bn_graph *g)
 {
     memset(g, 0, sizeof *g);
     small_info(&g->info, 16, 4, "fc");
-    set_node(&g->recs[0], "fc", "Gemm", "flat", NULL);
-    set_node(&g->recs[1], "in", "Input", NULL, NULL);
+    xg_set_node(&g->recs[0], "fc", "Gemm", "flat", NULL);
+    xg_set_node(&g->recs[1], "in", "Input", NULL, NULL);
     conv3x3(&g->recs[2], "conv", "in");
-    set_node(&g->recs[3], "bn", "BatchNormalization", "conv", NULL);
+    xg_set_node(&g->recs[3], "bn", "BatchNormalization", "conv", NULL);
     g->recs[3].fattr[NS_FA_EPS] = 1e-5f;
-    set_node(&g->recs[4], "relu", "Relu", "bn", NULL);
-    set_node(&g->recs[5], "gap", "GlobalAveragePool", "relu", NULL);
-    set_node(&g->recs[6], "flat", "Flatten", "gap", NULL);
+    xg_set_node(&g->recs[4], "relu", "Relu", "bn", NULL);
+    xg_set_node(&g->recs[5], "gap", "GlobalAveragePool", "relu", NULL);
+    xg_set_node(&g->recs[6], "flat", "Flatten", "gap", NULL);
     g->recs[6].iattr[NS_IA_AXIS] = 1;
     for (size_t i = 0; i < sizeof g->cw / sizeof g->cw[0]; i++)
         g->cw[i] = (float)((int)(i * 37 % 17) - 8) / 16.0f;
@@ -492,17 +481,17 @@ START_TEST(test_build_shape_errors)
     ck_assert_ns_status(build_bn(&g, &m), NS_ERR_FORMAT);
     assert_msg_has("'conv'");
     make_bn_graph(&g);
-    set_node(&g.recs[4], "relu", "MaxPool", "bn", NULL); /* kernel 20 on 16x16 */
+    xg_set_node(&g.recs[4], "relu", "MaxPool", "bn", NULL); /* kernel 20 on 16x16 */
     g.recs[4].iattr[NS_IA_KH] = g.recs[4].iattr[NS_IA_KW] = 20;
     g.recs[4].iattr[NS_IA_STRIDE_H] = g.recs[4].iattr[NS_IA_STRIDE_W] = 1;
     ck_assert_ns_status(build_bn(&g, &m), NS_ERR_FORMAT);
     assert_msg_has("does not fit");
     make_bn_graph(&g);
-    set_node(&g.recs[4], "relu", "Add", "bn", "in"); /* (8,16,16) + (3,16,16) */
+    xg_set_node(&g.recs[4], "relu", "Add", "bn", "in"); /* (8,16,16) + (3,16,16) */
     ck_assert_ns_status(build_bn(&g, &m), NS_ERR_FORMAT);
     assert_msg_has("different shapes");
     make_bn_graph(&g);
-    set_node(&g.recs[4], "relu", "Concat", "bn", "in"); /* 8 + 3 channels */
+    xg_set_node(&g.recs[4], "relu", "Concat", "bn", "in"); /* 8 + 3 channels */
     g.recs[4].iattr[NS_IA_AXIS] = 1;
     g.w[5].dims[1] = 11;
     float gw[44] = {0};
