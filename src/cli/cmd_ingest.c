@@ -190,7 +190,7 @@ int cmd_ingest(int argc, char **argv)
     memset(&c, 0, sizeof c);
     optind = 1;
     while ((c_opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        char *end = NULL;
+        double x;
         switch (c_opt) {
         case OPT_STORE: store_opt = optarg; break;
         case OPT_NIGHT: snprintf(o.night, sizeof o.night, "%s", optarg); break;
@@ -202,8 +202,7 @@ int cmd_ingest(int argc, char **argv)
             o.every = (int)v;
             break;
         case OPT_FPS:
-            o.fps = strtod(optarg, &end);
-            if (*end || !(o.fps > 0)) return bad_value("fps", optarg);
+            if (!ns_cli_parse_double(optarg, &o.fps) || !(o.fps > 0)) return bad_value("fps", optarg);
             break;
         case OPT_SIZE:
             if (!ns_cli_parse_u64(optarg, &v) || v < 16 || v > 1024) return bad_value("size", optarg);
@@ -246,8 +245,8 @@ int cmd_ingest(int argc, char **argv)
             o.decode_limits.max_width = o.decode_limits.max_height = (int32_t)v;
             break;
         case OPT_FROZEN:
-            o.qc.frozen_mad = strtof(optarg, &end);
-            if (*end || o.qc.frozen_mad < 0) return bad_value("frozen-mad", optarg);
+            if (!ns_cli_parse_double(optarg, &x) || x < 0) return bad_value("frozen-mad", optarg);
+            o.qc.frozen_mad = (float)x;
             break;
         case OPT_STRICT: strict = 1; break;
         case OPT_QUIET: c.quiet = 1; break;
