@@ -18,3 +18,20 @@ in_env() { # ENV CMD...
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+# summarize LISTS RESULTS: LISTS is an associative array of space-separated
+# repetition values; RESULTS[key] gets their median, RESULTS[key.lo] and
+# RESULTS[key.hi] their smallest and largest.
+# shellcheck disable=SC2004 # the arrays are associative: their keys are strings
+summarize() {
+    local -n _lists=$1 _res=$2
+    local k
+    for k in "${!_lists[@]}"; do
+        # shellcheck disable=SC2086 # the space-separated lists are split on purpose
+        _res[$k]=$(median ${_lists[$k]})
+        # shellcheck disable=SC2086
+        _res[$k.lo]=$(printf '%s\n' ${_lists[$k]} | sort -g | head -1)
+        # shellcheck disable=SC2086
+        _res[$k.hi]=$(printf '%s\n' ${_lists[$k]} | sort -g | tail -1)
+    done
+}

@@ -110,12 +110,7 @@ for ((r = 1; r <= reps; r++)); do
         done
     done
 done
-# shellcheck disable=SC2086 # the space-separated lists are split on purpose
-for k in "${!all[@]}"; do
-    res[$k]=$(median ${all[$k]})
-    res[$k.lo]=$(printf '%s\n' ${all[$k]} | sort -g | head -1)
-    res[$k.hi]=$(printf '%s\n' ${all[$k]} | sort -g | tail -1)
-done
+summarize all res
 
 echo
 echo "parity (warm-up batch, default env): max |ours - peer| / max |peer| of the embeddings"

@@ -95,12 +95,7 @@ for ((r = 1; r <= reps; r++)); do
         log "$e rep $r: decode_limit $l  nightshift $n  peer $p frames/s"
     done
 done
-# shellcheck disable=SC2086 # the space-separated lists are split on purpose
-for k in "${!all[@]}"; do
-    res[$k]=$(median ${all[$k]})
-    res[$k.lo]=$(printf '%s\n' ${all[$k]} | sort -g | head -1)
-    res[$k.hi]=$(printf '%s\n' ${all[$k]} | sort -g | tail -1)
-done
+summarize all res
 
 # --- peak RSS of nightshift ingest, half and all clips (default environment) --
 peak_rss_mb() { # CLIP...
