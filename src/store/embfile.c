@@ -35,8 +35,8 @@ static ns_status model_dir(const ns_store *s, const char *model_id, char *buf, s
     return ns_store_path(s, rel, buf, cap);
 }
 
-static ns_status file_path(const ns_store *s, const char *model_id, uint32_t shard, char *buf,
-                           size_t cap)
+ns_status ns_emb_file_path(const ns_store *s, const char *model_id, uint32_t shard, char *buf,
+                          size_t cap)
 {
     char dir[PATH_MAX];
     ns_status st = model_dir(s, model_id, dir, sizeof dir);
@@ -115,7 +115,7 @@ ns_status ns_emb_present(const ns_store *s, const char *model_id, const ns_shard
     ns_status st;
     *present = 0;
     ns_h5_init();
-    if ((st = file_path(s, model_id, sh->id, path, sizeof path)) != NS_OK)
+    if ((st = ns_emb_file_path(s, model_id, sh->id, path, sizeof path)) != NS_OK)
         return st;
     if (access(path, F_OK) != 0)
         return NS_OK;
@@ -144,7 +144,7 @@ ns_status ns_emb_begin(const ns_store *s, const char *model_id, const char *mode
     w->want = sh->n_frames;
     if ((st = model_dir(s, model_id, w->dir, sizeof w->dir)) != NS_OK ||
         (st = ns_mkdir_p(w->dir)) != NS_OK ||
-        (st = file_path(s, model_id, sh->id, w->final, sizeof w->final)) != NS_OK ||
+        (st = ns_emb_file_path(s, model_id, sh->id, w->final, sizeof w->final)) != NS_OK ||
         (st = ns_tmp_name(w->final, w->tmp, sizeof w->tmp)) != NS_OK)
         goto done;
     w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -252,7 +252,7 @@ ns_status ns_emb_read(const ns_store *s, const char *model_id, const ns_shard_en
     int ok = 0;
     ns_status st;
     ns_h5_init();
-    if ((st = file_path(s, model_id, sh->id, path, sizeof path)) != NS_OK ||
+    if ((st = ns_emb_file_path(s, model_id, sh->id, path, sizeof path)) != NS_OK ||
         (st = open_checked(path, model_id, sh, dim, &f, &ok)) != NS_OK)
         return st;
     if (!ok)

@@ -188,17 +188,6 @@ typedef struct range {
     hsize_t off, n; /* rows of the shard */
 } range;
 
-/* The embeddings file of a shard; same layout as embfile.c writes
- * (STORE/embeddings/<model_id>/<shard id, 6 digits>.h5).  ns_emb_present
- * has checked it against the model and the catalog before we open it. */
-static ns_status emb_path(const ns_store *s, const char *model_id, uint32_t shard, char *buf,
-                          size_t cap)
-{
-    char rel[160];
-    snprintf(rel, sizeof rel, "embeddings/%.64s/%06u.h5", model_id, (unsigned)shard);
-    return ns_store_path(s, rel, buf, cap);
-}
-
 /* Reads the union of ranges of dataset `name` (rows x tail) into dst,
  * contiguous in range order. */
 static ns_status read_ranges(hid_t file, const char *path, const char *name, hid_t mtype,
@@ -336,7 +325,7 @@ static ns_status load_run(ns_store *s, const char *model_id, int d, const size_t
             f->member[i][NS_MEMBER_LEN - 1] = '\0';
         }
     }
-    if ((st = emb_path(s, model_id, sh->id, epath, sizeof epath)) != NS_OK)
+    if ((st = ns_emb_file_path(s, model_id, sh->id, epath, sizeof epath)) != NS_OK)
         goto done;
     ef = H5Fopen(epath, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (ef < 0) {

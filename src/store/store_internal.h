@@ -83,6 +83,12 @@ ns_status ns_h5_read_str_attr(hid_t obj, const char *path, const char *name, cha
 /* Rows of a 1+ dimensional dataset (first dimension). */
 ns_status ns_h5_rows(hid_t dset, const char *path, const char *name, uint64_t *rows);
 
+/* STORE/embeddings/<model_id>/<shard id, 6 digits>.h5: where embfile.c writes a
+ * shard's embeddings (and frameset.c reads them); NS_ERR_USAGE for a model id
+ * that is not 64 lowercase hex digits. */
+ns_status ns_emb_file_path(const ns_store *s, const char *model_id, uint32_t shard, char *buf,
+                          size_t cap);
+
 /* Writes one HDF5 file atomically: creates <path>.tmp.<pid>, lets write()
  * fill it (tmp names the file in its messages), closes, fsyncs and renames
  * it over path.  On failure the temporary is removed and path untouched.
