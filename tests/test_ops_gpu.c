@@ -445,6 +445,9 @@ START_TEST(test_pinned_roundtrip)
     for (size_t i = 0; i < n; i++)
         h[i] = (float)i;
     float *d = dev_from(h, n);
+    /* From pinned memory the upload is truly asynchronous (ns_cuda.h): h must
+     * stay as it is until the stream has caught up. */
+    ck_assert_ns_ok(ns_cuda_ctx_sync(g_ctx));
     memset(h, 0, n * sizeof *h);
     ck_assert_ns_ok(ns_cuda_download(g_ctx, h, d, n * sizeof *h));
     for (size_t i = 0; i < n; i++)
