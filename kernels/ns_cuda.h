@@ -78,7 +78,8 @@ ns_status ns_cuda_download(ns_cuda_ctx *ctx, void *host, const void *dev, size_t
 ns_status ns_cuda_host_alloc(void **out, size_t bytes);
 void ns_cuda_host_free(void *host); /* NULL-safe */
 
-/* Floats of device scratch ns_cuda_conv2d needs (p prepared); 0 when none. */
+/* Floats of device scratch ns_cuda_conv2d needs (p prepared); 0 when none.
+ * Sized for p->n images, it also serves any call with fewer. */
 size_t ns_cuda_conv_workspace_floats(const ns_conv_params *p);
 
 ns_status ns_cuda_conv2d(ns_cuda_ctx *ctx, const ns_conv_params *p, const float *x,
@@ -118,7 +119,8 @@ ns_status ns_cuda_preprocess(ns_cuda_ctx *ctx, const ns_preproc *pp, const uint8
  * device pointer `weights` must outlive the context's use of it. */
 ns_status ns_cuda_ctx_set_precision(ns_cuda_ctx *ctx, ns_precision prec, const float *weights,
                                     size_t n_weights, size_t scratch_elems);
-/* bf16 values of activation scratch ns_cuda_conv2d needs for p in bf16. */
+/* bf16 values of activation scratch ns_cuda_conv2d needs for p in bf16
+ * (p->n images or fewer). */
 size_t ns_cuda_bf16_conv_elems(const ns_conv_params *p);
 
 /* fp32 -> bf16 (the upper 16 bits of the rounded float), round to nearest

@@ -1,7 +1,8 @@
 // ops.cu -- the embedding operators on device (fp32), twins of ns_ref_* in ops.h.
 //
-// Convolutions are im2col + cuBLAS (one strided-batched SGEMM per image over
-// the groups), except depthwise ones, which a direct kernel does in one pass.
+// Convolutions are im2col over a round of images + cuBLAS strided-batched
+// SGEMM (over the round's images, or over the groups of each image), except
+// depthwise ones, which a direct kernel does in one pass.
 // The conv and dense GEMMs may run in tf32 or bf16 (ns_cuda_ctx_set_precision);
 // every other kernel here is fp32 whatever the precision.
 // Bias and activation are fused into one epilogue pass over the output.
@@ -11,6 +12,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define WHERE "kernels/ops.cu"
 #include "cuda_internal.cuh"
@@ -25,6 +27,7 @@ struct ns_cuda_ctx {
     __nv_bfloat16 *w16;        // bf16: (w_n) the mirror
     __nv_bfloat16 *scratch16;  // bf16: (scratch_n) one GEMM's activations
     size_t scratch_n;
+    int conv_single;           // one GEMM per round of images (conv2d), not batched
 };
 
 #define USAGE_IF(cond, ...)                                                             \
@@ -96,14 +99,59 @@ __global__ void mul_channel_kernel(const float *x, const float *s, float *y, siz
         y[i] = x[i] * s[i / hw];
 }
 
+// The same over planes of `inner` values (a conv's output maps): the channel
+// comes once per plane, and the index math is 32-bit; 64-bit divisions per
+// element made the flat kernel above cost as much as a small GEMM.
+__global__ void bias_act_planes_kernel(float *y, unsigned planes, unsigned inner,
+                                       const float *bias, unsigned channels, ns_act_kind kind,
+                                       float a, float b)
+{
+    for (unsigned pl = blockIdx.y; pl < planes; pl += gridDim.y) {
+        float *yp = y + (size_t)pl * inner;
+        float bv = bias ? bias[pl % channels] : 0.0f;
+        for (unsigned q = blockIdx.x * blockDim.x + threadIdx.x; q < inner;
+             q += gridDim.x * blockDim.x) {
+            float v = yp[q];
+            if (bias)
+                v += bv;
+            yp[q] = act_apply(kind, a, b, v);
+        }
+    }
+}
+
+// Grid for a kernel looping over `planes` planes of `inner` items each:
+// x over the items, y over the planes (both capped; the kernels stride).
+// Threads per block for such a kernel: fewer than kThreads for short planes
+// (7x7 maps of 49 would otherwise leave 4 of 5 threads idle).
+static unsigned planes_threads(size_t inner)
+{
+    return inner >= (size_t)kThreads ? (unsigned)kThreads : (unsigned)((inner + 31) / 32 * 32);
+}
+
+static dim3 planes_grid(size_t planes, size_t inner)
+{
+    size_t t = planes_threads(inner);
+    size_t bx = (inner + t - 1) / t;
+    bx = bx < 1 ? 1 : bx > 1024 ? 1024 : bx;
+    size_t by = planes < 1 ? 1 : planes > 65535 ? 65535 : planes;
+    return dim3((unsigned)bx, (unsigned)by, 1);
+}
+
 static ns_status bias_act(ns_cuda_ctx *ctx, float *y, size_t n, const float *bias, size_t inner,
                           size_t channels, ns_act act)
 {
     ns_status st = NS_OK;
     if (n == 0 || (!bias && act.kind == NS_ACT_NONE))
         return NS_OK;
-    bias_act_kernel<<<grid_for(n), kThreads, 0, ctx->stream>>>(y, n, bias, inner, channels,
-                                                               act.kind, act.a, act.b);
+    if (inner >= 32 && n / inner <= 0xFFFFFFFFu && inner <= 0xFFFFFFFFu) {
+        bias_act_planes_kernel<<<planes_grid(n / inner, inner), planes_threads(inner), 0,
+                                 ctx->stream>>>(
+            y, (unsigned)(n / inner), (unsigned)inner, bias, (unsigned)channels, act.kind, act.a,
+            act.b);
+    } else {
+        bias_act_kernel<<<grid_for(n), kThreads, 0, ctx->stream>>>(y, n, bias, inner, channels,
+                                                                   act.kind, act.a, act.b);
+    }
     CUDA_TRY(cudaGetLastError());
 done:
     return st;
@@ -126,6 +174,12 @@ extern "C" ns_status ns_cuda_ctx_create(int device, ns_cuda_ctx **out)
     // Full fp32 SGEMM, stated rather than assumed: TF32 tensor cores would miss
     // the reference by ~1e-3.
     BLAS_TRY(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
+    {
+        // Which GEMM form conv2d uses (see there); a tuning knob for A/B
+        // timings on a new GPU, not a correctness one: both pass the parity tests.
+        const char *g = getenv("NS_CUDA_CONV_GEMM");
+        c->conv_single = !(g && strcmp(g, "batched") == 0);
+    }
     *out = c;
     c = NULL;
 done:
@@ -224,11 +278,43 @@ static bool conv_is_depthwise(const ns_conv_params *p)
     return p->groups > 1 && p->groups == p->c_in;
 }
 
+// GEMM operand floats of one image: its col, or x itself for a pointwise conv
+// (then c_in * h * w, the same count).
+static size_t conv_operand_floats(const ns_conv_params *p)
+{
+    return (size_t)p->c_in * p->kh * p->kw * p->h_out * p->w_out;
+}
+
+// Workspace floats per image: the col, then (single-GEMM form) the GEMM's
+// output in (c_out, images * P) order before it is scattered to NCHW.
+static size_t conv_ws_per_image(const ns_conv_params *p)
+{
+    return conv_operand_floats(p) + (size_t)p->c_out * p->h_out * p->w_out;
+}
+
+// Images per im2col + GEMM round.  One image per round made resnet18 launch
+// ~10,000 small kernels and GEMMs per batch of 256 (0.18x PyTorch on an H200);
+// a round covers as many images as kConvScratchFloats (512 MB) of col holds,
+// so most layers of a batch of 256 take 1-8 rounds.  A pure function of p:
+// the workspace sized for the largest batch serves every smaller one.
+static const size_t kConvScratchFloats = (size_t)1 << 27;
+
+static int conv_chunk(const ns_conv_params *p)
+{
+    size_t per = conv_ws_per_image(p);
+    size_t c = per ? kConvScratchFloats / per : (size_t)p->n;
+    if (c < 1)
+        c = 1;
+    if (c > (size_t)p->n)
+        c = (size_t)p->n;
+    return (int)c;
+}
+
 extern "C" size_t ns_cuda_conv_workspace_floats(const ns_conv_params *p)
 {
-    if (conv_is_depthwise(p) || conv_is_pointwise(p))
+    if (conv_is_depthwise(p) || conv_is_pointwise(p) || p->n < 1)
         return 0;
-    return (size_t)p->c_in * p->kh * p->kw * p->h_out * p->w_out;
+    return conv_ws_per_image(p) * (size_t)conv_chunk(p);
 }
 
 // ---- reduced precision ------------------------------------------------------------
@@ -258,11 +344,10 @@ extern "C" ns_status ns_cuda_f32_to_bf16(ns_cuda_ctx *ctx, const float *x, uint1
 
 extern "C" size_t ns_cuda_bf16_conv_elems(const ns_conv_params *p)
 {
-    // The GEMM's activation operand of one image: the col, or x itself for a
-    // pointwise conv (then c_in * h * w, the same count).
-    if (conv_is_depthwise(p))
+    // The activation operand of one round of images (conv_chunk).
+    if (conv_is_depthwise(p) || p->n < 1)
         return 0;
-    return (size_t)p->c_in * p->kh * p->kw * p->h_out * p->w_out;
+    return conv_operand_floats(p) * (size_t)conv_chunk(p);
 }
 
 extern "C" ns_status ns_cuda_ctx_set_precision(ns_cuda_ctx *ctx, ns_precision prec,
@@ -347,57 +432,84 @@ done:
 
 // ---- convolution, continued ------------------------------------------------------
 
-// col (c_in * kh * kw, h_out * w_out) of one image; row r = (ci, ky, kx).
-__global__ void im2col_kernel(const float *x, float *col, int c_in, int h, int w, int kh, int kw,
-                              int sh, int sw, int pt, int pl, int dh, int dw, int h_out,
-                              int w_out)
+// col of a round of images (grid z): row r = (ci, ky, kx) of c_in * kh * kw
+// rows (grid y) holds the P = h_out * w_out taps of that filter position
+// (grid x, so writes coalesce).  Element (img, r, q) goes to
+// col[img * img_stride + r * row_stride + q]: (P) for one image's (rows, P)
+// block after another, or (P, images * P) for one (rows, images * P) matrix.
+// 32-bit index math within an image: the flat 64-bit version spent more
+// time dividing than the GEMM after it.
+__global__ void im2col_kernel(const float *x, float *col, size_t img_stride, size_t row_stride,
+                              int c_in, int h, int w, int kh, int kw, int sh, int sw, int pt,
+                              int pl, int dh, int dw, int h_out, int w_out)
 {
-    size_t P = (size_t)h_out * w_out;
-    size_t total = (size_t)c_in * kh * kw * P;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (size_t)gridDim.x * blockDim.x) {
-        size_t r = i / P, q = i % P;
-        int kx = (int)(r % kw), ky = (int)((r / kw) % kh), ci = (int)(r / ((size_t)kw * kh));
-        int ox = (int)(q % w_out), oy = (int)(q / w_out);
-        int iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
-        float v = 0.0f;
-        if (iy >= 0 && iy < h && ix >= 0 && ix < w)
-            v = x[((size_t)ci * h + iy) * w + ix];
-        col[i] = v;
+    int P = h_out * w_out, rows = c_in * kh * kw;
+    size_t img = blockIdx.z;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        int kx = r % kw, ky = (r / kw) % kh, ci = r / (kw * kh);
+        const float *xp = x + (img * c_in + ci) * (size_t)h * w;
+        float *cp = col + img * img_stride + (size_t)r * row_stride;
+        int y0 = ky * dh - pt, x0 = kx * dw - pl;
+        for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < P; q += gridDim.x * blockDim.x) {
+            int oy = q / w_out, ox = q - oy * w_out;
+            int iy = oy * sh + y0, ix = ox * sw + x0;
+            cp[q] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? xp[iy * w + ix] : 0.0f;
+        }
+    }
+}
+
+// y (images, c_out, P) = act(t + bias) from t (c_out, images * P): the
+// single-GEMM form's epilogue, bias and activation fused into the reorder.
+__global__ void scatter_bias_act_kernel(const float *t, float *y, unsigned planes, int imgs,
+                                        int c_out, int P, const float *bias, ns_act_kind kind,
+                                        float a, float b)
+{
+    for (unsigned pn = blockIdx.y; pn < planes; pn += gridDim.y) {
+        int oc = (int)(pn % (unsigned)c_out), img = (int)(pn / (unsigned)c_out);
+        const float *tp = t + ((size_t)oc * imgs + img) * P;
+        float *yp = y + (size_t)pn * P;
+        float bv = bias ? bias[oc] : 0.0f;
+        for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < P; q += gridDim.x * blockDim.x) {
+            float v = tp[q];
+            if (bias)
+                v += bv;
+            yp[q] = act_apply(kind, a, b, v);
+        }
     }
 }
 
 // One thread per output of a depthwise conv (groups == c_in; c_out may be a
-// multiple of c_in), bias and activation fused.
+// multiple of c_in), bias and activation fused; grid y over the output planes
+// (image, channel), x along a plane, 32-bit index math within a plane.
 __global__ void depthwise_kernel(const float *x, const float *wt, const float *bias, float *y,
-                                 int n, int c_in, int h, int w, int c_out, int kh, int kw, int sh,
-                                 int sw, int pt, int pl, int dh, int dw, int h_out, int w_out,
-                                 ns_act_kind kind, float a, float b)
+                                 unsigned planes, int c_in, int h, int w, int c_out, int kh,
+                                 int kw, int sh, int sw, int pt, int pl, int dh, int dw,
+                                 int h_out, int w_out, ns_act_kind kind, float a, float b)
 {
-    size_t total = (size_t)n * c_out * h_out * w_out;
-    int mult = c_out / c_in;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (size_t)gridDim.x * blockDim.x) {
-        int ox = (int)(i % w_out);
-        int oy = (int)((i / w_out) % h_out);
-        int oc = (int)((i / ((size_t)w_out * h_out)) % c_out);
-        size_t img = i / ((size_t)w_out * h_out * c_out);
+    int P = h_out * w_out, mult = c_out / c_in;
+    for (unsigned pn = blockIdx.y; pn < planes; pn += gridDim.y) {
+        int oc = (int)(pn % (unsigned)c_out);
+        size_t img = pn / (unsigned)c_out;
         const float *xp = x + (img * c_in + oc / mult) * (size_t)h * w;
         const float *wp = wt + (size_t)oc * kh * kw;
-        float acc = 0.0f;
-        for (int ky = 0; ky < kh; ky++) {
-            int iy = oy * sh - pt + ky * dh;
-            if (iy < 0 || iy >= h)
-                continue;
-            for (int kx = 0; kx < kw; kx++) {
-                int ix = ox * sw - pl + kx * dw;
-                if (ix >= 0 && ix < w)
-                    acc += xp[(size_t)iy * w + ix] * wp[ky * kw + kx];
+        float *yp = y + (size_t)pn * P;
+        for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < P; q += gridDim.x * blockDim.x) {
+            int oy = q / w_out, ox = q - oy * w_out;
+            float acc = 0.0f;
+            for (int ky = 0; ky < kh; ky++) {
+                int iy = oy * sh - pt + ky * dh;
+                if (iy < 0 || iy >= h)
+                    continue;
+                for (int kx = 0; kx < kw; kx++) {
+                    int ix = ox * sw - pl + kx * dw;
+                    if (ix >= 0 && ix < w)
+                        acc += xp[iy * w + ix] * wp[ky * kw + kx];
+                }
             }
+            if (bias)
+                acc += bias[oc];
+            yp[q] = act_apply(kind, a, b, acc);
         }
-        if (bias)
-            acc += bias[oc];
-        y[i] = act_apply(kind, a, b, acc);
     }
 }
 
@@ -416,8 +528,10 @@ extern "C" ns_status ns_cuda_conv2d(ns_cuda_ctx *ctx, const ns_conv_params *p, c
     if (out_total == 0)
         goto done;
     if (conv_is_depthwise(p)) {
-        depthwise_kernel<<<grid_for(out_total), kThreads, 0, ctx->stream>>>(
-            x, w, bias, y, p->n, p->c_in, p->h, p->w, p->c_out, p->kh, p->kw, p->stride_h,
+        depthwise_kernel<<<planes_grid((size_t)p->n * p->c_out, P), planes_threads(P), 0,
+                           ctx->stream>>>(
+            x, w, bias, y, (unsigned)((size_t)p->n * p->c_out), p->c_in, p->h, p->w, p->c_out,
+            p->kh, p->kw, p->stride_h,
             p->stride_w, p->pad_top, p->pad_left, p->dil_h, p->dil_w, p->h_out, p->w_out,
             act.kind, act.a, act.b);
         CUDA_TRY(cudaGetLastError());
@@ -432,36 +546,82 @@ extern "C" ns_status ns_cuda_conv2d(ns_cuda_ctx *ctx, const ns_conv_params *p, c
         int cog = p->c_out / G, cig = p->c_in / G;
         int K = cig * p->kh * p->kw;
         size_t in_img = (size_t)p->c_in * p->h * p->w;
-        size_t col_total = (size_t)p->c_in * p->kh * p->kw * P;
+        size_t per = conv_operand_floats(p), out_img = (size_t)p->c_out * P;
+        int chunk = conv_chunk(p);
         const float alpha = 1.0f, beta = 0.0f;
-        for (int i = 0; i < p->n; i++) {
-            const float *xi = x + i * in_img;
-            const float *col = xi; // a 1x1 stride-1 unpadded conv reads x as its col
+        // Two GEMM forms (ctx->conv_single; NS_CUDA_CONV_GEMM=batched picks the
+        // second), measured against each other in tools/gpu_check.sh:
+        //  - single: the round's col as one (K, images * P) matrix and one GEMM
+        //    (c_out, K) x (K, images * P), then a reorder to NCHW that also adds
+        //    the bias and applies the activation.  Small maps (7x7 = 49) make
+        //    poor GEMM tiles on their own;
+        //  - batched: per image (K, P) blocks and one strided-batched GEMM over
+        //    the images (the weights' stride 0) writing NCHW directly.
+        // With groups, or a pointwise conv (x is its own col), it is batched
+        // over the groups of each image / over the images.
+        int single = ctx->conv_single && G == 1 && !pointwise;
+        bool fused_epilogue = false;
+        for (int i0 = 0; i0 < p->n; i0 += chunk) {
+            int imgs = p->n - i0 < chunk ? p->n - i0 : chunk;
+            // a 1x1 stride-1 unpadded conv reads x as its col
+            const float *col = x + (size_t)i0 * in_img;
             if (!pointwise) {
-                im2col_kernel<<<grid_for(col_total), kThreads, 0, ctx->stream>>>(
-                    xi, workspace, p->c_in, p->h, p->w, p->kh, p->kw, p->stride_h,
-                    p->stride_w, p->pad_top, p->pad_left, p->dil_h, p->dil_w, p->h_out,
-                    p->w_out);
+                dim3 grid = planes_grid((size_t)p->c_in * p->kh * p->kw, P);
+                grid.z = (unsigned)imgs;
+                size_t img_stride = single ? P : per, row_stride = single ? P * (size_t)imgs : P;
+                im2col_kernel<<<grid, planes_threads(P), 0, ctx->stream>>>(
+                    col, workspace, img_stride, row_stride, p->c_in, p->h, p->w, p->kh, p->kw,
+                    p->stride_h, p->stride_w, p->pad_top, p->pad_left, p->dil_h, p->dil_w,
+                    p->h_out, p->w_out);
                 CUDA_TRY(cudaGetLastError());
                 col = workspace;
             }
+            if (single) {
+                // Row-major t (c_out, M) = w (c_out, K) . col (K, M), M = images * P;
+                // column-major cuBLAS: t^T (M, c_out) = col^T . w^T.
+                int M = (int)(P * (size_t)imgs);
+                float *t = workspace + per * (size_t)imgs;
+                if (ctx->prec == NS_PREC_FP32) {
+                    BLAS_TRY(cublasSgemm(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, M, p->c_out, K,
+                                         &alpha, col, M, w, K, &beta, t, M));
+                } else {
+                    gemm_args g = {CUBLAS_OP_N, CUBLAS_OP_N, M, p->c_out, K, col, M, 0,
+                                   w, K, 0, t, M, 0, 1};
+                    NS_TRY(gemm_reduced(ctx, &g, 1, per * (size_t)imgs, (size_t)p->c_out * K));
+                }
+                size_t planes = (size_t)imgs * p->c_out;
+                scatter_bias_act_kernel<<<planes_grid(planes, P), planes_threads(P), 0,
+                                          ctx->stream>>>(t, y + (size_t)i0 * out_img,
+                                                         (unsigned)planes, imgs, p->c_out,
+                                                         (int)P, bias, act.kind, act.a, act.b);
+                CUDA_TRY(cudaGetLastError());
+                fused_epilogue = true;
+                continue;
+            }
             // Row-major y_g (cog, P) = w_g (cog, K) . col_g (K, P); cuBLAS is
             // column-major, so compute y_g^T (P, cog) = col_g^T . w_g^T.
-            if (ctx->prec == NS_PREC_FP32) {
-                BLAS_TRY(cublasSgemmStridedBatched(
-                    ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)P, cog, K, &alpha, col, (int)P,
-                    (long long)K * (long long)P, w, K, (long long)cog * K, &beta,
-                    y + (size_t)i * p->c_out * P, (int)P, (long long)cog * (long long)P, G));
-            } else {
-                gemm_args g = {CUBLAS_OP_N, CUBLAS_OP_N, (int)P, cog, K,
-                               col, (int)P, (long long)K * (long long)P,
-                               w, K, (long long)cog * K,
-                               y + (size_t)i * p->c_out * P, (int)P,
-                               (long long)cog * (long long)P, G};
-                NS_TRY(gemm_reduced(ctx, &g, 1, col_total, (size_t)p->c_out * K));
+            int G1 = G == 1;
+            for (int j = 0; j < (G1 ? 1 : imgs); j++) {
+                const float *a = col + (size_t)j * per;
+                float *c = y + (size_t)(i0 + j) * out_img;
+                long long sa = G1 ? (long long)per : (long long)K * (long long)P;
+                long long sb = G1 ? 0 : (long long)cog * K;
+                long long sc = G1 ? (long long)out_img : (long long)cog * (long long)P;
+                int batch = G1 ? imgs : G;
+                if (ctx->prec == NS_PREC_FP32) {
+                    BLAS_TRY(cublasSgemmStridedBatched(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N,
+                                                       (int)P, cog, K, &alpha, a, (int)P, sa,
+                                                       w, K, sb, &beta, c, (int)P, sc, batch));
+                } else {
+                    gemm_args g = {CUBLAS_OP_N, CUBLAS_OP_N, (int)P, cog, K, a, (int)P, sa,
+                                   w, K, sb, c, (int)P, sc, batch};
+                    NS_TRY(gemm_reduced(ctx, &g, 1, G1 ? per * (size_t)imgs : per,
+                                        (size_t)p->c_out * K));
+                }
             }
         }
-        st = bias_act(ctx, y, out_total, bias, P, (size_t)p->c_out, act);
+        if (!fused_epilogue)
+            st = bias_act(ctx, y, out_total, bias, P, (size_t)p->c_out, act);
     }
 done:
     return st;
