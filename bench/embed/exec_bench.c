@@ -3,6 +3,7 @@
  *   nightshift-bench-exec MODEL|default [--batch N] [--size S] [--secs T]
  *                         [--device cpu|ref|cuda|auto] [--precision fp32|tf32|bf16]
  *                         [--default-size N] [--seed N] [--frames-out FILE] [--emb-out FILE]
+ *                         [--sync-nodes]
  *
  * MODEL is a model file or "default" (the built-in backbone, input
  * --default-size [112], --seed [1]).  The model is planned once for --batch
@@ -13,6 +14,8 @@
  * are not in it, but first-run cache effects are).  Threads come from
  * OMP_NUM_THREADS as for the library.  --precision [fp32] picks the GEMM
  * precision of the cuda executor (exec.h; tf32 and bf16 need --device cuda).
+ * --sync-nodes synchronises the cuda stream after every node, so the profile's
+ * per-node times are real (and images/s lower); without it they are launch times.
  *
  * For parity checks against a peer, --frames-out writes the frames as raw
  * uint8 (batch, S, S, 3) and --emb-out the warm-up batch's embeddings as raw
@@ -53,7 +56,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: nightshift-bench-exec MODEL|default [--batch N] [--size S] [--secs T]\n"
                     "       [--device cpu|ref|cuda|auto] [--precision fp32|tf32|bf16]\n"
-                    "       [--default-size N] [--seed N] [--frames-out FILE] [--emb-out FILE]\n");
+                    "       [--default-size N] [--seed N] [--frames-out FILE] [--emb-out FILE]\n"
+                    "       [--sync-nodes]\n");
     return 2;
 }
 
@@ -78,6 +82,10 @@ int main(int argc, char **argv)
             if (model_arg)
                 return usage();
             model_arg = a;
+            continue;
+        }
+        if (strcmp(a, "--sync-nodes") == 0) {
+            eo.sync_nodes = 1;
             continue;
         }
         if (!v)

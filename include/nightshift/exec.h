@@ -60,6 +60,11 @@ typedef struct ns_exec ns_exec;
 typedef struct ns_exec_opts {
     ns_device device;
     ns_precision precision;
+    /* CUDA: synchronise the stream after every node so that ns_exec_profile's
+     * per-node times are real.  Costs the overlap of one node's launch with
+     * the previous node's work; off, the per-node times on CUDA are launch
+     * times and only the total is real. */
+    int sync_nodes;
 } ns_exec_opts;
 
 /* Plans m for up to max_batch frames of S x S.  NS_ERR_USAGE when the model's
