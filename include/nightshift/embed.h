@@ -50,6 +50,10 @@ typedef struct ns_embed_summary {
     size_t shards_selected, shards_embedded, shards_present;
     uint64_t frames;
     double seconds;
+    /* Of seconds, the part before the first frame: model load, store open,
+     * executor (and CUDA context) set-up.  A fixed cost per run, so the
+     * steady rate is frames / (seconds - setup_seconds). */
+    double setup_seconds;
     ns_precision precision;         /* the one used */
 } ns_embed_summary;
 

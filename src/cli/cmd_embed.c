@@ -138,11 +138,15 @@ int cmd_embed(int argc, char **argv)
     ns_cli_progress_clear(&prog);
     if (sum.model_id[0] && sum.dim > 0)
         printf("embed: model %s (%.12s, %d dims) on %s%s%s: %zu shards embedded, %zu already "
-               "present, %" PRIu64 " frames in %.1f s, %.0f frames/s\n",
+               "present, %" PRIu64 " frames in %.1f s, %.0f frames/s (%.0f frames/s after "
+               "%.2f s of set-up)\n",
                sum.model_name, sum.model_id, sum.dim, ns_device_name(sum.device),
                sum.precision != NS_PREC_FP32 ? "-" : "",
                sum.precision != NS_PREC_FP32 ? ns_precision_name(sum.precision) : "",
                sum.shards_embedded, sum.shards_present, sum.frames, sum.seconds,
-               sum.seconds > 0 ? (double)sum.frames / sum.seconds : 0.0);
+               sum.seconds > 0 ? (double)sum.frames / sum.seconds : 0.0,
+               sum.seconds > sum.setup_seconds
+                   ? (double)sum.frames / (sum.seconds - sum.setup_seconds) : 0.0,
+               sum.setup_seconds);
     return st == NS_OK ? NS_EXIT_OK : ns_cli_fail("embed", st);
 }

@@ -252,6 +252,7 @@ ns_status ns_embed_run(const char *store_dir, const ns_embed_opts *o, ns_embed_s
     sum->device = ns_exec_device(e);
     sum->precision = ns_exec_precision(e);
     sum->dim = ns_exec_dim(e);
+    sum->setup_seconds = now_since(&t0);
     if ((st = ns_emb_lock(s, sum->model_id, o->wait, &lock_fd)) != NS_OK)
         goto done;
     frame_bytes = (size_t)ns_store_frame_size(s) * ns_store_frame_size(s) * 3;
