@@ -7,12 +7,13 @@
 #
 # Each step runs under `timeout` (the whole script stays inside NS_GPU_BUDGET, 480 s)
 # and a failing step never stops the others.  Steps: device listing; the GPU parity
-# suites (test_cuda_gpu, test_ops_gpu, test_exec_gpu) and the CPU ones (test_ops,
-# test_exec); nightshift-bench-exec at batch 256 on cuda for resnet18, mobilenet_v2
+# suites (test_cuda_gpu, test_ops_gpu, test_exec_gpu, test_detect_gpu); nightshift-bench-exec at batch 256 on cuda for resnet18, mobilenet_v2
 # and the default backbone (resnet18's per-node profile printed), resnet18 on cuda
 # at --precision tf32 and bf16 (3 s each), and resnet18 on the cpu at batch 64 as a
 # reference; bench/embed/peer_torch.py on cuda (fp32, TF32 off)
-# on the same frames; nightshift-gen + ingest + embed --device cuda end to end.
+# on the same frames; the detect-stage timings (nightshift-bench-detect against
+# bench/detect/gpu_detect.py); nightshift-gen + ingest (12,800 frames) + embed
+# --device cuda end to end.
 # Logs go to ${NS_GPU_LOG:-/tmp/ns-gpu-check}; the short table comes last.
 # Without a GPU the cuda steps fail or skip within seconds and the table still prints.
 set -u
@@ -97,9 +98,14 @@ row "info --devices" "$st" "$(grep -m1 -i 'h100\|h200\|nvidia' "$logs/devices.tx
 ((gpu)) || echo "no CUDA device: cuda steps will fail or skip"
 
 # --- parity suites ------------------------------------------------------------------
-for t in test_cuda_gpu test_ops_gpu test_exec_gpu test_ops test_exec; do
-    TAIL=3 step "$t" 150 env CK_DEFAULT_TIMEOUT=120 NS_TEST_TMP=/tmp/ns-gpu-test-tmp \
-        "$run" "$bin/$t"
+# The conv GEMM's other form (kernels/ops.cu, NS_CUDA_CONV_GEMM) is checked too.
+for t in test_cuda_gpu test_ops_gpu test_exec_gpu test_detect_gpu test_ops_gpu+batched \
+    test_exec_gpu+batched; do
+    TAIL=3 step "$t" 90 env CK_DEFAULT_TIMEOUT=120 NS_TEST_TMP=/tmp/ns-gpu-test-tmp \
+        NS_CUDA_CONV_GEMM=$([[ $t == *+batched ]] && echo batched || echo single) \
+        "$run" "$bin/${t%+batched}"
+    grep -m6 ':[FE]:' "$logs/$t.txt" | cut -c1-300 | sed 's/^/   ! /'
+    [[ $t == test_detect_gpu ]] && det_test_st=$st
     row "$t" "$st" "$(grep -m1 -o '[0-9]*%: Checks: [0-9]*, Failures: [0-9]*, Errors: [0-9]*' \
         "$logs/$t.txt")"
 done
@@ -123,11 +129,52 @@ for m in "${models[@]}"; do
         st=skip ours[$m]=
     fi
     row "ours cuda $m b256" "$st" "${ours[$m]:+${ours[$m]} img/s}"
+    if ((gpu)); then
+        TAIL=1 step "ours_cuda_${m}_batched" 30 env NS_CUDA_CONV_GEMM=batched "$run" \
+            "$bin/nightshift-bench-exec" "${arg[$m]}" --device cuda --batch 256 --secs 4
+        v=$(ips "ours_cuda_${m}_batched")
+        row "  conv GEMM batched" "$st" "${v:+$v img/s, x$(ratio "$v" "${ours[$m]:-0}") single}"
+    fi
 done
-if [[ -f $logs/ours_cuda_resnet18.txt ]]; then
-    echo "resnet18 cuda profile (top of nightshift-bench-exec's report):"
-    sed -n '3,14p' "$logs/ours_cuda_resnet18.txt" | sed 's/^/   /'
+# Where the time goes: the stream synchronised after every node (slower, so a
+# separate run from the timing above).
+if ((gpu)); then
+    TAIL=0 step ours_cuda_resnet18_prof 30 "$run" "$bin/nightshift-bench-exec" "${arg[resnet18]}" \
+        --device cuda --batch 256 --secs 2 --sync-nodes
+    echo "resnet18 cuda profile, synchronised per node (top of nightshift-bench-exec's report):"
+    sed -n '3,16p' "$logs/ours_cuda_resnet18_prof.txt" | sed 's/^/   /'
 fi
+# Parity at full scale: resnet18 at batch 256 runs several conv rounds per layer
+# (kernels/ops.cu conv_chunk), which the unit shapes of the suites do not reach.
+# Both conv GEMM forms on cuda against the cpu executor, same fixed frames.
+emb_err=
+if ((gpu)); then
+    for v in single batched cpu; do
+        dev=cuda
+        [[ $v == cpu ]] && dev=cpu
+        TAIL=0 step "emb_$v" 60 env NS_CUDA_CONV_GEMM=$v "$run" "$bin/nightshift-bench-exec" \
+            "${arg[resnet18]}" --device $dev --batch 256 --secs 0.01 --emb-out "$tmp/emb_$v.f32"
+    done
+    emb_err=$(python3 - "$tmp" <<'PY' 2>&1
+import sys, numpy as np
+d = sys.argv[1]
+ref = np.fromfile(f"{d}/emb_cpu.f32", np.float32).reshape(256, -1).astype(np.float64)
+out = []
+for v in ("single", "batched"):
+    x = np.fromfile(f"{d}/emb_{v}.f32", np.float32).reshape(256, -1).astype(np.float64)
+    e = np.linalg.norm(x - ref, axis=1) / np.maximum(np.linalg.norm(ref, axis=1), 1e-30)
+    out.append(f"{v} {e.max():.2e}")
+print("max relative error per embedding, cuda vs cpu: " + ", ".join(out))
+PY
+    )
+    echo "   $emb_err"
+    st=ok
+    [[ $emb_err == max* ]] || st=FAIL
+    awk -v s="$emb_err" 'BEGIN { n = split(s, a, " "); for (i = 1; i <= n; i++)
+        if (a[i] ~ /e[-+]/ && a[i] + 0 > 1e-4) exit 1 }' || st="FAIL(>1e-4)"
+    row "resnet18 b256 cuda vs cpu" "$st" "${emb_err#*cpu: }"
+fi
+
 # Reduced GEMM precisions (exec.h): speed against fp32 above; their error is printed
 # by test_exec_gpu (look for "vs fp32 reference" in its log).
 declare -A prec_ips
@@ -170,7 +217,13 @@ for m in "${models[@]}"; do
     else
         # Faster of the two memory formats, as bench/embed/run.sh does on the cpu.
         best= bst=
-        for f in channels_last contiguous; do
+        # Both memory formats by default; NS_GPU_PEER_FORMAT picks one (on the
+        # H200: contiguous for resnet18 and default, channels_last for mobilenet_v2).
+        fmts="channels_last contiguous"
+        [[ -n ${NS_GPU_PEER_FORMAT:-} ]] && fmts=$(echo "$NS_GPU_PEER_FORMAT" |
+            tr ',' '\n' | awk -F= -v m="$m" '$1 == m {print $2}')
+        [[ -z $fmts ]] && fmts="channels_last contiguous"
+        for f in $fmts; do
             TAIL=2 step "peer_cuda_${m}_$f" 90 python3 "$peer_py" "${pfile[$m]}" \
                 --arch "${parch[$m]}" --frames "$tmp/frames.u8" --size 224 --batch 256 \
                 --secs 4 --threads "$(nproc)" --memory-format $f --device cuda
@@ -183,10 +236,29 @@ for m in "${models[@]}"; do
     row "peer cuda $m b256" "$st" "${peer[$m]:+${peer[$m]} img/s}"
 done
 
+det_test=${det_test_st:-skip}
+# --- detect stage timings, ours vs the PyTorch peer (its parity suite ran above) -------
+# nightshift-bench-detect and bench/detect/gpu_detect.py on the same workloads (k-means
+# 100000 x 512 k 64 per iteration, kNN 50000 x 20000 x 512 k 5, MMD block sums
+# 30000 x 512), host arrays in and out on both sides.  Needs the two programs in
+# $bin and gpu_detect.py beside this script (tools/gpu_prep.sh).
+det_checks=$(grep -m1 -o '[0-9]*%: Checks: [0-9]*, Failures: [0-9]*, Errors: [0-9]*' \
+    "$logs/test_detect_gpu.txt")
+det_py=bench/detect/gpu_detect.py
+[[ -f $det_py ]] || det_py=$dp/gpu_detect.py
+if ((gpu)); then
+    TAIL=8 step det_ours 120 "$run" "$bin/nightshift-bench-detect" --reps 3 --iters 20
+    det_ours=$st
+    TAIL=8 step det_peer 180 python3 "$det_py" --reps 3 --iters 20
+    det_peer=$st
+else
+    det_ours=skip det_peer=skip
+fi
 # --- embed end to end -------------------------------------------------------------------
 rm -rf /tmp/ns-gpu-g /tmp/ns-gpu-s
-step gen 120 "$run" "$bin/nightshift-gen" glove --out /tmp/ns-gpu-g --nights 1 --cameras 4 \
-    --clips 4 --frames 100
+# 12,800 frames: enough for the steady rate to show past the CUDA set-up.
+step gen 120 "$run" "$bin/nightshift-gen" glove --out /tmp/ns-gpu-g --nights 1 --cameras 8 \
+    --clips 4 --frames 400 --width 320 --height 240 --formats tar,mjpeg
 gen_st=$st
 step ingest 120 "$run" "$bin/nightshift" ingest --store /tmp/ns-gpu-s --quiet /tmp/ns-gpu-g
 ing_st=$st
@@ -196,11 +268,15 @@ emb_fps=
 if ((gpu)) && [[ $ing_st == ok ]]; then
     step embed_cuda 120 "$run" "$bin/nightshift" embed --store /tmp/ns-gpu-s \
         --model "${arg[resnet18]}" --device cuda --batch 256 --quiet
-    emb_fps=$(grep -o '[0-9.]* frames/s' "$logs/embed_cuda.txt" | tail -1 | cut -d' ' -f1)
+    emb_all=$(grep -o '[0-9.]* frames/s (' "$logs/embed_cuda.txt" | tail -1 | cut -d' ' -f1)
+    emb_fps=$(grep -o '[0-9.]* frames/s after [0-9.]* s' "$logs/embed_cuda.txt" | tail -1 |
+        cut -d' ' -f1)
+    emb_setup=$(grep -o 'after [0-9.]* s' "$logs/embed_cuda.txt" | tail -1 | cut -d' ' -f2)
 else
     st=skip
 fi
-row "embed cuda resnet18 b256" "$st" "${emb_fps:+$emb_fps frames/s}"
+row "embed cuda resnet18 b256" "$st" \
+    "${emb_fps:+$emb_fps frames/s steady, $emb_all with ${emb_setup} s set-up}"
 
 # --- the table --------------------------------------------------------------------------
 echo
@@ -219,31 +295,10 @@ for m in "${models[@]}"; do
 done
 grep -h 'vs fp32 reference\|relative difference from fp32' "$logs/test_exec_gpu.txt" 2>/dev/null |
     sed 's/^/  precision error: /'
-printf '  embed end to end %s frames/s = %s of resnet18 pure compute; cuda/cpu compute %s\n' \
+printf '  embed end to end %s frames/s steady = %s of resnet18 pure compute; cuda/cpu compute %s\n' \
     "${emb_fps:--}" "$(ratio "${emb_fps:-0}" "${ours[resnet18]:-0}")" \
     "$(ratio "${ours[resnet18]:-0}" "${cpu_ips:-0}")"
 
-# --- detect stage: parity suite and timings, ours vs the PyTorch peer -------------------
-# test_detect_gpu (kernels/detect.cu + knn_mmd.cu against the plain C references), then
-# nightshift-bench-detect and bench/detect/gpu_detect.py on the same workloads (k-means
-# 100000 x 512 k 64 per iteration, kNN 50000 x 20000 x 512 k 5, MMD block sums
-# 30000 x 512), host arrays in and out on both sides.  Needs the two programs in
-# $bin and gpu_detect.py beside this script (tools/gpu_prep.sh).
-TAIL=3 step test_detect_gpu 150 env CK_DEFAULT_TIMEOUT=120 NS_TEST_TMP=/tmp/ns-gpu-test-tmp \
-    "$run" "$bin/test_detect_gpu"
-det_test=$st
-det_checks=$(grep -m1 -o '[0-9]*%: Checks: [0-9]*, Failures: [0-9]*, Errors: [0-9]*' \
-    "$logs/test_detect_gpu.txt")
-det_py=bench/detect/gpu_detect.py
-[[ -f $det_py ]] || det_py=$dp/gpu_detect.py
-if ((gpu)); then
-    TAIL=8 step det_ours 120 "$run" "$bin/nightshift-bench-detect" --reps 3 --iters 20
-    det_ours=$st
-    TAIL=8 step det_peer 180 python3 "$det_py" --reps 3 --iters 20
-    det_peer=$st
-else
-    det_ours=skip det_peer=skip
-fi
 fig() { [[ -f $logs/$1.txt ]] && awk -v k="$2" '$1 == k {print $2; exit}' "$logs/$1.txt"; }
 echo
 echo "detect on the GPU: test_detect_gpu $det_test ${det_checks:-}; ours $det_ours, peer $det_peer"

@@ -6,7 +6,7 @@
 #
 #   build-gpu/   Release, CMAKE_CUDA_ARCHITECTURES=90, NS_CUDA=ON
 #   .devpack/    ../shared/device/pack.sh bundle of nightshift, nightshift-gen,
-#                nightshift-bench-exec, test_*_gpu, test_exec, test_ops; then
+#                nightshift-bench-exec, nightshift-bench-detect, test_*_gpu; then
 #                models/{resnet18,mobilenet_v2}.h5.xz (timing copies), gpu_check.sh, peer_torch.py
 #
 # cuBLAS (libcublas + libcublasLt, ~600 MB) is left out of the bundle: even xz'd it
@@ -23,8 +23,8 @@ python=/usr/bin/python3
 limit=$((64 * 1024 * 1024))
 log() { echo "gpu_prep: $*" >&2; }
 
-progs=(nightshift nightshift-gen nightshift-bench-exec nightshift-bench-detect test_detect_gpu test_cuda_gpu test_ops_gpu
-    test_exec_gpu test_exec test_ops)
+progs=(nightshift nightshift-gen nightshift-bench-exec nightshift-bench-detect test_detect_gpu test_cuda_gpu
+    test_ops_gpu test_exec_gpu)
 
 if [[ -z ${NS_GPU_PREP_NOBUILD:-} ]]; then
     log "configuring and building $build (Release, sm_90)"
