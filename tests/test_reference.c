@@ -7,6 +7,7 @@
 #include "helpers.h"
 #include "nightshift/embeddings.h"
 #include "nightshift/frameset.h"
+#include "nightshift/knn.h"
 #include "nightshift/reference.h"
 #include "nightshift/store.h"
 
@@ -364,6 +365,24 @@ START_TEST(test_reference_build)
     }
     for (size_t i = 1; i < n; i++)
         ck_assert(r.loco_sorted[i - 1] <= r.loco_sorted[i]);
+    /* per-camera calibration: each camera's own loco values, ascending */
+    ck_assert_uint_eq(r.cam_loco_off[0], 0);
+    ck_assert_uint_eq(r.cam_loco_off[r.n_cameras], n);
+    for (size_t c = 0; c < r.n_cameras; c++) {
+        size_t a = r.cam_loco_off[c], b = r.cam_loco_off[c + 1], mine = 0;
+        double sum_t = 0, sum_c = 0;
+        for (size_t i = a + 1; i < b; i++)
+            ck_assert(r.cam_loco_sorted[i - 1] <= r.cam_loco_sorted[i]);
+        for (size_t i = a; i < b; i++)
+            sum_t += r.cam_loco_sorted[i];
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(r.sample.clips[r.sample.clip[i]].camera, r.cameras[c]) == 0) {
+                mine++;
+                sum_c += r.loco[i];
+            }
+        ck_assert_uint_eq(b - a, mine);
+        ck_assert(fabs(sum_t - sum_c) <= 1e-9 * (1 + fabs(sum_c)));
+    }
 
     /* property statistics from the generator, not from the loaded rows */
     for (int p = 0; p < NS_PROP_COUNT; p++) {
@@ -562,6 +581,8 @@ static void assert_same(const ns_reference *a, const ns_reference *b)
     }
     SAME(loco, n);
     SAME(loco_sorted, n);
+    SAME(cam_loco_sorted, n);
+    SAME(cam_loco_off, a->n_cameras + 1);
     SAME(loco_idx, n * (size_t)a->knn_k);
     SAME(centroids, (size_t)a->kmeans_k * DIM);
     SAME(counts, (size_t)a->kmeans_k);
@@ -613,6 +634,60 @@ static void copy_file(const char *from, const char *to, long keep)
     fclose(in);
     fclose(out);
 }
+
+/* A hand-made reference: clip 0 from camera "busy" (loco 0.5..1.0), clip 1
+ * from "quiet" (loco 0.1..0.2), n_quiet frames of it. */
+static void calib_ref(ns_reference *r, size_t n_busy, size_t n_quiet)
+{
+    size_t n = n_busy + n_quiet;
+    memset(r, 0, sizeof *r);
+    r->sample.n = n;
+    r->sample.n_clips = 2;
+    r->sample.clips = calloc(2, sizeof *r->sample.clips);
+    r->sample.clip = malloc(n * sizeof *r->sample.clip);
+    r->loco = malloc(n * sizeof *r->loco);
+    r->n_cameras = 2;
+    r->cameras = calloc(2, sizeof *r->cameras);
+    ck_assert(r->sample.clips && r->sample.clip && r->loco && r->cameras);
+    strcpy(r->sample.clips[0].camera, "busy");
+    strcpy(r->sample.clips[1].camera, "quiet");
+    strcpy(r->cameras[0], "busy");
+    strcpy(r->cameras[1], "quiet");
+    for (size_t i = 0, nb = 0, nq = 0; i < n; i++) {
+        /* interleaved, so the grouping really has to sort by camera */
+        int quiet = (i % 2 == 1 && nq < n_quiet) || nb >= n_busy;
+        size_t j = quiet ? nq++ : nb++;
+        r->sample.clip[i] = (uint32_t)quiet;
+        r->loco[i] = quiet ? 0.1f + 0.1f * (float)(j % 97) / 97.0f
+                           : 0.5f + 0.5f * (float)(j % 89) / 89.0f;
+    }
+    ck_assert_ns_ok(ns_reference_calibrate(r));
+}
+
+START_TEST(test_reference_pvalue_per_camera)
+{
+    ns_reference r;
+    size_t n_quiet = NS_REF_CAM_CALIB_MIN + 50;
+    calib_ref(&r, 150, n_quiet);
+    /* 0.3: above every quiet frame, below every busy one */
+    double pq = ns_reference_pvalue(&r, "quiet", 0.3f);
+    double pb = ns_reference_pvalue(&r, "busy", 0.3f);
+    double pn = ns_reference_pvalue(&r, "new-camera", 0.3f);
+    double pooled = ns_knn_pvalue(r.loco_sorted, r.sample.n, 0.3f);
+    ck_assert_msg(fabs(pq - 1.0 / (double)(n_quiet + 1)) < 1e-12, "quiet p %g", pq);
+    ck_assert(pb == 1.0);
+    ck_assert(pn == pooled);
+    ck_assert(fabs(pooled - 151.0 / (double)(r.sample.n + 1)) < 1e-12);
+    ns_reference_release(&r);
+
+    /* too few quiet frames for their own calibration: the pooled one */
+    calib_ref(&r, 150, NS_REF_CAM_CALIB_MIN - 1);
+    ck_assert(ns_reference_pvalue(&r, "quiet", 0.3f) ==
+              ns_knn_pvalue(r.loco_sorted, r.sample.n, 0.3f));
+    ck_assert(ns_reference_pvalue(&r, "busy", 0.3f) == 1.0);
+    ns_reference_release(&r);
+}
+END_TEST
 
 START_TEST(test_reference_file)
 {
@@ -693,6 +768,7 @@ static Suite *reference_suite(void)
     tcase_add_test(tc, test_reference_sample);
     tcase_add_test(tc, test_reference_errors);
     tcase_add_test(tc, test_reference_file);
+    tcase_add_test(tc, test_reference_pvalue_per_camera);
     suite_add_tcase(s, tc);
     return s;
 }

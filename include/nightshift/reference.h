@@ -79,7 +79,16 @@ typedef struct ns_reference {
     char (*cameras)[NS_CAMERA_LEN];  /* (n_cameras) ascending */
     double *cam_mean, *cam_std;      /* (n_cameras, NS_PROP_COUNT) */
     uint64_t *cam_n;                 /* (n_cameras) */
+    /* Derived, not stored (ns_reference_calibrate): the sample's loco
+     * distances grouped by camera in cameras' order, each group ascending;
+     * group c is [cam_loco_off[c], cam_loco_off[c + 1]). */
+    float *cam_loco_sorted;          /* (sample.n) */
+    size_t *cam_loco_off;            /* (n_cameras + 1) */
 } ns_reference;
+
+/* A camera's own calibration needs this many sampled frames; with fewer
+ * (or a camera the reference never saw) the pooled one serves. */
+#define NS_REF_CAM_CALIB_MIN 100
 
 typedef struct ns_reference_opts {
     const char *nights;      /* spec for ns_nights_select (required) */
@@ -113,6 +122,17 @@ ns_status ns_reference_load(const char *path, ns_reference *out);
 
 /* Row of camera in r->cameras, or -1. */
 long ns_reference_camera(const ns_reference *r, const char *camera);
+
+/* Fills loco_sorted and the per-camera tables from loco, the sample and
+ * cameras; build and load call it. */
+ns_status ns_reference_calibrate(ns_reference *r);
+
+/* Empirical p-value of a k-th neighbour distance from `camera`: the share
+ * of the reference's leave-one-clip-out distances at least as large, taken
+ * over that camera's sampled frames (NS_REF_CAM_CALIB_MIN or more), else
+ * over all of them.  Per camera because scenes differ in how much they vary:
+ * a busy camera's spread would otherwise hide a change at a quiet one. */
+double ns_reference_pvalue(const ns_reference *r, const char *camera, float score);
 
 void ns_reference_release(ns_reference *r); /* NULL-safe, idempotent */
 

@@ -147,7 +147,7 @@ static ns_status novelty(const ns_reference *ref, const ns_detect_opts *o, float
         return st;
     for (size_t i = 0; i < t->n; i++) {
         r->score[i] = dist[i * (size_t)k + (size_t)(k - 1)];
-        r->pval[i] = ns_knn_pvalue(ref->loco_sorted, ref->sample.n, r->score[i]);
+        r->pval[i] = ns_reference_pvalue(ref, t->clips[t->clip[i]].camera, r->score[i]);
         r->novel[i] = r->pval[i] < o->frame_alpha;
         r->n_novel += r->novel[i];
     }
@@ -350,6 +350,13 @@ static void paired_z(const ns_reference *ref, const float *props, const int64_t 
     }
 }
 
+/* The p-value of reference sample row j, calibrated as tonight's frames are. */
+static double ref_pvalue(const ns_reference *ref, size_t j)
+{
+    const ns_frameset *rs = &ref->sample;
+    return ns_reference_pvalue(ref, rs->clips[rs->clip[j]].camera, ref->loco[j]);
+}
+
 /* Steps 5-8: candidates, their residual clusters, conditions, attribution. */
 static ns_status conditions(const ns_reference *ref, const ns_detect_opts *o,
                             const int64_t *nbr, ns_detect_result *r, double *t_cluster,
@@ -368,7 +375,7 @@ static ns_status conditions(const ns_reference *ref, const ns_detect_opts *o,
     for (i = 0; i < t->n; i++)
         n_t += r->pval[i] < o->cand_p;
     for (j = 0; j < rs->n; j++)
-        n_r += ns_knn_pvalue(ref->loco_sorted, rs->n, ref->loco[j]) < o->cand_p;
+        n_r += ref_pvalue(ref, j) < o->cand_p;
     n_c = n_t + n_r;
     row = malloc((n_c ? n_c : 1) * sizeof *row);
     resid = malloc((n_c ? n_c : 1) * (size_t)d * sizeof *resid);
@@ -387,7 +394,7 @@ static ns_status conditions(const ns_reference *ref, const ns_detect_opts *o,
         at++;
     }
     for (j = 0; j < rs->n; j++) {
-        if (!(ns_knn_pvalue(ref->loco_sorted, rs->n, ref->loco[j]) < o->cand_p))
+        if (!(ref_pvalue(ref, j) < o->cand_p))
             continue;
         row[at] = j;
         residual(rs->emb + j * (size_t)d, rs->emb, ref->loco_idx + j * (size_t)k, k, d,

@@ -49,10 +49,67 @@ void ns_reference_release(ns_reference *r)
     free(r->cam_mean);
     free(r->cam_std);
     free(r->cam_n);
+    free(r->cam_loco_sorted);
+    free(r->cam_loco_off);
     memset(r, 0, sizeof *r);
 }
 
 static int cmp_camera(const void *a, const void *b) { return strcmp(a, b); }
+
+ns_status ns_reference_calibrate(ns_reference *r)
+{
+    const ns_frameset *f = &r->sample;
+    size_t n = f->n, nc = r->n_cameras;
+    size_t *fill = NULL;
+    ns_status st = NS_OK;
+    free(r->loco_sorted);
+    free(r->cam_loco_sorted);
+    free(r->cam_loco_off);
+    r->loco_sorted = malloc((n ? n : 1) * sizeof *r->loco_sorted);
+    r->cam_loco_sorted = malloc((n ? n : 1) * sizeof *r->cam_loco_sorted);
+    r->cam_loco_off = calloc(nc + 1, sizeof *r->cam_loco_off);
+    fill = calloc(nc + 1, sizeof *fill);
+    if (!r->loco_sorted || !r->cam_loco_sorted || !r->cam_loco_off || !fill) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for the calibration of %zu frames", n);
+        goto done;
+    }
+    memcpy(r->loco_sorted, r->loco, n * sizeof *r->loco);
+    qsort(r->loco_sorted, n, sizeof *r->loco_sorted, ns_cmp_float);
+    /* Counting sort by camera (a sampled clip's camera is always among
+     * cameras: fit_props and the file check make sure), then each group. */
+    for (size_t i = 0; i < n; i++) {
+        long c = ns_reference_camera(r, f->clips[f->clip[i]].camera);
+        if (c < 0) {
+            st = ns_error(NS_ERR_CORRUPT, "reference: sampled camera '%s' missing from its "
+                          "camera table", f->clips[f->clip[i]].camera);
+            goto done;
+        }
+        r->cam_loco_off[c + 1]++;
+    }
+    for (size_t c = 0; c < nc; c++)
+        r->cam_loco_off[c + 1] += r->cam_loco_off[c];
+    for (size_t i = 0; i < n; i++) {
+        size_t c = (size_t)ns_reference_camera(r, f->clips[f->clip[i]].camera);
+        r->cam_loco_sorted[r->cam_loco_off[c] + fill[c]++] = r->loco[i];
+    }
+    for (size_t c = 0; c < nc; c++)
+        qsort(r->cam_loco_sorted + r->cam_loco_off[c], r->cam_loco_off[c + 1] - r->cam_loco_off[c],
+              sizeof *r->cam_loco_sorted, ns_cmp_float);
+done:
+    free(fill);
+    return st;
+}
+
+double ns_reference_pvalue(const ns_reference *r, const char *camera, float score)
+{
+    long c = r->cam_loco_off ? ns_reference_camera(r, camera) : -1;
+    if (c >= 0) {
+        size_t a = r->cam_loco_off[c], b = r->cam_loco_off[c + 1];
+        if (b - a >= NS_REF_CAM_CALIB_MIN)
+            return ns_knn_pvalue(r->cam_loco_sorted + a, b - a, score);
+    }
+    return ns_knn_pvalue(r->loco_sorted, r->sample.n, score);
+}
 
 long ns_reference_camera(const ns_reference *r, const char *camera)
 {
@@ -157,9 +214,8 @@ static ns_status fit_loco(ns_reference *r, ns_device dev, int threads)
     int64_t *groups = malloc((n ? n : 1) * sizeof *groups);
     float *dist = malloc((n ? n : 1) * k * sizeof *dist);
     r->loco = malloc((n ? n : 1) * sizeof *r->loco);
-    r->loco_sorted = malloc((n ? n : 1) * sizeof *r->loco_sorted);
     r->loco_idx = malloc((n ? n : 1) * k * sizeof *r->loco_idx);
-    if (!groups || !dist || !r->loco || !r->loco_sorted || !r->loco_idx) {
+    if (!groups || !dist || !r->loco || !r->loco_idx) {
         st = ns_error(NS_ERR_NOMEM, "no memory for the neighbours of %zu frames", n);
         goto done;
     }
@@ -171,8 +227,7 @@ static ns_status fit_loco(ns_reference *r, ns_device dev, int threads)
         goto done;
     }
     for (size_t i = 0; i < n; i++)
-        r->loco[i] = r->loco_sorted[i] = dist[i * k + k - 1];
-    qsort(r->loco_sorted, n, sizeof *r->loco_sorted, ns_cmp_float);
+        r->loco[i] = dist[i * k + k - 1];
 done:
     free(groups);
     free(dist);
@@ -341,7 +396,7 @@ ns_status ns_reference_build_from(ns_store *s, const char *model_id, const char 
         st = ns_error_wrap(st, "reference kernel bandwidth");
         goto done;
     }
-    if ((st = fit_props(&r)) != NS_OK)
+    if ((st = fit_props(&r)) != NS_OK || (st = ns_reference_calibrate(&r)) != NS_OK)
         goto done;
     *out = r;
     memset(&r, 0, sizeof r);

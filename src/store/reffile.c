@@ -288,12 +288,6 @@ static ns_status check_body(const ns_reference *r, const char *path)
     return NS_OK;
 }
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 ns_status ns_reference_load(const char *path, ns_reference *out)
 {
     ns_status st = NS_OK;
@@ -351,7 +345,6 @@ ns_status ns_reference_load(const char *path, ns_reference *out)
     s->view_row = malloc(N * sizeof *s->view_row);
     s->clips = calloc(n_clips ? (size_t)n_clips : 1, sizeof *s->clips);
     r.loco = malloc(N * sizeof *r.loco);
-    r.loco_sorted = malloc(N * sizeof *r.loco_sorted);
     r.loco_idx = malloc(N * K * sizeof *r.loco_idx);
     r.centroids = malloc(KM * D * sizeof *r.centroids);
     r.counts = malloc(KM * sizeof *r.counts);
@@ -362,7 +355,7 @@ ns_status ns_reference_load(const char *path, ns_reference *out)
     r.cam_std = malloc(NC * P * sizeof *r.cam_std);
     r.cam_n = malloc(NC * sizeof *r.cam_n);
     if (!r.nights || !s->emb || !s->props || !s->clip || !s->index || !s->timestamp ||
-        !s->member || !s->view_row || !s->clips || !r.loco || !r.loco_sorted || !r.loco_idx ||
+        !s->member || !s->view_row || !s->clips || !r.loco || !r.loco_idx ||
         !r.centroids || !r.counts || !r.radius_mean || !r.radius_max || !r.cameras ||
         !r.cam_mean || !r.cam_std || !r.cam_n) {
         st = ns_error(NS_ERR_NOMEM, "'%s': no memory for a reference of %llu frames (dim %d)",
@@ -421,8 +414,10 @@ ns_status ns_reference_load(const char *path, ns_reference *out)
     }
     if ((st = check_body(&r, path)) != NS_OK)
         goto done;
-    memcpy(r.loco_sorted, r.loco, s->n * sizeof *r.loco);
-    qsort(r.loco_sorted, s->n, sizeof *r.loco_sorted, cmp_float);
+    if ((st = ns_reference_calibrate(&r)) != NS_OK) {
+        st = ns_error_wrap(st, "'%s'", path);
+        goto done;
+    }
     *out = r;
     memset(&r, 0, sizeof r);
 done:
