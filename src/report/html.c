@@ -137,7 +137,9 @@ static void test_section(ns_strbuf *sb, const ns_reference *ref, const ns_detect
     ns_strbuf_printf(sb, "<tr><th>Novel frames</th><td>%zu of %zu (frame p &lt; ", r->n_novel,
                      r->tonight.n);
     num(sb, "%g", r->opts.frame_alpha);
-    ns_strbuf_printf(sb, ")</td></tr>\n</table>\n");
+    ns_strbuf_printf(sb, "; p from the frame&#39;s own camera&#39;s reference scores when "
+                         "it has at least %d sampled frames, else from all)</td></tr>\n"
+                         "</table>\n", NS_REF_CAM_CALIB_MIN);
     if (r->opts.permute_frames)
         ns_strbuf_printf(sb, "<p class=\"note warn\">Frames were permuted, not clips: a "
                              "diagnostic whose p-values are too small. Do not act on it.</p>\n");
