@@ -127,6 +127,23 @@ size_t ns_cuda_bf16_conv_elems(const ns_conv_params *p);
  * even; NaN becomes a quiet NaN, overflow becomes infinity. */
 uint16_t ns_ref_f32_to_bf16(float x);
 void ns_ref_f32_to_bf16_array(const float *x, uint16_t *y, size_t n);
+
+/* ---- Winograd F(2x2, 3x3) (kernels/wino.h) -------------------------------------
+ *
+ * ns_cuda_conv2d computes 3x3 stride-1 ungrouped convolutions in fp32 with
+ * Winograd F(2x2, 3x3) (16 cuBLAS GEMMs over the channels instead of one
+ * 2.25x larger im2col GEMM) when the context was created with
+ * NS_CUDA_CONV_WINOGRAD=1 in the environment.  Off by default until timed
+ * and checked on a GPU (tools/gpu_check.sh runs both); tf32 and bf16 keep
+ * im2col. */
+/* 1 when ctx computes eligible convs by Winograd (fp32 only). */
+int ns_cuda_ctx_winograd(const ns_cuda_ctx *ctx);
+/* p is a 3x3, stride 1, undilated, ungrouped conv (prepared). */
+int ns_conv_winograd_ok(const ns_conv_params *p);
+/* The CUDA path's algorithm step for step on the CPU (y as ns_ref_conv2d's);
+ * NS_ERR_USAGE when !ns_conv_winograd_ok(p), NS_ERR_NOMEM. */
+ns_status ns_ref_conv2d_winograd(const ns_conv_params *p, const float *x, const float *w,
+                                 const float *bias, ns_act act, float *y);
 float ns_ref_bf16_to_f32(uint16_t h);
 /* The same on device, queued on the context's stream; x and y device pointers. */
 ns_status ns_cuda_f32_to_bf16(ns_cuda_ctx *ctx, const float *x, uint16_t *y, size_t n);

@@ -1,6 +1,8 @@
 /* Plain C references for the CUDA kernels; always built. */
 #include "ns_cuda.h"
+#include "wino.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void ns_ref_iota_affine(uint32_t *out, size_t n, uint32_t a, uint32_t b)
@@ -35,4 +37,89 @@ float ns_ref_bf16_to_f32(uint16_t h)
     float x;
     memcpy(&x, &u, sizeof x);
     return x;
+}
+
+/* ---- Winograd F(2x2, 3x3): the plain C twin of ops.cu's Winograd path -------------- */
+
+int ns_conv_winograd_ok(const ns_conv_params *p)
+{
+    return ns_wino_ok(p->kh, p->kw, p->stride_h, p->stride_w, p->dil_h, p->dil_w, p->groups) &&
+           p->h_out >= 1 && p->w_out >= 1;
+}
+
+ns_status ns_ref_conv2d_winograd(const ns_conv_params *p, const float *x, const float *w,
+                                 const float *bias, ns_act act, float *y)
+{
+    const int C = p->c_in, K = p->c_out, H = p->h, W = p->w, Ho = p->h_out, Wo = p->w_out;
+    const int th = (Ho + 1) / 2, tw = (Wo + 1) / 2;
+    const size_t T = (size_t)p->n * th * tw;
+    float *U = malloc((size_t)16 * K * C * sizeof *U);
+    float *V = malloc((size_t)16 * C * T * sizeof *V);
+    float *M = malloc((size_t)16 * K * T * sizeof *M);
+    ns_status st = NS_OK;
+    if (!ns_conv_winograd_ok(p)) {
+        st = ns_error(NS_ERR_USAGE, "winograd: conv %dx%d stride %d,%d dilation %d,%d groups %d "
+                      "is not 3x3 stride 1 ungrouped", p->kh, p->kw, p->stride_h, p->stride_w,
+                      p->dil_h, p->dil_w, p->groups);
+        goto done;
+    }
+    if (!U || !V || !M) {
+        st = ns_error(NS_ERR_NOMEM, "winograd: no memory for %zu tiles", T);
+        goto done;
+    }
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++) {
+            float u[16];
+            ns_wino_filter(w + ((size_t)k * C + c) * 9, u);
+            for (int xi = 0; xi < 16; xi++)
+                U[((size_t)xi * K + k) * C + c] = u[xi];
+        }
+    for (int img = 0; img < p->n; img++)
+        for (int c = 0; c < C; c++)
+            for (int ty = 0; ty < th; ty++)
+                for (int tx = 0; tx < tw; tx++) {
+                    size_t t = ((size_t)img * th + ty) * tw + tx;
+                    float d[16], v[16];
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++) {
+                            int iy = 2 * ty - p->pad_top + i, ix = 2 * tx - p->pad_left + j;
+                            d[i * 4 + j] = iy >= 0 && iy < H && ix >= 0 && ix < W
+                                               ? x[(((size_t)img * C + c) * H + iy) * W + ix]
+                                               : 0.0f;
+                        }
+                    ns_wino_input(d, v);
+                    for (int xi = 0; xi < 16; xi++)
+                        V[((size_t)xi * C + c) * T + t] = v[xi];
+                }
+    for (int xi = 0; xi < 16; xi++)
+        for (int k = 0; k < K; k++)
+            for (size_t t = 0; t < T; t++) {
+                float s = 0.0f;
+                for (int c = 0; c < C; c++)
+                    s += U[((size_t)xi * K + k) * C + c] * V[((size_t)xi * C + c) * T + t];
+                M[((size_t)xi * K + k) * T + t] = s;
+            }
+    for (int img = 0; img < p->n; img++)
+        for (int k = 0; k < K; k++)
+            for (int ty = 0; ty < th; ty++)
+                for (int tx = 0; tx < tw; tx++) {
+                    size_t t = ((size_t)img * th + ty) * tw + tx;
+                    float m[16], o[4];
+                    for (int xi = 0; xi < 16; xi++)
+                        m[xi] = M[((size_t)xi * K + k) * T + t];
+                    ns_wino_output(m, o);
+                    for (int i = 0; i < 2; i++)
+                        for (int j = 0; j < 2; j++) {
+                            int oy = 2 * ty + i, ox = 2 * tx + j;
+                            if (oy < Ho && ox < Wo)
+                                y[(((size_t)img * K + k) * Ho + oy) * Wo + ox] =
+                                    o[i * 2 + j] + (bias ? bias[k] : 0.0f);
+                        }
+                }
+    ns_ref_act(act, y, (size_t)p->n * K * Ho * Wo);
+done:
+    free(U);
+    free(V);
+    free(M);
+    return st;
 }

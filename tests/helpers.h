@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "nightshift/ops.h"
 #include "nightshift/status.h"
 
 /* Asserts a status is NS_OK and shows the recorded message otherwise. */
@@ -57,6 +58,40 @@ static inline int ns_test_run(Suite *s)
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* Activation kind k with the parameters the parity tests use: Clip to
+ * [-0.5, 0.5], HardSigmoid 0.2 x + 0.5, the others parameter-free. */
+static inline ns_act ns_test_act(int k)
+{
+    ns_act a = {(ns_act_kind)k, 0.0f, 0.0f};
+    if (a.kind == NS_ACT_CLIP) {
+        a.a = -0.5f;
+        a.b = 0.5f;
+    } else if (a.kind == NS_ACT_HARDSIGMOID) {
+        a.a = 0.2f;
+        a.b = 0.5f;
+    }
+    return a;
+}
+
+/* A square k x k convolution with the same stride and padding on every side,
+ * not yet prepared (ns_conv_prepare). */
+static inline ns_conv_params ns_test_conv(int n, int c_in, int h, int w, int c_out, int k,
+                                          int stride, int pad, int groups)
+{
+    ns_conv_params p = {0};
+    p.n = n;
+    p.c_in = c_in;
+    p.h = h;
+    p.w = w;
+    p.c_out = c_out;
+    p.kh = p.kw = k;
+    p.stride_h = p.stride_w = stride;
+    p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = pad;
+    p.dil_h = p.dil_w = 1;
+    p.groups = groups;
+    return p;
 }
 
 #endif
