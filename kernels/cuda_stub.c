@@ -34,6 +34,12 @@ ns_status ns_cuda_ctx_create(int device, ns_cuda_ctx **out)
 
 void ns_cuda_ctx_free(ns_cuda_ctx *ctx) { (void)ctx; }
 
+int ns_cuda_ctx_winograd(const ns_cuda_ctx *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
 ns_status ns_cuda_ctx_sync(ns_cuda_ctx *ctx)
 {
     (void)ctx;

@@ -16,6 +16,7 @@
 
 #define WHERE "kernels/ops.cu"
 #include "cuda_internal.cuh"
+#include "wino.h"
 
 struct ns_cuda_ctx {
     int device;
@@ -28,6 +29,7 @@ struct ns_cuda_ctx {
     __nv_bfloat16 *scratch16;  // bf16: (scratch_n) one GEMM's activations
     size_t scratch_n;
     int conv_single;           // one GEMM per round of images (conv2d), not batched
+    int conv_wino;             // 3x3 stride-1 fp32 convs by Winograd F(2x2, 3x3)
 };
 
 #define USAGE_IF(cond, ...)                                                             \
@@ -179,6 +181,8 @@ extern "C" ns_status ns_cuda_ctx_create(int device, ns_cuda_ctx **out)
         // timings on a new GPU, not a correctness one: both pass the parity tests.
         const char *g = getenv("NS_CUDA_CONV_GEMM");
         c->conv_single = !(g && strcmp(g, "batched") == 0);
+        const char *wg = getenv("NS_CUDA_CONV_WINOGRAD");
+        c->conv_wino = wg && strcmp(wg, "1") == 0;
     }
     *out = c;
     c = NULL;
@@ -186,6 +190,8 @@ done:
     ns_cuda_ctx_free(c);
     return st;
 }
+
+extern "C" int ns_cuda_ctx_winograd(const ns_cuda_ctx *ctx) { return ctx && ctx->conv_wino; }
 
 extern "C" void ns_cuda_ctx_free(ns_cuda_ctx *ctx)
 {
@@ -310,11 +316,39 @@ static int conv_chunk(const ns_conv_params *p)
     return (int)c;
 }
 
+// Winograd: 2x2 output tiles per image, and the workspace per image (V, then
+// M: 16 values per tile and input / output channel).  The filter transform U
+// (16 * c_out * c_in) sits in front of them.
+static size_t wino_tiles(const ns_conv_params *p)
+{
+    return (size_t)((p->h_out + 1) / 2) * (size_t)((p->w_out + 1) / 2);
+}
+
+static size_t wino_per_image(const ns_conv_params *p)
+{
+    return 16 * ((size_t)p->c_in + p->c_out) * wino_tiles(p);
+}
+
+static int wino_chunk(const ns_conv_params *p)
+{
+    size_t c = kConvScratchFloats / wino_per_image(p);
+    if (c < 1)
+        c = 1;
+    if (c > (size_t)p->n)
+        c = (size_t)p->n;
+    return (int)c;
+}
+
 extern "C" size_t ns_cuda_conv_workspace_floats(const ns_conv_params *p)
 {
     if (conv_is_depthwise(p) || conv_is_pointwise(p) || p->n < 1)
         return 0;
-    return conv_ws_per_image(p) * (size_t)conv_chunk(p);
+    size_t ws = conv_ws_per_image(p) * (size_t)conv_chunk(p);
+    if (ns_conv_winograd_ok(p)) { // whether a context uses it is decided later
+        size_t wino = 16 * (size_t)p->c_out * p->c_in + wino_per_image(p) * (size_t)wino_chunk(p);
+        ws = wino > ws ? wino : ws;
+    }
+    return ws;
 }
 
 // ---- reduced precision ------------------------------------------------------------
@@ -479,6 +513,122 @@ __global__ void scatter_bias_act_kernel(const float *t, float *y, unsigned plane
     }
 }
 
+// ---- Winograd F(2x2, 3x3) (wino.h; plain C twin: ns_ref_conv2d_winograd) -------------
+
+// U[xi][k][c] = (G g G^T)[xi] for the filter of output k and input c.
+__global__ void wino_filter_kernel(const float *w, float *U, size_t kc)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < kc;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float u[16];
+        ns_wino_filter(w + i * 9, u);
+        for (int xi = 0; xi < 16; xi++)
+            U[(size_t)xi * kc + i] = u[xi];
+    }
+}
+
+// V[xi][c][t] = (B^T d B)[xi] for tile t = img * tiles + q of a round of
+// images; grid y over (image, channel) planes, x over the plane's tiles.
+__global__ void wino_input_kernel(const float *x, float *V, unsigned planes, int C, int H, int W,
+                                  int pt, int pl, int th, int tw, size_t T)
+{
+    int tiles = th * tw;
+    for (unsigned pn = blockIdx.y; pn < planes; pn += gridDim.y) {
+        int c = (int)(pn % (unsigned)C);
+        size_t img = pn / (unsigned)C;
+        const float *xp = x + (img * C + c) * (size_t)H * W;
+        for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < tiles;
+             q += gridDim.x * blockDim.x) {
+            int ty = q / tw, tx = q - ty * tw;
+            float d[16], v[16];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    int iy = 2 * ty - pt + i, ix = 2 * tx - pl + j;
+                    d[i * 4 + j] = iy >= 0 && iy < H && ix >= 0 && ix < W ? xp[iy * W + ix] : 0.0f;
+                }
+            ns_wino_input(d, v);
+            size_t t = img * tiles + q;
+            for (int xi = 0; xi < 16; xi++)
+                V[((size_t)xi * C + c) * T + t] = v[xi];
+        }
+    }
+}
+
+// y = act(A^T m A + bias) from M[xi][k][t]; grid y over (image, output
+// channel) planes, x over the plane's tiles; edge tiles drop what falls outside.
+__global__ void wino_output_kernel(const float *M, float *y, unsigned planes, int K, int Ho,
+                                   int Wo, int th, int tw, size_t T, const float *bias,
+                                   ns_act_kind kind, float a, float b)
+{
+    int tiles = th * tw;
+    for (unsigned pn = blockIdx.y; pn < planes; pn += gridDim.y) {
+        int k = (int)(pn % (unsigned)K);
+        size_t img = pn / (unsigned)K;
+        float *yp = y + (img * K + k) * (size_t)Ho * Wo;
+        float bv = bias ? bias[k] : 0.0f;
+        for (int q = blockIdx.x * blockDim.x + threadIdx.x; q < tiles;
+             q += gridDim.x * blockDim.x) {
+            int ty = q / tw, tx = q - ty * tw;
+            size_t t = img * tiles + q;
+            float m[16], o[4];
+            for (int xi = 0; xi < 16; xi++)
+                m[xi] = M[((size_t)xi * K + k) * T + t];
+            ns_wino_output(m, o);
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 2; j++) {
+                    int oy = 2 * ty + i, ox = 2 * tx + j;
+                    if (oy < Ho && ox < Wo) {
+                        float v = o[i * 2 + j];
+                        if (bias)
+                            v += bv;
+                        yp[oy * Wo + ox] = act_apply(kind, a, b, v);
+                    }
+                }
+        }
+    }
+}
+
+// The Winograd conv: U once, then per round of images V, the 16 GEMMs
+// M_xi (K, T) = U_xi (K, C) . V_xi (C, T) as one strided-batched SGEMM, and
+// the output transform.  fp32 only.
+static ns_status conv_winograd(ns_cuda_ctx *ctx, const ns_conv_params *p, const float *x,
+                               const float *w, const float *bias, ns_act act, float *y,
+                               float *workspace)
+{
+    ns_status st = NS_OK;
+    const int C = p->c_in, K = p->c_out;
+    const int th = (p->h_out + 1) / 2, tw = (p->w_out + 1) / 2;
+    const size_t tiles = (size_t)th * tw, kc = (size_t)K * C;
+    const size_t in_img = (size_t)C * p->h * p->w, out_img = (size_t)K * p->h_out * p->w_out;
+    const int chunk = wino_chunk(p);
+    const float alpha = 1.0f, beta = 0.0f;
+    float *U = workspace, *V = workspace + 16 * kc;
+    wino_filter_kernel<<<grid_for(kc), kThreads, 0, ctx->stream>>>(w, U, kc);
+    CUDA_TRY(cudaGetLastError());
+    for (int i0 = 0; i0 < p->n; i0 += chunk) {
+        int imgs = p->n - i0 < chunk ? p->n - i0 : chunk;
+        size_t T = tiles * (size_t)imgs;
+        float *M = V + 16 * (size_t)C * T;
+        wino_input_kernel<<<planes_grid((size_t)imgs * C, tiles), planes_threads(tiles), 0,
+                            ctx->stream>>>(x + (size_t)i0 * in_img, V, (unsigned)((size_t)imgs * C),
+                                           C, p->h, p->w, p->pad_top, p->pad_left, th, tw, T);
+        CUDA_TRY(cudaGetLastError());
+        // Row-major M_xi (K, T) = U_xi (K, C) . V_xi (C, T); column-major
+        // cuBLAS: M_xi^T (T, K) = V_xi^T (T, C) . U_xi^T (C, K).
+        BLAS_TRY(cublasSgemmStridedBatched(ctx->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)T, K, C,
+                                           &alpha, V, (int)T, (long long)C * (long long)T, U, C,
+                                           (long long)kc, &beta, M, (int)T,
+                                           (long long)K * (long long)T, 16));
+        wino_output_kernel<<<planes_grid((size_t)imgs * K, tiles), planes_threads(tiles), 0,
+                             ctx->stream>>>(M, y + (size_t)i0 * out_img,
+                                            (unsigned)((size_t)imgs * K), K, p->h_out, p->w_out,
+                                            th, tw, T, bias, act.kind, act.a, act.b);
+        CUDA_TRY(cudaGetLastError());
+    }
+done:
+    return st;
+}
+
 // One thread per output of a depthwise conv (groups == c_in; c_out may be a
 // multiple of c_in), bias and activation fused; grid y over the output planes
 // (image, channel), x along a plane, 32-bit index math within a plane.
@@ -536,6 +686,12 @@ extern "C" ns_status ns_cuda_conv2d(ns_cuda_ctx *ctx, const ns_conv_params *p, c
             p->stride_w, p->pad_top, p->pad_left, p->dil_h, p->dil_w, p->h_out, p->w_out,
             act.kind, act.a, act.b);
         CUDA_TRY(cudaGetLastError());
+        goto done;
+    }
+    if (ctx->conv_wino && ctx->prec == NS_PREC_FP32 && ns_conv_winograd_ok(p)) {
+        USAGE_IF(!workspace, "kernels/ops.cu: conv2d: no workspace (%zu floats needed)",
+                 ns_cuda_conv_workspace_floats(p));
+        st = conv_winograd(ctx, p, x, w, bias, act, y, workspace);
         goto done;
     }
     {

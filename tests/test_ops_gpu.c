@@ -74,18 +74,7 @@ static void expect_close(const float *dev, const float *want, size_t n, const ch
     free(got);
 }
 
-static ns_act random_act(void)
-{
-    ns_act a = {(ns_act_kind)rnd_int(NS_ACT_NONE, NS_ACT_SILU), 0.0f, 0.0f};
-    if (a.kind == NS_ACT_CLIP) {
-        a.a = -0.5f;
-        a.b = 0.5f;
-    } else if (a.kind == NS_ACT_HARDSIGMOID) {
-        a.a = 0.2f;
-        a.b = 0.5f;
-    }
-    return a;
-}
+static ns_act random_act(void) { return ns_test_act(rnd_int(NS_ACT_NONE, NS_ACT_SILU)); }
 
 /* ---- convolution ------------------------------------------------------------- */
 
@@ -125,36 +114,19 @@ static void check_conv(ns_conv_params p, int with_bias, ns_act act, const char *
     free(want);
 }
 
-static ns_conv_params conv_base(int n, int c_in, int h, int w, int c_out, int k, int stride,
-                                int pad, int groups)
-{
-    ns_conv_params p = {0};
-    p.n = n;
-    p.c_in = c_in;
-    p.h = h;
-    p.w = w;
-    p.c_out = c_out;
-    p.kh = p.kw = k;
-    p.stride_h = p.stride_w = stride;
-    p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = pad;
-    p.dil_h = p.dil_w = 1;
-    p.groups = groups;
-    return p;
-}
-
 START_TEST(test_conv_fixed_shapes)
 {
     ns_act relu = {NS_ACT_RELU, 0, 0}, none = {NS_ACT_NONE, 0, 0};
     ns_act hswish = {NS_ACT_HARDSWISH, 0, 0};
     /* Stem, pointwise (no im2col), depthwise, depthwise with multiplier 2, grouped. */
-    check_conv(conv_base(2, 3, 32, 32, 16, 3, 2, 1, 1), 1, relu, "stem");
-    check_conv(conv_base(2, 24, 9, 11, 40, 1, 1, 0, 1), 1, none, "pointwise");
-    check_conv(conv_base(1, 24, 9, 11, 40, 1, 2, 0, 1), 0, none, "strided 1x1");
-    check_conv(conv_base(2, 32, 15, 15, 32, 3, 1, 1, 32), 1, hswish, "depthwise");
-    check_conv(conv_base(1, 16, 14, 13, 16, 5, 2, 2, 16), 1, relu, "depthwise 5x5 s2");
-    check_conv(conv_base(1, 8, 10, 10, 16, 3, 1, 1, 8), 1, none, "depthwise x2");
-    check_conv(conv_base(2, 12, 10, 10, 18, 3, 1, 1, 3), 1, relu, "grouped");
-    ns_conv_params asym = conv_base(1, 5, 12, 9, 7, 3, 1, 0, 1);
+    check_conv(ns_test_conv(2, 3, 32, 32, 16, 3, 2, 1, 1), 1, relu, "stem");
+    check_conv(ns_test_conv(2, 24, 9, 11, 40, 1, 1, 0, 1), 1, none, "pointwise");
+    check_conv(ns_test_conv(1, 24, 9, 11, 40, 1, 2, 0, 1), 0, none, "strided 1x1");
+    check_conv(ns_test_conv(2, 32, 15, 15, 32, 3, 1, 1, 32), 1, hswish, "depthwise");
+    check_conv(ns_test_conv(1, 16, 14, 13, 16, 5, 2, 2, 16), 1, relu, "depthwise 5x5 s2");
+    check_conv(ns_test_conv(1, 8, 10, 10, 16, 3, 1, 1, 8), 1, none, "depthwise x2");
+    check_conv(ns_test_conv(2, 12, 10, 10, 18, 3, 1, 1, 3), 1, relu, "grouped");
+    ns_conv_params asym = ns_test_conv(1, 5, 12, 9, 7, 3, 1, 0, 1);
     asym.kh = 3;
     asym.kw = 2;
     asym.pad_top = 2;
@@ -162,6 +134,23 @@ START_TEST(test_conv_fixed_shapes)
     asym.dil_h = 2;
     asym.stride_w = 2;
     check_conv(asym, 0, relu, "asymmetric");
+    /* 3x3 stride 1 ungrouped: Winograd when the context has it (below). */
+    check_conv(ns_test_conv(2, 16, 13, 14, 24, 3, 1, 1, 1), 1, relu, "3x3 s1, odd sizes");
+    check_conv(ns_test_conv(3, 64, 28, 28, 64, 3, 1, 1, 1), 1, none, "3x3 s1, resnet layer");
+    ns_conv_params apad = ns_test_conv(1, 7, 9, 6, 5, 3, 1, 0, 1);
+    apad.pad_top = 2;
+    apad.pad_right = 1;
+    check_conv(apad, 0, relu, "3x3 s1, asymmetric padding");
+}
+END_TEST
+
+/* NS_CUDA_CONV_WINOGRAD=1 (as tools/gpu_check.sh sets for a second run of
+ * this suite) must really switch the context to Winograd, or that run would
+ * test im2col twice. */
+START_TEST(test_winograd_switch)
+{
+    const char *wg = getenv("NS_CUDA_CONV_WINOGRAD");
+    ck_assert_int_eq(ns_cuda_ctx_winograd(g_ctx), wg && strcmp(wg, "1") == 0);
 }
 END_TEST
 
@@ -199,7 +188,7 @@ END_TEST
 
 START_TEST(test_conv_without_workspace_is_usage_error)
 {
-    ns_conv_params p = conv_base(1, 4, 8, 8, 4, 3, 1, 1, 1);
+    ns_conv_params p = ns_test_conv(1, 4, 8, 8, 4, 3, 1, 1, 1);
     ns_act none = {NS_ACT_NONE, 0, 0};
     ck_assert_ns_ok(ns_conv_prepare(&p));
     ck_assert_uint_gt(ns_cuda_conv_workspace_floats(&p), 0);
@@ -468,6 +457,7 @@ int main(void)
     Suite *s = suite_create("ops_gpu");
     TCase *tc = tcase_create("parity");
     tcase_add_test(tc, test_conv_fixed_shapes);
+    tcase_add_test(tc, test_winograd_switch);
     tcase_add_test(tc, test_conv_random_shapes);
     tcase_add_test(tc, test_conv_without_workspace_is_usage_error);
     tcase_add_test(tc, test_pool_random_shapes);

@@ -98,12 +98,23 @@ row "info --devices" "$st" "$(grep -m1 -i 'h100\|h200\|nvidia' "$logs/devices.tx
 ((gpu)) || echo "no CUDA device: cuda steps will fail or skip"
 
 # --- parity suites ------------------------------------------------------------------
-# The conv GEMM's other form (kernels/ops.cu, NS_CUDA_CONV_GEMM) is checked too.
+# The conv's other forms (kernels/ops.cu: NS_CUDA_CONV_GEMM=batched, and
+# NS_CUDA_CONV_WINOGRAD=1, opt-in until it has run here) are checked too.
+# conv_env VARIANT: the environment that selects it.
+conv_env() {
+    case $1 in
+        batched) echo NS_CUDA_CONV_GEMM=batched NS_CUDA_CONV_WINOGRAD=0 ;;
+        winograd) echo NS_CUDA_CONV_GEMM=single NS_CUDA_CONV_WINOGRAD=1 ;;
+        *) echo NS_CUDA_CONV_GEMM=single NS_CUDA_CONV_WINOGRAD=0 ;;
+    esac
+}
 for t in test_cuda_gpu test_ops_gpu test_exec_gpu test_detect_gpu test_ops_gpu+batched \
-    test_exec_gpu+batched; do
+    test_exec_gpu+batched test_ops_gpu+winograd test_exec_gpu+winograd; do
+    v=single
+    [[ $t == *+* ]] && v=${t#*+}
+    # shellcheck disable=SC2046
     TAIL=3 step "$t" 90 env CK_DEFAULT_TIMEOUT=120 NS_TEST_TMP=/tmp/ns-gpu-test-tmp \
-        NS_CUDA_CONV_GEMM=$([[ $t == *+batched ]] && echo batched || echo single) \
-        "$run" "$bin/${t%+batched}"
+        $(conv_env $v) "$run" "$bin/${t%+*}"
     grep -m6 ':[FE]:' "$logs/$t.txt" | cut -c1-300 | sed 's/^/   ! /'
     [[ $t == test_detect_gpu ]] && det_test_st=$st
     row "$t" "$st" "$(grep -m1 -o '[0-9]*%: Checks: [0-9]*, Failures: [0-9]*, Errors: [0-9]*' \
@@ -130,10 +141,14 @@ for m in "${models[@]}"; do
     fi
     row "ours cuda $m b256" "$st" "${ours[$m]:+${ours[$m]} img/s}"
     if ((gpu)); then
-        TAIL=1 step "ours_cuda_${m}_batched" 30 env NS_CUDA_CONV_GEMM=batched "$run" \
-            "$bin/nightshift-bench-exec" "${arg[$m]}" --device cuda --batch 256 --secs 4
-        v=$(ips "ours_cuda_${m}_batched")
-        row "  conv GEMM batched" "$st" "${v:+$v img/s, x$(ratio "$v" "${ours[$m]:-0}") single}"
+        for cv in batched winograd; do
+            # shellcheck disable=SC2046
+            TAIL=1 step "ours_cuda_${m}_$cv" 30 env $(conv_env $cv) "$run" \
+                "$bin/nightshift-bench-exec" "${arg[$m]}" --device cuda --batch 256 --secs 4
+            v=$(ips "ours_cuda_${m}_$cv")
+            row "  conv $cv" "$st" "${v:+$v img/s, x$(ratio "$v" "${ours[$m]:-0}") default}"
+            [[ $m == resnet18 && $cv == winograd ]] && ours_wino=$v
+        done
     fi
 done
 # Where the time goes: the stream synchronised after every node (slower, so a
@@ -143,16 +158,23 @@ if ((gpu)); then
         --device cuda --batch 256 --secs 2 --sync-nodes
     echo "resnet18 cuda profile, synchronised per node (top of nightshift-bench-exec's report):"
     sed -n '3,16p' "$logs/ours_cuda_resnet18_prof.txt" | sed 's/^/   /'
+    # shellcheck disable=SC2046
+    TAIL=0 step ours_cuda_resnet18_prof_winograd 30 env $(conv_env winograd) "$run" \
+        "$bin/nightshift-bench-exec" "${arg[resnet18]}" --device cuda --batch 256 --secs 2 \
+        --sync-nodes
+    echo "the same with Winograd:"
+    sed -n '3,16p' "$logs/ours_cuda_resnet18_prof_winograd.txt" | sed 's/^/   /'
 fi
 # Parity at full scale: resnet18 at batch 256 runs several conv rounds per layer
 # (kernels/ops.cu conv_chunk), which the unit shapes of the suites do not reach.
 # Both conv GEMM forms on cuda against the cpu executor, same fixed frames.
 emb_err=
 if ((gpu)); then
-    for v in single batched cpu; do
+    for v in single batched winograd cpu; do
         dev=cuda
         [[ $v == cpu ]] && dev=cpu
-        TAIL=0 step "emb_$v" 60 env NS_CUDA_CONV_GEMM=$v "$run" "$bin/nightshift-bench-exec" \
+        # shellcheck disable=SC2046
+        TAIL=0 step "emb_$v" 60 env $(conv_env $v) "$run" "$bin/nightshift-bench-exec" \
             "${arg[resnet18]}" --device $dev --batch 256 --secs 0.01 --emb-out "$tmp/emb_$v.f32"
     done
     emb_err=$(python3 - "$tmp" <<'PY' 2>&1
@@ -160,7 +182,7 @@ import sys, numpy as np
 d = sys.argv[1]
 ref = np.fromfile(f"{d}/emb_cpu.f32", np.float32).reshape(256, -1).astype(np.float64)
 out = []
-for v in ("single", "batched"):
+for v in ("single", "batched", "winograd"):
     x = np.fromfile(f"{d}/emb_{v}.f32", np.float32).reshape(256, -1).astype(np.float64)
     e = np.linalg.norm(x - ref, axis=1) / np.maximum(np.linalg.norm(ref, axis=1), 1e-30)
     out.append(f"{v} {e.max():.2e}")
@@ -293,6 +315,8 @@ for m in "${models[@]}"; do
     printf '  %-13s ours %10s  peer %10s  ratio %s\n' "$m" "${ours[$m]:--}" "${peer[$m]:--}" \
         "$(ratio "${ours[$m]:-0}" "${peer[$m]:-0}")"
 done
+printf '  resnet18 with Winograd: %s img/s, ratio %s\n' "${ours_wino:--}" \
+    "$(ratio "${ours_wino:-0}" "${peer[resnet18]:-0}")"
 grep -h 'vs fp32 reference\|relative difference from fp32' "$logs/test_exec_gpu.txt" 2>/dev/null |
     sed 's/^/  precision error: /'
 printf '  embed end to end %s frames/s steady = %s of resnet18 pure compute; cuda/cpu compute %s\n' \
