@@ -7,7 +7,9 @@
  *   - k-means centroids (ns_kmeans_fit) with counts and radii;
  *   - leave-one-clip-out kNN distances: for every sample frame the distance
  *     to its k-th nearest sample frame of ANOTHER clip (ns_knn_search with
- *     clip groups): the calibration of tonight's novelty scores;
+ *     clip groups): the calibration of tonight's novelty scores, per camera
+ *     where the camera has NS_REF_CAM_CALIB_MIN sampled frames
+ *     (ns_reference_pvalue);
  *   - the Gaussian kernel bandwidth by the median heuristic (ns_mmd_median_sigma);
  *   - property statistics: mean and standard deviation of each photometric
  *     property over all sample frames and per camera, and the standard
