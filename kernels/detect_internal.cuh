@@ -16,7 +16,8 @@ static const size_t kTileFloats = (size_t)64 << 20;
 // other functions (none of them runs while another holds the lock).
 enum {
     B_X, B_C, B_XX, B_CC, B_G, B_ASSIGN, B_DIST, B_PART, B_SUMS, B_COUNTS, B_MEAN,
-    B_QG, B_BG, B_RUND, B_RUNI, B_OUTD, B_OUTI, B_SEG, B_ROWPART, B_S, B_COUNT
+    B_QG, B_BG, B_RUND, B_RUNI, B_OUTD, B_OUTI, B_SEG, B_ROWPART, B_S, B_PERM, B_SEGCNT,
+    B_SEGOFF, B_COUNT
 };
 
 // Takes the lock (always: ns_det_end releases it, also after a failure) and

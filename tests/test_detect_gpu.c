@@ -158,6 +158,37 @@ START_TEST(test_kmeans_fit_vs_cpu)
 }
 END_TEST
 
+/* NS_CUDA_KMEANS_UPDATE=sorted sums each cluster's rows from a list instead
+ * of scanning the assignments per cluster, in the same order: the same bits.
+ * With tol > 0 the column sums without assignments (the variance) run too. */
+START_TEST(test_kmeans_sorted_update_same_bits)
+{
+    static const struct { size_t n; int d, k; } sz[] = {{300, 5, 4}, {20000, 128, 40},
+                                                        {150000, 64, 100}};
+    for (size_t s = 0; s < sizeof sz / sizeof sz[0]; s++) {
+        float *x = blobs(sz[s].n, sz[s].d, sz[s].k, 90 + s);
+        ns_kmeans_opts o = ns_kmeans_default_opts();
+        ns_kmeans_result a = {0}, b = {0};
+        o.k = sz[s].k;
+        o.max_iter = 12;
+        o.tol = s == 1 ? 1e-4 : 0.0;
+        o.init = x;
+        unsetenv("NS_CUDA_KMEANS_UPDATE");
+        ck_assert_ns_ok(ns_cuda_kmeans_fit(x, sz[s].n, sz[s].d, &o, &a));
+        setenv("NS_CUDA_KMEANS_UPDATE", "sorted", 1);
+        ck_assert_ns_ok(ns_cuda_kmeans_fit(x, sz[s].n, sz[s].d, &o, &b));
+        unsetenv("NS_CUDA_KMEANS_UPDATE");
+        ck_assert_int_eq(a.iterations, b.iterations);
+        ck_assert(a.inertia == b.inertia);
+        ck_assert(memcmp(a.centroids, b.centroids, (size_t)o.k * sz[s].d * sizeof(float)) == 0);
+        ck_assert(memcmp(a.assign, b.assign, sz[s].n * sizeof(int)) == 0);
+        ns_kmeans_result_release(&a);
+        ns_kmeans_result_release(&b);
+        free(x);
+    }
+}
+END_TEST
+
 /* One Lloyd step from given centres equals the reference step. */
 START_TEST(test_kmeans_one_step_vs_ref)
 {
@@ -416,6 +447,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_kmeans_assign_vs_ref);
     tcase_add_test(tc, test_kmeans_fit_vs_cpu);
+    tcase_add_test(tc, test_kmeans_sorted_update_same_bits);
     tcase_add_test(tc, test_kmeans_one_step_vs_ref);
     tcase_add_test(tc, test_kmeans_fit_empty_cluster);
     tcase_add_test(tc, test_kmeans_bad_args);

@@ -271,6 +271,9 @@ det_py=bench/detect/gpu_detect.py
 if ((gpu)); then
     TAIL=8 step det_ours 120 "$run" "$bin/nightshift-bench-detect" --reps 3 --iters 20
     det_ours=$st
+    # The opt-in k-means update (kernels/detect.cu, same bits: test_detect_gpu).
+    TAIL=3 step det_ours_sorted 120 env NS_CUDA_KMEANS_UPDATE=sorted "$run" \
+        "$bin/nightshift-bench-detect" --reps 3 --iters 20
     TAIL=8 step det_peer 180 python3 "$det_py" --reps 3 --iters 20
     det_peer=$st
 else
@@ -331,3 +334,6 @@ for f in kmeans_ms_per_iter kmeans_setup_ms knn_ms mmd_ms; do
     o=$(fig det_ours $f) p=$(fig det_peer $f)
     printf '  %-22s %12s %12s %8s\n' "$f" "${o:--}" "${p:--}" "$(ratio "${p:-0}" "${o:-0}")"
 done
+o=$(fig det_ours_sorted kmeans_ms_per_iter) p=$(fig det_peer kmeans_ms_per_iter)
+printf '  %-22s %12s %12s %8s\n' "kmeans iter (sorted)" "${o:--}" "${p:--}" \
+    "$(ratio "${p:-0}" "${o:-0}")"
