@@ -39,7 +39,7 @@ float ns_ref_bf16_to_f32(uint16_t h)
     return x;
 }
 
-/* ---- Winograd F(2x2, 3x3): the plain C twin of ops.cu's Winograd path -------------- */
+/* ---- Winograd F(2x2, 3x3): the plain C twin of conv.cu's Winograd path -------------- */
 
 int ns_conv_winograd_ok(const ns_conv_params *p)
 {
@@ -79,17 +79,9 @@ ns_status ns_ref_conv2d_winograd(const ns_conv_params *p, const float *x, const 
             for (int ty = 0; ty < th; ty++)
                 for (int tx = 0; tx < tw; tx++) {
                     size_t t = ((size_t)img * th + ty) * tw + tx;
-                    float d[16], v[16];
-                    for (int i = 0; i < 4; i++)
-                        for (int j = 0; j < 4; j++) {
-                            int iy = 2 * ty - p->pad_top + i, ix = 2 * tx - p->pad_left + j;
-                            d[i * 4 + j] = iy >= 0 && iy < H && ix >= 0 && ix < W
-                                               ? x[(((size_t)img * C + c) * H + iy) * W + ix]
-                                               : 0.0f;
-                        }
-                    ns_wino_input(d, v);
-                    for (int xi = 0; xi < 16; xi++)
-                        V[((size_t)xi * C + c) * T + t] = v[xi];
+                    ns_wino_input_tile(x + ((size_t)img * C + c) * H * W, H, W,
+                                       2 * ty - p->pad_top, 2 * tx - p->pad_left,
+                                       V + (size_t)c * T + t, (size_t)C * T);
                 }
     for (int xi = 0; xi < 16; xi++)
         for (int k = 0; k < K; k++)
@@ -104,10 +96,8 @@ ns_status ns_ref_conv2d_winograd(const ns_conv_params *p, const float *x, const 
             for (int ty = 0; ty < th; ty++)
                 for (int tx = 0; tx < tw; tx++) {
                     size_t t = ((size_t)img * th + ty) * tw + tx;
-                    float m[16], o[4];
-                    for (int xi = 0; xi < 16; xi++)
-                        m[xi] = M[((size_t)xi * K + k) * T + t];
-                    ns_wino_output(m, o);
+                    float o[4];
+                    ns_wino_output_tile(M + (size_t)k * T + t, (size_t)K * T, o);
                     for (int i = 0; i < 2; i++)
                         for (int j = 0; j < 2; j++) {
                             int oy = 2 * ty + i, ox = 2 * tx + j;

@@ -1,5 +1,5 @@
 /* wino.h -- Winograd F(2x2, 3x3) tile transforms, shared by the plain C
- * reference (ref.c) and the CUDA kernels (ops.cu): one source for both.
+ * reference (ref.c) and the CUDA kernels (conv.cu): one source for both.
  *
  * Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR
  * 2016).  A 2x2 output tile of a 3x3 stride-1 convolution comes from a 4x4
@@ -74,6 +74,32 @@ NS_WINO_FN void ns_wino_output(const float *m, float *y)
         y[i * 2 + 0] = t[i][0] + t[i][1] + t[i][2];
         y[i * 2 + 1] = t[i][1] - t[i][2] - t[i][3];
     }
+}
+
+/* The input side of one tile: the 4x4 patch of an h x w plane whose top
+ * left is (y0, x0), zero outside the plane, transformed, its 16 values
+ * stored at v[xi * stride]. */
+NS_WINO_FN void ns_wino_input_tile(const float *plane, int h, int w, int y0, int x0, float *v,
+                                   size_t stride)
+{
+    float d[16], t[16];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            int iy = y0 + i, ix = x0 + j;
+            d[i * 4 + j] = iy >= 0 && iy < h && ix >= 0 && ix < w ? plane[iy * w + ix] : 0.0f;
+        }
+    ns_wino_input(d, t);
+    for (int xi = 0; xi < 16; xi++)
+        v[xi * stride] = t[xi];
+}
+
+/* The output side of one tile: y (2x2) from the 16 products at m[xi * stride]. */
+NS_WINO_FN void ns_wino_output_tile(const float *m, size_t stride, float *y)
+{
+    float t[16];
+    for (int xi = 0; xi < 16; xi++)
+        t[xi] = m[xi * stride];
+    ns_wino_output(t, y);
 }
 
 /* 3x3, stride 1, no dilation, no groups: what the transforms serve. */

@@ -98,7 +98,7 @@ row "info --devices" "$st" "$(grep -m1 -i 'h100\|h200\|nvidia' "$logs/devices.tx
 ((gpu)) || echo "no CUDA device: cuda steps will fail or skip"
 
 # --- parity suites ------------------------------------------------------------------
-# The conv's other forms (kernels/ops.cu: NS_CUDA_CONV_GEMM=batched, and
+# The conv's other forms (kernels/conv.cu: NS_CUDA_CONV_GEMM=batched, and
 # NS_CUDA_CONV_WINOGRAD=1, opt-in until it has run here) are checked too.
 # conv_env VARIANT: the environment that selects it.
 conv_env() {
@@ -166,7 +166,7 @@ if ((gpu)); then
     sed -n '3,16p' "$logs/ours_cuda_resnet18_prof_winograd.txt" | sed 's/^/   /'
 fi
 # Parity at full scale: resnet18 at batch 256 runs several conv rounds per layer
-# (kernels/ops.cu conv_chunk), which the unit shapes of the suites do not reach.
+# (kernels/conv.cu conv_chunk), which the unit shapes of the suites do not reach.
 # Both conv GEMM forms on cuda against the cpu executor, same fixed frames.
 emb_err=
 if ((gpu)); then
