@@ -691,7 +691,7 @@ ns_status ns_exec_run(ns_exec *e, const uint8_t *frames, int n, float *emb)
         if (e->kind[k] != RUN)
             continue;
         if ((st = run_node(e, k, in, n)) != NS_OK ||
-            ((e->sync_nodes || !be->on_device) && (st = be->sync(e->cuda)) != NS_OK))
+            (e->sync_nodes && (st = be->sync(e->cuda)) != NS_OK))
             return ns_error_wrap(st, "exec: node '%s' (%s)", m->nodes[k].name,
                                  ns_op_name(m->nodes[k].op));
         t1 = now_s();
