@@ -60,7 +60,7 @@ ns_status ns_reference_calibrate(ns_reference *r)
 {
     const ns_frameset *f = &r->sample;
     size_t n = f->n, nc = r->n_cameras;
-    size_t *fill = NULL;
+    size_t *fill = NULL, *cam = NULL;
     ns_status st = NS_OK;
     free(r->loco_sorted);
     free(r->cam_loco_sorted);
@@ -69,27 +69,31 @@ ns_status ns_reference_calibrate(ns_reference *r)
     r->cam_loco_sorted = malloc((n ? n : 1) * sizeof *r->cam_loco_sorted);
     r->cam_loco_off = calloc(nc + 1, sizeof *r->cam_loco_off);
     fill = calloc(nc + 1, sizeof *fill);
-    if (!r->loco_sorted || !r->cam_loco_sorted || !r->cam_loco_off || !fill) {
+    cam = malloc((f->n_clips ? f->n_clips : 1) * sizeof *cam);
+    if (!r->loco_sorted || !r->cam_loco_sorted || !r->cam_loco_off || !fill || !cam) {
         st = ns_error(NS_ERR_NOMEM, "no memory for the calibration of %zu frames", n);
         goto done;
     }
     memcpy(r->loco_sorted, r->loco, n * sizeof *r->loco);
     qsort(r->loco_sorted, n, sizeof *r->loco_sorted, ns_cmp_float);
     /* Counting sort by camera (a sampled clip's camera is always among
-     * cameras: fit_props and the file check make sure), then each group. */
-    for (size_t i = 0; i < n; i++) {
-        long c = ns_reference_camera(r, f->clips[f->clip[i]].camera);
-        if (c < 0) {
+     * cameras: fit_props and the file check make sure), then each group.
+     * The camera is looked up once per clip, not per frame. */
+    for (size_t c = 0; c < f->n_clips; c++) {
+        long k = ns_reference_camera(r, f->clips[c].camera);
+        if (k < 0) {
             st = ns_error(NS_ERR_CORRUPT, "reference: sampled camera '%s' missing from its "
-                          "camera table", f->clips[f->clip[i]].camera);
+                          "camera table", f->clips[c].camera);
             goto done;
         }
-        r->cam_loco_off[c + 1]++;
+        cam[c] = (size_t)k;
     }
+    for (size_t i = 0; i < n; i++)
+        r->cam_loco_off[cam[f->clip[i]] + 1]++;
     for (size_t c = 0; c < nc; c++)
         r->cam_loco_off[c + 1] += r->cam_loco_off[c];
     for (size_t i = 0; i < n; i++) {
-        size_t c = (size_t)ns_reference_camera(r, f->clips[f->clip[i]].camera);
+        size_t c = cam[f->clip[i]];
         r->cam_loco_sorted[r->cam_loco_off[c] + fill[c]++] = r->loco[i];
     }
     for (size_t c = 0; c < nc; c++)
@@ -97,6 +101,7 @@ ns_status ns_reference_calibrate(ns_reference *r)
               sizeof *r->cam_loco_sorted, ns_cmp_float);
 done:
     free(fill);
+    free(cam);
     return st;
 }
 
