@@ -5,6 +5,12 @@
 
 int ns_cuda_built(void) { return 0; }
 
+const char *ns_cuda_module(int *loaded)
+{
+    *loaded = 0;
+    return "built without CUDA";
+}
+
 int ns_cuda_runtime_version(void) { return 0; }
 
 ns_status ns_cuda_devices(ns_cuda_device *out, int cap, int *count)

@@ -15,7 +15,6 @@
         }                                                                               \
     } while (0)
 
-extern "C" int ns_cuda_built(void) { return 1; }
 
 extern "C" int ns_cuda_runtime_version(void)
 {

@@ -1,8 +1,10 @@
 /* ns_cuda.h -- the plain C face of nightshift's CUDA code.
  *
- * Everything CUDA lives behind this header.  Builds without nvcc link
- * cuda_stub.c instead, whose functions report "built without CUDA"
- * (NS_ERR_NODEV); the structs here never change shape with the build.
+ * Everything CUDA lives behind this header.  Builds with nvcc put the kernels
+ * in the module libnightshift_cuda.so, which cuda_loader.c opens on the first
+ * call (cuda_api.h); builds without nvcc link cuda_stub.c instead.  Either
+ * way, without a usable module the functions report NS_ERR_NODEV with the
+ * reason; the structs here never change shape with the build.
  */
 #ifndef NIGHTSHIFT_NS_CUDA_H
 #define NIGHTSHIFT_NS_CUDA_H
@@ -32,8 +34,13 @@ typedef struct ns_cuda_device {
     int kernel_ok;      /* 1 when a test kernel ran and returned the right result */
 } ns_cuda_device;
 
-/* 1 when this binary contains the CUDA kernels, else 0. */
+/* 1 when this binary was built with the CUDA kernels, else 0. */
 int ns_cuda_built(void);
+
+/* Where the CUDA module was loaded from (*loaded = 1), or why it could not be
+ * (*loaded = 0); loads it if no call has yet.  Built without CUDA: the
+ * reason is "built without CUDA". */
+const char *ns_cuda_module(int *loaded);
 
 /* CUDA runtime version as reported by cudaRuntimeGetVersion (0 from cuda_stub.c). */
 int ns_cuda_runtime_version(void);

@@ -82,7 +82,7 @@ if [[ -n $cublas_dir ]]; then
 else
     echo "cuBLAS: libcublas.so.13 not found on this machine; the programs may not load"
 fi
-"$run" ldd "$bin/nightshift" 2>&1 | grep 'not found' | sed 's/^/missing library: /'
+"$run" ldd "$bin/nightshift" "$bin/libnightshift_cuda.so" 2>&1 | grep 'not found' | sed 's/^/missing library: /'
 
 # The models travel xz'd (tools/gpu_prep.sh); unpack once.
 for f in "$dp"/models/*.h5.xz; do

@@ -5,7 +5,7 @@
 #     bash .devpack/gpu_check.sh
 #
 #   build-gpu/   Release, CMAKE_CUDA_ARCHITECTURES=90, NS_CUDA=ON
-#   .devpack/    ../shared/device/pack.sh bundle of nightshift, nightshift-gen,
+#   .devpack/    ../shared/device/pack.sh bundle of libnightshift_cuda.so, nightshift, nightshift-gen,
 #                nightshift-bench-exec, nightshift-bench-detect, test_*_gpu; then
 #                models/{resnet18,mobilenet_v2}.h5.xz (timing copies), gpu_check.sh, peer_torch.py
 #
@@ -30,11 +30,14 @@ if [[ -z ${NS_GPU_PREP_NOBUILD:-} ]]; then
     log "configuring and building $build (Release, sm_90)"
     cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
         -DNS_CUDA=ON >/dev/null
-    cmake --build "$build" -j2 --target "${progs[@]}" >/dev/null
+    cmake --build "$build" -j2 --target "${progs[@]}" nightshift_cuda >/dev/null
 fi
 for p in "${progs[@]}"; do
     [[ -x $build/$p ]] || { log "$build/$p missing"; exit 1; }
 done
+# The kernels live in a module that the programs open from their own folder
+# (kernels/cuda_api.h); pack.sh puts it in bin/ beside them.
+[[ -f $build/libnightshift_cuda.so ]] || { log "$build/libnightshift_cuda.so missing"; exit 1; }
 grep -q 'NS_HAVE_CUDA=1' "$build/CMakeFiles/nightshift_lib.dir/flags.make" ||
     { log "$build was configured without CUDA"; exit 1; }
 
@@ -46,7 +49,7 @@ cat >"$shim/ldd" <<'EOF'
 /usr/bin/ldd "$@" | grep -v 'libcublas'
 EOF
 chmod +x "$shim/ldd"
-bins=()
+bins=("$build/libnightshift_cuda.so")
 for p in "${progs[@]}"; do bins+=("$build/$p"); done
 PATH="$shim:$PATH" ../shared/device/pack.sh "$out" "${bins[@]}" >&2
 

@@ -52,8 +52,12 @@ static int devices(int json)
     ns_status st = ns_cuda_devices(devs, NS_CUDA_MAX_DEVICES, &n);
     if (json) {
         ns_strbuf b = {0};
-        ns_strbuf_printf(&b, "{\"cuda_built\": %s, \"cuda_runtime\": %d, \"error\": ",
+        int loaded = 0;
+        const char *module = ns_cuda_module(&loaded);
+        ns_strbuf_printf(&b, "{\"cuda_built\": %s, \"cuda_runtime\": %d, \"cuda_module\": ",
                          ns_cuda_built() ? "true" : "false", ns_cuda_runtime_version());
+        ns_strbuf_json_str(&b, loaded ? module : "");
+        ns_strbuf_printf(&b, ", \"error\": ");
         ns_strbuf_json_str(&b, st == NS_OK ? "" : ns_errmsg());
         ns_strbuf_printf(&b, ", \"devices\": [");
         for (int i = 0; i < n; i++) {
@@ -70,8 +74,12 @@ static int devices(int json)
         return NS_EXIT_OK;
     }
     printf("cuda: %s", ns_cuda_built() ? "built in" : "built without CUDA");
-    if (ns_cuda_built())
-        printf(" (runtime %d)", ns_cuda_runtime_version());
+    if (ns_cuda_built()) {
+        int loaded = 0;
+        const char *module = ns_cuda_module(&loaded);
+        if (loaded)
+            printf(" (runtime %d, module %s)", ns_cuda_runtime_version(), module);
+    }
     printf("\n");
     if (st != NS_OK) {
         printf("devices: none (%s); nightshift will use the CPU\n", ns_errmsg());

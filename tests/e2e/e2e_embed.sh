@@ -58,4 +58,31 @@ check "...naming both sizes" sh -c "'$NS_BIN' embed --store '$T/small' --quiet 2
 check "...and writes nothing" test ! -e "$T/small/embeddings/$id/000001.h5"
 expect_rc 2 "bad --device" "$NS_BIN" embed --store "$store" --device tpu
 expect_rc 2 "bad --nights" "$NS_BIN" embed --store "$store" --nights 2026-13-01
+
+# A CUDA build keeps its kernels in libnightshift_cuda.so, opened on first use:
+# the binary itself starts without the CUDA runtime, and a missing module is
+# an error for --device cuda, the CPU for --device auto.
+if "$NS_BIN" info --devices --json | grep -q '"cuda_built": true'; then
+  check "the binary does not link the CUDA runtime" \
+    sh -c "! ldd '$NS_BIN' | grep -q 'libcudart\|libcublas'"
+  check "info --devices names the module it loaded" \
+    sh -c "'$NS_BIN' info --devices --json | grep -q '\"cuda_module\": \".*libnightshift_cuda.so\"'"
+  rm -rf "$T/nomod" && cp -r "$store" "$T/nomod" && rm -rf "$T/nomod/embeddings"
+  expect_rc 1 "--device cuda without the module fails" \
+    sh -c "NIGHTSHIFT_CUDA_MODULE=$T/none.so '$NS_BIN' embed --store '$T/nomod' --device cuda --quiet 2>'$T/nomod.err'"
+  check "...saying the module could not be loaded, and why" \
+    grep -q "CUDA module could not be loaded: .*none.so" "$T/nomod.err"
+  check "...and writes no embeddings" sh -c "! ls '$T/nomod/embeddings/$id'/*.h5 2>/dev/null"
+  expect_rc 0 "--device auto without the module runs on the CPU" \
+    sh -c "NIGHTSHIFT_CUDA_MODULE=$T/none.so '$NS_BIN' embed --store '$T/nomod' --quiet >/dev/null"
+  check "...with the same embeddings as before" $PY - "$store" "$T/nomod" "$id" <<'PY'
+import h5py, glob, sys, numpy as np
+a, b, mid = sys.argv[1:4]
+fa = sorted(glob.glob(f"{a}/embeddings/{mid}/*.h5")); fb = sorted(glob.glob(f"{b}/embeddings/{mid}/*.h5"))
+assert len(fa) == len(fb) == 2, (fa, fb)
+for x, y in zip(fa, fb):
+    with h5py.File(x, "r") as p, h5py.File(y, "r") as q:
+        assert np.array_equal(p["embeddings"][:], q["embeddings"][:])
+PY
+fi
 finish
