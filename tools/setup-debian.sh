@@ -7,7 +7,8 @@ pkgs=(
   libhdf5-dev hdf5-tools            # the store
   libopenblas-openmp-dev            # BLAS sharing OpenMP's thread pool
   libturbojpeg0-dev                 # JPEG decode (TurboJPEG API)
-  libarchive-dev nettle-dev         # tar/zip clips; SHA-256
+  libarchive-dev nettle-dev         # tar/zip clips; SHA-256 (clip ids)
+  libxxhash-dev python3-xxhash      # shard checksums (XXH3-128); tests check them from Python
   check                             # unit tests
   python3 python3-h5py python3-numpy python3-pil   # tests read the store like users do
   python3-torch python3-torchvision python3-onnx    # PyTorch parity of the backbones, onnx2ns.py

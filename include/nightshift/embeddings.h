@@ -6,10 +6,12 @@
  * resumes; files of different models sit side by side.
  * STORE/embeddings/<model_id>/lock keeps one embedding run per model.
  *
- * File  (ns_format = "nightshift-embeddings", version 1)
+ * File  (ns_format = "nightshift-embeddings", version 2; version 1 is read)
  *   attributes: model_id (hex SHA-256, the model file's id), model_name,
- *               dim (int32), shard_id (uint32), shard_path, shard_sha256 (the
- *               catalog's digest of the shard the rows come from), n_frames
+ *               dim (int32), shard_id (uint32), shard_path, shard_checksum
+ *               (the catalog's checksum of the shard the rows come from,
+ *               "<algorithm>:<hex>"; version 1 had shard_sha256, the bare
+ *               hex of its sha256-tree), n_frames
  *               (uint64), device ("cpu", "cuda", "ref"; a reduced GEMM
  *               precision is appended, "cuda-tf32" or "cuda-bf16", fp32 adds
  *               nothing), created (float64), writer ("nightshift x.y.z")
@@ -27,7 +29,7 @@
 #include "nightshift/store.h"
 
 #define NS_EMB_FORMAT "nightshift-embeddings"
-#define NS_EMB_FORMAT_VERSION 1
+#define NS_EMB_FORMAT_VERSION 2
 
 /* Takes the per-model lock (NS_ERR_BUSY at once unless wait); *fd holds it. */
 ns_status ns_emb_lock(const ns_store *s, const char *model_id, int wait, int *fd);

@@ -21,14 +21,6 @@ void ns_sha256_final(ns_sha256 *h, uint8_t out[NS_SHA256_LEN]);
 void ns_sha256_buf(const void *data, size_t n, uint8_t out[NS_SHA256_LEN]);
 /* Hashes a whole file with buffered reads. */
 ns_status ns_sha256_file(const char *path, uint8_t out[NS_SHA256_LEN]);
-/* Tree digest of a whole file, for shard checksums: SHA-256 over
- *   "nightshift-sha256-tree-v1" || u64le(block) || u64le(size) ||
- *   SHA-256(block 0) || SHA-256(block 1) || ...
- * with blocks of NS_SHA256_TREE_BLOCK bytes (the last one shorter).  Blocks
- * hash in parallel (OpenMP), so a commit or verify of a 1 GB shard takes a
- * fraction of a plain SHA-256; docs/store.md shows it in five lines of Python. */
-#define NS_SHA256_TREE_BLOCK (16u << 20)
-ns_status ns_sha256_tree_file(const char *path, uint8_t out[NS_SHA256_LEN]);
 void ns_sha256_hex(const uint8_t digest[NS_SHA256_LEN], char hex[NS_SHA256_HEX]);
 /* Parses 64 hex digits; NS_ERR_FORMAT otherwise. */
 ns_status ns_sha256_parse(const char *hex, uint8_t digest[NS_SHA256_LEN]);

@@ -37,10 +37,15 @@
  *   /frame/props     float32 (N, NS_PROP_COUNT); attribute "names"
  *   /clips           compound (M), fields of ns_clip_record (same names)
  *
- * Catalog  (ns_format = "nightshift-catalog", version 1)
+ * Catalog  (ns_format = "nightshift-catalog", version 2; version 1 is read)
  *   attributes: frame_size (int32), created (float64), next_shard_id (uint32)
  *   /shards   compound (K): id, night, path (relative to DIR), n_clips,
- *             n_frames, file_bytes, sha256 (hex of the shard file), committed
+ *             n_frames, file_bytes, checksum (string, 96 bytes: the shard
+ *             file's "<algorithm>:<hex>", see checksum.h), committed.
+ *             Version 1 had sha256 (64 hex of the sha256-tree) in place of
+ *             checksum; such a catalog reads as "sha256-tree:<hex>" and is
+ *             written back as version 2 by the next commit, its old shards
+ *             keeping (and verifying against) their SHA-256 trees.
  *   /clips    compound (all clips): sha256 (hex), shard (row in /shards),
  *             row (in the shard's /clips), first_frame (row in view /frames),
  *             night, camera, n_frames, n_damaged, n_failed, qc_flags
@@ -59,6 +64,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nightshift/checksum.h"
 #include "nightshift/image.h"
 #include "nightshift/sha256.h"
 #include "nightshift/status.h"
@@ -67,7 +73,8 @@
 #define NS_STORE_FORMAT_SHARD "nightshift-shard"
 #define NS_STORE_FORMAT_CATALOG "nightshift-catalog"
 #define NS_STORE_FORMAT_VIEW "nightshift-view"
-#define NS_STORE_FORMAT_VERSION 1
+#define NS_STORE_FORMAT_VERSION 1   /* shard and view files */
+#define NS_CATALOG_FORMAT_VERSION 2 /* reads 1 too */
 #define NS_STORE_DEFAULT_FRAME_SIZE 224
 #define NS_MEMBER_LEN 256
 #define NS_CAMERA_LEN 64
@@ -122,7 +129,7 @@ typedef struct ns_shard_entry {
     uint32_t n_clips;
     uint64_t n_frames;
     uint64_t file_bytes;
-    char sha256[NS_SHA256_HEX];
+    char checksum[NS_CHECKSUM_LEN]; /* "<algorithm>:<hex>" of the shard file */
     double committed;
 } ns_shard_entry;
 

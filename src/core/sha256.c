@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
-#include <endian.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(struct sha256_ctx) <= sizeof(ns_sha256), "ns_sha256 too small for nettle");
@@ -58,76 +57,6 @@ ns_status ns_sha256_file(const char *path, uint8_t out[NS_SHA256_LEN])
     }
     ns_sha256_final(&h, out);
 done:
-    close(fd);
-    return st;
-}
-
-/* Hashes bytes [off, off + len) of fd with pread into the thread's buffer:
- * no mapping, so the shard's pages never count against our resident set. */
-static int hash_range(int fd, uint64_t off, uint64_t len, uint8_t out[NS_SHA256_LEN])
-{
-    ns_sha256 h;
-    ns_sha256_init(&h);
-    while (len > 0) {
-        size_t want = len < sizeof tls_buf ? (size_t)len : sizeof tls_buf;
-        ssize_t r = pread(fd, tls_buf, want, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? errno : EIO; /* a shrinking file is an error too */
-        ns_sha256_update(&h, tls_buf, (size_t)r);
-        off += (uint64_t)r;
-        len -= (uint64_t)r;
-    }
-    ns_sha256_final(&h, out);
-    return 0;
-}
-
-ns_status ns_sha256_tree_file(const char *path, uint8_t out[NS_SHA256_LEN])
-{
-    static const char tag[] = "nightshift-sha256-tree-v1";
-    ns_status st = NS_OK;
-    struct stat sb;
-    uint8_t *leaves = NULL;
-    uint64_t size, block = NS_SHA256_TREE_BLOCK, n_blocks, le[2];
-    int err = 0;
-    ns_sha256 h;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ns_error(NS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0) {
-        st = ns_error(NS_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
-        goto done;
-    }
-    size = (uint64_t)sb.st_size;
-    n_blocks = (size + block - 1) / block;
-    leaves = malloc(n_blocks ? n_blocks * NS_SHA256_LEN : 1);
-    if (!leaves) {
-        st = ns_error(NS_ERR_NOMEM, "out of memory hashing '%s'", path);
-        goto done;
-    }
-#pragma omp parallel for schedule(dynamic, 1)
-    for (uint64_t i = 0; i < n_blocks; i++) {
-        uint64_t off = i * block, len = size - off < block ? size - off : block;
-        int e = hash_range(fd, off, len, leaves + i * NS_SHA256_LEN);
-        if (e) {
-#pragma omp atomic write
-            err = e;
-        }
-    }
-    if (err) {
-        st = ns_error(NS_ERR_IO, "cannot read '%s': %s", path, strerror(err));
-        goto done;
-    }
-    ns_sha256_init(&h);
-    ns_sha256_update(&h, tag, sizeof tag - 1);
-    le[0] = htole64(block);
-    le[1] = htole64(size);
-    ns_sha256_update(&h, le, sizeof le);
-    ns_sha256_update(&h, leaves, n_blocks * NS_SHA256_LEN);
-    ns_sha256_final(&h, out);
-done:
-    free(leaves);
     close(fd);
     return st;
 }

@@ -73,6 +73,16 @@ ns_status ns_emb_lock(const ns_store *s, const char *model_id, int wait, int *fd
     return NS_OK;
 }
 
+/* Version 1 files hold the shard's SHA-256 tree as bare hex (shard_sha256),
+ * which the catalog now reads as "sha256-tree:<hex>": such files still count. */
+static int same_shard_checksum(int version, const char *attr, const char *catalog)
+{
+    static const char v1[] = "sha256-tree:";
+    if (version >= 2)
+        return strcmp(attr, catalog) == 0;
+    return strncmp(catalog, v1, sizeof v1 - 1) == 0 && strcmp(catalog + sizeof v1 - 1, attr) == 0;
+}
+
 /* Opens an existing file and checks every attribute against what it should
  * hold.  *ok = 0 (with no error) when it does not match. */
 static ns_status open_checked(const char *path, const char *model_id, const ns_shard_entry *sh,
@@ -82,6 +92,7 @@ static ns_status open_checked(const char *path, const char *model_id, const ns_s
     char buf[NS_SOURCE_LEN];
     int32_t d = 0;
     uint64_t n = 0;
+    int version = 0;
     hid_t f;
     *ok = 0;
     *file_out = H5I_INVALID_HID;
@@ -90,11 +101,13 @@ static ns_status open_checked(const char *path, const char *model_id, const ns_s
         H5Eclear2(H5E_DEFAULT);
         return NS_OK; /* unreadable: not present, will be rewritten */
     }
-    if ((st = ns_h5_check_format(f, path, NS_EMB_FORMAT)) != NS_OK ||
+    if ((st = ns_h5_check_format_in(f, path, NS_EMB_FORMAT, 1, NS_EMB_FORMAT_VERSION,
+                                    &version)) != NS_OK ||
         (st = ns_h5_read_str_attr(f, path, "model_id", buf, sizeof buf)) != NS_OK ||
         strcmp(buf, model_id) != 0 ||
-        (st = ns_h5_read_str_attr(f, path, "shard_sha256", buf, sizeof buf)) != NS_OK ||
-        strcmp(buf, sh->sha256) != 0 ||
+        (st = ns_h5_read_str_attr(f, path, version >= 2 ? "shard_checksum" : "shard_sha256", buf,
+                                  sizeof buf)) != NS_OK ||
+        !same_shard_checksum(version, buf, sh->checksum) ||
         (st = ns_h5_read_attr(f, path, "dim", H5T_NATIVE_INT32, &d)) != NS_OK || d != dim ||
         (st = ns_h5_read_attr(f, path, "n_frames", H5T_NATIVE_UINT64, &n)) != NS_OK ||
         n != sh->n_frames) {
@@ -163,7 +176,7 @@ ns_status ns_emb_begin(const ns_store *s, const char *model_id, const char *mode
         ns_h5_attr_num(w->file, "dim", H5T_NATIVE_INT32, &d32) < 0 ||
         ns_h5_attr_num(w->file, "shard_id", H5T_NATIVE_UINT32, &sh->id) < 0 ||
         ns_h5_attr_str(w->file, "shard_path", sh->path) < 0 ||
-        ns_h5_attr_str(w->file, "shard_sha256", sh->sha256) < 0 ||
+        ns_h5_attr_str(w->file, "shard_checksum", sh->checksum) < 0 ||
         ns_h5_attr_num(w->file, "n_frames", H5T_NATIVE_UINT64, &sh->n_frames) < 0 ||
         ns_h5_attr_str(w->file, "device", device ? device : "") < 0 ||
         ns_h5_attr_num(w->file, "created", H5T_NATIVE_DOUBLE, &created) < 0 ||

@@ -120,7 +120,7 @@ hid_t ns_h5_clip_record_type(void)
     return t < 0 ? t : ns_h5_type_done(t, ns_h5_insert_record_fields(t, 0, 0));
 }
 
-hid_t ns_h5_shard_entry_type(void)
+hid_t ns_h5_shard_entry_type(int catalog_version)
 {
     herr_t r = 0;
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(ns_shard_entry));
@@ -132,7 +132,10 @@ hid_t ns_h5_shard_entry_type(void)
     r |= INS(t, 0, ns_shard_entry, n_clips, H5T_NATIVE_UINT32);
     r |= INS(t, 0, ns_shard_entry, n_frames, H5T_NATIVE_UINT64);
     r |= INS(t, 0, ns_shard_entry, file_bytes, H5T_NATIVE_UINT64);
-    r |= INS_STR(t, 0, ns_shard_entry, sha256);
+    if (catalog_version >= 2)
+        r |= INS_STR(t, 0, ns_shard_entry, checksum);
+    else /* the v1 field, read into checksum's place; the caller adds the prefix */
+        r |= ns_h5_insert_str(t, "sha256", offsetof(ns_shard_entry, checksum), NS_SHA256_HEX);
     r |= INS(t, 0, ns_shard_entry, committed, H5T_NATIVE_DOUBLE);
     return ns_h5_type_done(t, r);
 }
@@ -266,6 +269,13 @@ done:
 
 ns_status ns_h5_check_format(hid_t file, const char *path, const char *want)
 {
+    return ns_h5_check_format_in(file, path, want, NS_STORE_FORMAT_VERSION,
+                                 NS_STORE_FORMAT_VERSION, NULL);
+}
+
+ns_status ns_h5_check_format_in(hid_t file, const char *path, const char *want, int lo, int hi,
+                                int *version_out)
+{
     char fmt[128];
     int32_t version = 0;
     ns_status st = ns_h5_read_str_attr(file, path, "ns_format", fmt, sizeof fmt);
@@ -276,9 +286,15 @@ ns_status ns_h5_check_format(hid_t file, const char *path, const char *want)
     st = ns_h5_read_attr(file, path, "ns_format_version", H5T_NATIVE_INT32, &version);
     if (st != NS_OK)
         return st;
-    if (version != NS_STORE_FORMAT_VERSION)
-        return ns_error(NS_ERR_FORMAT, "'%s': %s version %d, expected %d", path, want,
-                        (int)version, NS_STORE_FORMAT_VERSION);
+    if (version < lo || version > hi) {
+        if (lo == hi)
+            return ns_error(NS_ERR_FORMAT, "'%s': %s version %d, expected %d", path, want,
+                            (int)version, hi);
+        return ns_error(NS_ERR_FORMAT, "'%s': %s version %d, expected %d to %d", path, want,
+                        (int)version, lo, hi);
+    }
+    if (version_out)
+        *version_out = (int)version;
     return NS_OK;
 }
 

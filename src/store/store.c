@@ -84,7 +84,7 @@ ns_status ns_catalog_save(ns_store *s)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
     ns_status st;
-    int32_t fs = s->frame_size, ver = NS_STORE_FORMAT_VERSION;
+    int32_t fs = s->frame_size, ver = NS_CATALOG_FORMAT_VERSION;
     hid_t f = H5I_INVALID_HID, tsh = H5I_INVALID_HID, tcl = H5I_INVALID_HID;
     tmp[0] = '\0';
     if ((st = ns_store_path(s, "catalog.h5", path, sizeof path)) != NS_OK ||
@@ -103,7 +103,7 @@ ns_status ns_catalog_save(ns_store *s)
         st = ns_h5_error(NS_ERR_IO, "cannot write attributes of '%s'", tmp);
         goto done;
     }
-    tsh = ns_h5_shard_entry_type();
+    tsh = ns_h5_shard_entry_type(NS_CATALOG_FORMAT_VERSION);
     tcl = ns_h5_catalog_clip_type();
     if (tsh < 0 || tcl < 0) {
         st = ns_h5_error(NS_ERR_INTERNAL, "cannot build catalog types");
@@ -142,6 +142,7 @@ static ns_status catalog_load(ns_store *s)
     ns_status st;
     hid_t f = H5I_INVALID_HID, tsh = H5I_INVALID_HID, tcl = H5I_INVALID_HID;
     int32_t fs = 0;
+    int version = 0;
     if ((st = ns_store_path(s, "catalog.h5", path, sizeof path)) != NS_OK)
         return st;
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -149,7 +150,8 @@ static ns_status catalog_load(ns_store *s)
         st = ns_h5_error(NS_ERR_FORMAT, "cannot open catalog '%s'", path);
         goto done;
     }
-    if ((st = ns_h5_check_format(f, path, NS_STORE_FORMAT_CATALOG)) != NS_OK ||
+    if ((st = ns_h5_check_format_in(f, path, NS_STORE_FORMAT_CATALOG, 1,
+                                    NS_CATALOG_FORMAT_VERSION, &version)) != NS_OK ||
         (st = ns_h5_read_attr(f, path, "frame_size", H5T_NATIVE_INT32, &fs)) != NS_OK ||
         (st = ns_h5_read_attr(f, path, "created", H5T_NATIVE_DOUBLE, &s->created)) != NS_OK ||
         (st = ns_h5_read_attr(f, path, "next_shard_id", H5T_NATIVE_UINT32,
@@ -160,7 +162,7 @@ static ns_status catalog_load(ns_store *s)
         goto done;
     }
     s->frame_size = fs;
-    tsh = ns_h5_shard_entry_type();
+    tsh = ns_h5_shard_entry_type(version);
     tcl = ns_h5_catalog_clip_type();
     if (tsh < 0 || tcl < 0) {
         st = ns_h5_error(NS_ERR_INTERNAL, "cannot build catalog types");
@@ -174,7 +176,14 @@ static ns_status catalog_load(ns_store *s)
     for (size_t i = 0; i < s->n_shards; i++) {
         ns_shard_entry *e = &s->shards[i];
         e->night[NS_NIGHT_LEN - 1] = e->path[sizeof e->path - 1] = '\0';
-        e->sha256[NS_SHA256_HEX - 1] = '\0';
+        e->checksum[NS_CHECKSUM_LEN - 1] = '\0';
+        if (version == 1) {
+            char hex[NS_SHA256_HEX];
+            memcpy(hex, e->checksum, sizeof hex);
+            hex[NS_SHA256_HEX - 1] = '\0';
+            snprintf(e->checksum, sizeof e->checksum, "%s:%s",
+                     ns_checksum_algo_name(NS_CHECKSUM_SHA256_TREE), hex);
+        }
         if (!safe_rel_path(e->path)) {
             st = ns_error(NS_ERR_CORRUPT, "'%s': shard %zu has a bad path '%s'", path, i, e->path);
             goto done;

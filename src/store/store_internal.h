@@ -48,7 +48,9 @@ ns_status ns_h5_error(ns_status code, const char *fmt, ...) __attribute__((forma
 /* Types; each returns a new hid_t the caller closes (H5I_INVALID_HID on failure). */
 hid_t ns_h5_str_type(size_t len);        /* fixed length, NUL-padded */
 hid_t ns_h5_clip_record_type(void);      /* memory layout of ns_clip_record */
-hid_t ns_h5_shard_entry_type(void);
+/* The catalog's shard table as catalog_version lays it out (1: sha256 hex in
+ * checksum's place, without the "sha256-tree:" prefix). */
+hid_t ns_h5_shard_entry_type(int catalog_version);
 hid_t ns_h5_catalog_clip_type(void);
 /* Inserts a fixed-length (NUL-padded) string field of len bytes. */
 herr_t ns_h5_insert_str(hid_t t, const char *name, size_t off, size_t len);
@@ -72,6 +74,10 @@ herr_t ns_h5_attr_num(hid_t obj, const char *name, hid_t type, const void *value
 herr_t ns_h5_write_prop_names(hid_t dset);
 /* Checks ns_format / ns_format_version; NS_ERR_FORMAT naming path otherwise. */
 ns_status ns_h5_check_format(hid_t file, const char *path, const char *want);
+/* The same for formats read in versions lo..hi; the version found goes to
+ * version_out when it is not NULL. */
+ns_status ns_h5_check_format_in(hid_t file, const char *path, const char *want, int lo, int hi,
+                                int *version_out);
 /* Reads an attribute of exactly n values (NS_ERR_FORMAT otherwise). */
 ns_status ns_h5_read_attr_n(hid_t obj, const char *path, const char *name, hid_t mtype,
                             void *out, long n);

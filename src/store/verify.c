@@ -161,8 +161,8 @@ done:
 static void check_shard(ns_store *s, size_t k, ns_verify_report *r)
 {
     const ns_shard_entry *e = &s->shards[k];
-    char path[PATH_MAX], hex[NS_SHA256_HEX];
-    uint8_t digest[NS_SHA256_LEN];
+    char path[PATH_MAX], got[NS_CHECKSUM_LEN];
+    ns_checksum_algo algo;
     struct stat sb;
     r->shards_checked++;
     if (ns_store_path(s, e->path, path, sizeof path) != NS_OK) {
@@ -176,14 +176,17 @@ static void check_shard(ns_store *s, size_t k, ns_verify_report *r)
     if ((uint64_t)sb.st_size != e->file_bytes)
         problem(r, 1, "shard '%s': %llu bytes, catalog says %llu", path,
                 (unsigned long long)sb.st_size, (unsigned long long)e->file_bytes);
-    if (ns_sha256_tree_file(path, digest) != NS_OK) {
+    if (ns_checksum_parse(e->checksum, &algo) != NS_OK) {
+        problem(r, 1, "shard '%s': catalog %s", path, ns_errmsg());
+        return;
+    }
+    if (ns_checksum_file(path, algo, got) != NS_OK) {
         problem(r, 1, "%s", ns_errmsg());
         return;
     }
-    ns_sha256_hex(digest, hex);
-    if (strcmp(hex, e->sha256) != 0)
-        problem(r, 1, "shard '%s': SHA-256 %s does not match the catalog's %s", path, hex,
-                e->sha256);
+    if (strcmp(got, e->checksum) != 0)
+        problem(r, 1, "shard '%s': checksum %s does not match the catalog's %s", path, got,
+                e->checksum);
     check_shard_contents(s, k, path, r);
 }
 

@@ -29,7 +29,8 @@ for f in files:
         assert x.shape == (sh["n_frames"], 512) and x.dtype == np.float32, x.shape
         n = np.linalg.norm(x, axis=1)
         assert np.allclose(n, 1, atol=1e-4), n
-        assert e.attrs["shard_sha256"].decode() == sh["sha256"].decode()
+        assert e.attrs["ns_format_version"] == 2
+        assert e.attrs["shard_checksum"].decode() == sh["checksum"].decode()
         assert x.std(axis=0).mean() > 1e-4  # different frames, different embeddings
 PY
 expect_rc 0 "rerun finds everything present" sh -c "'$NS_BIN' embed --store '$store' --device cpu --quiet | grep -q '0 shards embedded, 2 already present'"
@@ -58,6 +59,61 @@ check "...naming both sizes" sh -c "'$NS_BIN' embed --store '$T/small' --quiet 2
 check "...and writes nothing" test ! -e "$T/small/embeddings/$id/000001.h5"
 expect_rc 2 "bad --device" "$NS_BIN" embed --store "$store" --device tpu
 expect_rc 2 "bad --nights" "$NS_BIN" embed --store "$store" --nights 2026-13-01
+
+# Stores written before catalog format 2 (shards checksummed with a SHA-256
+# tree, embeddings naming it shard_sha256) keep working: verify checks the old
+# digests, their embeddings still count, and the next ingest writes the catalog
+# back as format 2 with the old shards' digests kept.
+v1=$T/v1store
+rm -rf "$v1" && cp -r "$store" "$v1"
+check "a store turned back into catalog format 1" $PY - "$v1" <<'PY'
+import glob, hashlib, h5py, numpy as np, struct, sys
+store = sys.argv[1]
+def sha_tree(path, block=16 << 20):
+    data = open(path, "rb").read()
+    leaves = b"".join(hashlib.sha256(data[i:i + block]).digest() for i in range(0, len(data), block))
+    return hashlib.sha256(b"nightshift-sha256-tree-v1" + struct.pack("<QQ", block, len(data)) + leaves).hexdigest()
+hexes = {}
+with h5py.File(store + "/catalog.h5", "r+") as c:
+    old = c["shards"][:]
+    dt = np.dtype([("sha256", "S65") if n == "checksum" else (n, old.dtype[n]) for n in old.dtype.names])
+    new = np.zeros(len(old), dt)
+    for n in old.dtype.names:
+        if n != "checksum":
+            new[n] = old[n]
+    for i, row in enumerate(old):
+        hexes[int(row["id"])] = sha_tree(store + "/" + row["path"].decode())
+        new["sha256"][i] = hexes[int(row["id"])].encode()
+    del c["shards"]
+    c["shards"] = new
+    c.attrs["ns_format_version"] = np.int32(1)
+files = glob.glob(store + "/embeddings/*/*.h5")
+assert files
+for f in files:
+    with h5py.File(f, "r+") as e:
+        e.attrs["ns_format_version"] = np.int32(1)
+        e.attrs["shard_sha256"] = np.bytes_(hexes[int(e.attrs["shard_id"])])
+        del e.attrs["shard_checksum"]
+PY
+expect_rc 0 "verify checks a format 1 store's SHA-256 digests" "$NS_BIN" verify --store "$v1"
+check "...whose embeddings still count as present" \
+  sh -c "'$NS_BIN' embed --store '$v1' --device cpu --quiet | grep -q '0 shards embedded, 2 already present'"
+"$NS_GEN" glove --out "$T/data2" --nights 1 --cameras 1 --clips 1 --frames 5 --width 320 --height 240 --seed 10 >/dev/null
+expect_rc 0 "ingest appends to a format 1 store" \
+  "$NS_BIN" ingest --store "$v1" --manifest "$T/data2/manifest.csv" --quiet "$T/data2"
+check "...and writes its catalog back as format 2, old digests kept" $PY - "$v1" <<'PY'
+import h5py, sys
+with h5py.File(sys.argv[1] + "/catalog.h5", "r") as c:
+    assert c.attrs["ns_format_version"] == 2
+    ck = [r["checksum"].decode() for r in c["shards"][:]]
+assert len(ck) == 3, ck
+assert all(x.startswith("sha256-tree:") for x in ck[:2]) and ck[2].startswith("xxh3-128-tree:"), ck
+PY
+expect_rc 0 "verify checks both algorithms" "$NS_BIN" verify --store "$v1"
+old=$(ls "$v1"/shards/*/000001.h5)
+$PY -c "import sys; f = open(sys.argv[1], 'r+b'); f.seek(-1000, 2); b = f.read(1); f.seek(-1000, 2); f.write(bytes([b[0] ^ 1]))" "$old"
+expect_rc 1 "verify finds a flipped bit in an old shard" sh -c "'$NS_BIN' verify --store '$v1' > '$T/v1verify.txt' 2>&1"
+check "...naming the shard and its SHA-256 digest" grep -q "000001.h5.*checksum sha256-tree:" "$T/v1verify.txt"
 
 # A CUDA build keeps its kernels in libnightshift_cuda.so, opened on first use:
 # the binary itself starts without the CUDA runtime, and a missing module is

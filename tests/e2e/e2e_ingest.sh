@@ -101,15 +101,21 @@ PY
 
 # The shard checksum, recomputed as docs/store.md tells users to.
 check "shard checksums match docs/store.md's recipe" $PY - "$store" <<'PY'
-import h5py, hashlib, struct, sys
+import h5py, hashlib, struct, sys, xxhash
 store = sys.argv[1]
-def tree(path, block=16 << 20):
+def shard_checksum(path, algo, block=16 << 20):
+    H = {"xxh3-128-tree": lambda b: xxhash.xxh3_128(b).digest(),
+         "sha256-tree": lambda b: hashlib.sha256(b).digest()}[algo]
     data = open(path, "rb").read()
-    leaves = b"".join(hashlib.sha256(data[i:i + block]).digest() for i in range(0, len(data), block))
-    return hashlib.sha256(b"nightshift-sha256-tree-v1" + struct.pack("<QQ", block, len(data)) + leaves).hexdigest()
+    leaves = b"".join(H(data[i:i + block]) for i in range(0, len(data), block))
+    tag = b"nightshift-" + algo.encode() + b"-v1"
+    return algo + ":" + H(tag + struct.pack("<QQ", block, len(data)) + leaves).hex()
 with h5py.File(store + "/catalog.h5", "r") as c:
+    assert c.attrs["ns_format_version"] == 2
     for row in c["shards"][:]:
-        assert tree(store + "/" + row["path"].decode()) == row["sha256"].decode(), row["path"]
+        got = row["checksum"].decode()
+        assert got.startswith("xxh3-128-tree:"), got
+        assert shard_checksum(store + "/" + row["path"].decode(), "xxh3-128-tree") == got, row["path"]
 PY
 
 expect_rc 2 "ingest without inputs is a usage error" "$NS_BIN" ingest --store "$store"
