@@ -31,20 +31,19 @@ void ns_sha256_buf(const void *data, size_t n, uint8_t out[NS_SHA256_LEN])
     ns_sha256_final(&h, out);
 }
 
-/* One read buffer per thread, reused: hashing never allocates. */
-static _Thread_local uint8_t tls_buf[1 << 20];
-
 ns_status ns_sha256_file(const char *path, uint8_t out[NS_SHA256_LEN])
 {
+    /* On the stack, not thread-local: every thread the process creates
+     * zeroes all static TLS, paid in page faults on these machines. */
+    uint8_t buf[64 << 10];
     ns_status st = NS_OK;
-    uint8_t *buf = tls_buf;
     ns_sha256 h;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return ns_error(NS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     ns_sha256_init(&h);
     for (;;) {
-        ssize_t r = read(fd, buf, sizeof tls_buf);
+        ssize_t r = read(fd, buf, sizeof buf);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
