@@ -194,6 +194,41 @@ START_TEST(test_resize_matches_reference)
 }
 END_TEST
 
+/* The AVX-512 passes and the SSE2 path give the same bits (the same IEEE
+ * operations per output, nothing fused), on every case above and on the
+ * ingest's common shapes.  On a CPU without AVX-512 both runs take one path. */
+START_TEST(test_resize_paths_identical)
+{
+    static const int extra[][4] = {{640, 360, 224, 224}, {640, 480, 224, 224},
+                                   {320, 240, 112, 112}, {1280, 720, 225, 223}};
+    int n_base = (int)(sizeof resize_cases / sizeof resize_cases[0]);
+    int i = _i;
+    const int *cs = i < n_base ? resize_cases[i] : extra[i - n_base];
+    int sw = cs[0], sh = cs[1], dw = cs[2], dh = cs[3];
+    size_t ss = (size_t)sw * 3 + 5, ds = (size_t)dw * 3 + 7;
+    uint8_t *src = calloc((size_t)sh * ss, 1), *a = calloc((size_t)dh * ds, 1);
+    uint8_t *b = calloc((size_t)dh * ds, 1);
+    uint8_t *noise = make_noise(sw, sh, 11u + (uint32_t)i);
+    ns_resize_cache *rc = NULL;
+    for (int y = 0; y < sh; y++)
+        memcpy(src + (size_t)y * ss, noise + (size_t)y * sw * 3, (size_t)sw * 3);
+    ck_assert_ns_ok(ns_resize_cache_create(&rc));
+    unsetenv("NIGHTSHIFT_RESIZE");
+    ck_assert_ns_ok(ns_resize_area_cached(rc, src, sw, sh, ss, a, dw, dh, ds));
+    setenv("NIGHTSHIFT_RESIZE", "portable", 1);
+    ck_assert_ns_ok(ns_resize_area_cached(rc, src, sw, sh, ss, b, dw, dh, ds));
+    unsetenv("NIGHTSHIFT_RESIZE");
+    for (int y = 0; y < dh; y++)
+        ck_assert_msg(memcmp(a + (size_t)y * ds, b + (size_t)y * ds, (size_t)dw * 3) == 0,
+                      "%dx%d -> %dx%d: row %d differs", sw, sh, dw, dh, y);
+    ns_resize_cache_free(rc);
+    free(src);
+    free(a);
+    free(b);
+    free(noise);
+}
+END_TEST
+
 START_TEST(test_resize_uniform_and_upscale_blocks)
 {
     /* A uniform image stays uniform; a 2x upscale repeats each pixel. */
@@ -733,6 +768,8 @@ static Suite *image_suite(void)
     tcase_add_test(tc, test_fit_parse_and_name);
     tcase_add_loop_test(tc, test_resize_matches_reference, 0,
                         (int)(sizeof resize_cases / sizeof resize_cases[0]));
+    tcase_add_loop_test(tc, test_resize_paths_identical, 0,
+                        (int)(sizeof resize_cases / sizeof resize_cases[0]) + 4);
     tcase_add_test(tc, test_resize_uniform_and_upscale_blocks);
     tcase_add_test(tc, test_scale_choice);
     tcase_add_test(tc, test_decode_fit_matches_full_decode);

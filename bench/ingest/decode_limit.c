@@ -1,4 +1,4 @@
-/* build: cc -O2 -fopenmp -I include bench/ingest/decode_limit.c -o decode_limit -lturbojpeg -lm
+/* build: cc -O2 -ffp-contract=off -fopenmp -I include bench/ingest/decode_limit.c -o decode_limit -lturbojpeg -lm
  *
  * decode_limit -- the fastest ingest could possibly go: JPEG decode plus the
  * resize to S x S, on all cores, with nothing else (no archive reading, no

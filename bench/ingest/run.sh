@@ -41,7 +41,7 @@ log() { echo "run.sh: $*" >&2; }
 
 # --- decode_limit, built with the command in its first comment line ---------
 cmd=$(sed -n '1s|^/\* *build: *||p' "$here/decode_limit.c")
-[[ -n $cmd ]] || cmd="cc -O2 -fopenmp -I include bench/ingest/decode_limit.c -o decode_limit -lturbojpeg -lm"
+[[ -n $cmd ]] || cmd="cc -O2 -ffp-contract=off -fopenmp -I include bench/ingest/decode_limit.c -o decode_limit -lturbojpeg -lm"
 cmd=${cmd//-o decode_limit/-o $tmp/decode_limit}
 log "building decode_limit: $cmd"
 (cd "$root" && eval "$cmd")

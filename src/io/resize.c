@@ -12,6 +12,14 @@
  *
  * The per-axis tables depend only on (s, d) and are cached: a stream of
  * equally sized frames computes them once and allocates nothing after.
+ *
+ * Processors with AVX-512 run both passes 16 floats wide: the horizontal
+ * pass pads every output to the same number of taps (weight 0) and gathers
+ * each lane's source value, so 16 (pixel, channel) outputs form one vector
+ * and a row ends in one saturating store.  Every output is still the same
+ * sequence of IEEE multiplies and adds (this file is compiled with
+ * -ffp-contract=off, so nothing fuses), so both paths give the same bits;
+ * test_image checks that.  NIGHTSHIFT_RESIZE=portable forces the SSE2 path.
  */
 #include "nightshift/image.h"
 
@@ -21,6 +29,12 @@
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define RS_AVX512 1
+#else
+#define RS_AVX512 0
 #endif
 
 typedef struct ns_resize_axis {
@@ -37,6 +51,16 @@ struct ns_resize_cache {
     ns_resize_axis x, y;
     float *acc;     /* (sw * 3 + 1) vertically blended source row, zero padded */
     size_t acc_cap; /* floats */
+    /* AVX-512 horizontal pass for (q_s -> q_d) pixels, in quads of output
+     * pixels (one per 128-bit lane): q_taps taps for every output (the
+     * largest count; the others get weight-0 taps, since a loop of varying
+     * length mispredicts), each quad's four first source indices (times 3),
+     * and weights laid out (quad, tap, 16), each pixel's weight repeated
+     * over its lane's 4 floats */
+    int32_t *q_first; /* (q_d / 4, 4) */
+    float *q_w;       /* (q_d / 4, q_taps, 16) */
+    size_t q_cap_quads, q_cap_w;
+    int32_t q_s, q_d, q_taps;
 };
 
 /* Overlap of output i with source j, in units of 1/d source pixel. */
@@ -115,6 +139,118 @@ static void blend_row(float *restrict acc, const uint8_t *restrict r, size_t n, 
         acc[k] = (first ? 0.0f : acc[k]) + w * (float)r[k];
 }
 
+#if RS_AVX512
+#define RS_V4 __attribute__((target("arch=x86-64-v4")))
+
+/* 1 when the AVX-512 passes run: the CPU has them and NIGHTSHIFT_RESIZE is
+ * not "portable".  Asked per frame (a few ns against ~100 us of resize), so
+ * a test can compare both paths in one process. */
+static int use_avx512(void)
+{
+    const char *e = getenv("NIGHTSHIFT_RESIZE");
+    return __builtin_cpu_supports("avx512f") && !(e && strcmp(e, "portable") == 0);
+}
+
+/* The quad tables of c for its x axis (already planned). */
+static ns_status quad_plan(ns_resize_cache *c)
+{
+    const ns_resize_axis *ax = &c->x;
+    size_t quads = (size_t)ax->d / 4, nw;
+    int32_t t = 1;
+    if (c->q_s == ax->s && c->q_d == ax->d)
+        return NS_OK;
+    for (int32_t i = 0; i < ax->d; i++)
+        t = ax->count[i] > t ? ax->count[i] : t;
+    nw = quads * (size_t)t * 16;
+    if (quads > c->q_cap_quads || nw > c->q_cap_w) {
+        size_t cq = quads > c->q_cap_quads ? quads : c->q_cap_quads;
+        size_t cw = nw > c->q_cap_w ? nw : c->q_cap_w;
+        int32_t *first = malloc((cq * 4 + 1) * sizeof *first);
+        float *w = malloc((cw + 1) * sizeof *w);
+        if (!first || !w) {
+            free(first);
+            free(w);
+            return ns_error(NS_ERR_NOMEM, "resize tables for %d -> %d: out of memory", ax->s,
+                            ax->d);
+        }
+        free(c->q_first);
+        free(c->q_w);
+        c->q_first = first;
+        c->q_w = w;
+        c->q_cap_quads = cq;
+        c->q_cap_w = cw;
+    }
+    for (size_t q = 0; q < quads; q++)
+        for (int i = 0; i < 4; i++) {
+            int32_t ox = (int32_t)(4 * q) + i;
+            c->q_first[4 * q + i] = ax->first[ox] * 3;
+            for (int32_t k = 0; k < t; k++)
+                for (int l = 0; l < 4; l++)
+                    c->q_w[(q * (size_t)t + (size_t)k) * 16 + 4 * i + l] =
+                        k < ax->count[ox] ? ax->w[ax->off[ox] + k] : 0.0f;
+        }
+    /* A tap past an output's count adds 0 times a real value: past the row's
+     * end, acc's zero padding, which must then cover t - 1 more pixels. */
+    size_t need = (size_t)ax->s * 3 + 3 * (size_t)t + 1;
+    if (need > c->acc_cap) {
+        float *acc = calloc(need, sizeof *acc);
+        if (!acc)
+            return ns_error(NS_ERR_NOMEM, "resize row of %d pixels: out of memory", ax->s);
+        free(c->acc);
+        c->acc = acc;
+        c->acc_cap = need;
+    }
+    c->q_s = ax->s;
+    c->q_d = ax->d;
+    c->q_taps = t;
+    return NS_OK;
+}
+
+/* blend_row, 16 wide: the same multiply, then add, per element. */
+RS_V4 static void blend_row_v4(float *restrict acc, const uint8_t *restrict r, size_t n, float w,
+                               int first)
+{
+    size_t k = 0;
+    const __m512 wv = _mm512_set1_ps(w);
+    for (; k + 16 <= n; k += 16) {
+        __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(r + k))));
+        __m512 t = _mm512_mul_ps(wv, v);
+        if (!first)
+            t = _mm512_add_ps(t, _mm512_loadu_ps(acc + k));
+        _mm512_storeu_ps(acc + k, t);
+    }
+    for (; k < n; k++)
+        acc[k] = (first ? 0.0f : acc[k]) + w * (float)r[k];
+}
+
+/* The first 4 * (dw / 4) pixels of an output row from acc, four per vector:
+ * lane i of a quad holds pixel 4q + i as r, g, b and the next source pixel's
+ * r (weighted, then dropped), exactly the SSE2 path's four floats.  Returns
+ * the pixels written. */
+RS_V4 static int h_quads_v4(const ns_resize_cache *c, const float *acc, uint8_t *o)
+{
+    const __m512 half = _mm512_set1_ps(0.5f);
+    /* r g b of each lane's pixel, packed to 12 bytes */
+    const __m128i pack = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+    int quads = c->q_d / 4, taps = c->q_taps;
+    const float *w = c->q_w;
+    for (int q = 0; q < quads; q++) {
+        const int32_t *f = c->q_first + 4 * q;
+        __m512 v = _mm512_setzero_ps();
+        for (int32_t k = 0; k < taps; k++, w += 16) {
+            __m512 p = _mm512_castps128_ps512(_mm_loadu_ps(acc + f[0] + 3 * k));
+            p = _mm512_insertf32x4(p, _mm_loadu_ps(acc + f[1] + 3 * k), 1);
+            p = _mm512_insertf32x4(p, _mm_loadu_ps(acc + f[2] + 3 * k), 2);
+            p = _mm512_insertf32x4(p, _mm_loadu_ps(acc + f[3] + 3 * k), 3);
+            v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_loadu_ps(w), p));
+        }
+        __m128i b = _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(_mm512_add_ps(v, half)));
+        _mm_mask_storeu_epi8(o + 12 * (size_t)q, (__mmask16)0x0fff, _mm_shuffle_epi8(b, pack));
+    }
+    return 4 * quads;
+}
+#endif
+
 ns_status ns_resize_cache_create(ns_resize_cache **out)
 {
     *out = calloc(1, sizeof **out);
@@ -130,6 +266,8 @@ void ns_resize_cache_free(ns_resize_cache *c)
     free(c->x.block);
     free(c->y.block);
     free(c->acc);
+    free(c->q_first);
+    free(c->q_w);
     free(c);
 }
 
@@ -163,15 +301,30 @@ ns_status ns_resize_area_cached(ns_resize_cache *c, const uint8_t *src, int sw, 
         c->acc = acc;
         c->acc_cap = rowf + 1;
     }
+#if RS_AVX512
+    int v4 = use_avx512();
+    if (v4 && (st = quad_plan(c)) != NS_OK)
+        return st;
+#endif
     const ns_resize_axis *ax = &c->x, *ay = &c->y;
     float *restrict acc = c->acc;
     for (int oy = 0; oy < dh; oy++) {
         const float *wy = ay->w + ay->off[oy];
         const uint8_t *row = src + (size_t)ay->first[oy] * src_stride;
         for (int32_t j = 0; j < ay->count[oy]; j++)
+#if RS_AVX512
+            if (v4)
+                blend_row_v4(acc, row + (size_t)j * src_stride, rowf, wy[j], j == 0);
+            else
+#endif
             blend_row(acc, row + (size_t)j * src_stride, rowf, wy[j], j == 0);
         uint8_t *o = dst + (size_t)oy * dst_stride;
-        for (int ox = 0; ox < dw; ox++) {
+        int ox0 = 0;
+#if RS_AVX512
+        if (v4)
+            ox0 = h_quads_v4(c, acc, o);
+#endif
+        for (int ox = ox0; ox < dw; ox++) {
             const float *wx = ax->w + ax->off[ox];
             const float *p = acc + (size_t)ax->first[ox] * 3;
 #ifdef __SSE2__
