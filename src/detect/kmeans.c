@@ -7,9 +7,10 @@
  * kernel path) computes -2 X C^T, the argmin, and adds every row into the
  * group's own per-centroid sums in double while the rows are still in
  * cache.  The group sums are then added up in group order.  The product is
- * our AVX-512 kernel (kmeans_gemm.c, C packed once per pass; 2.4x OpenBLAS's
- * serial sgemm at 100,000 x 512, k = 64) where the CPU has AVX-512F, else one
- * serial sgemm per tile; NS_KMEANS_GEMM=blas forces the sgemm.
+ * our AVX-512 kernel (kmeans_gemm.c, C packed once per pass; 1.5x OpenBLAS's
+ * serial sgemm on the same tiles at d = 512, k = 64, 2.4x its Haswell kernels)
+ * where the CPU has AVX-512F, else one serial sgemm per tile;
+ * NS_KMEANS_GEMM=blas forces the sgemm.
  *
  * Determinism: the groups and tiles depend on n, k and d only; every value a
  * row gets is computed the same way whichever thread computes it: the
