@@ -1,12 +1,20 @@
-/* test_kmeans.c -- k-means against the plain C reference, determinism across
- * seeds and thread counts, monotone inertia, empty-cluster repair, blobs;
- * mini-batch k-means against full Lloyd, its determinism and its errors. */
+/* test_kmeans.c -- k-means against the plain C reference (on the AVX-512
+ * kernel and on the sgemm path), the distance kernel against double dot
+ * products, determinism across seeds and thread counts, monotone inertia,
+ * empty-cluster repair, blobs; mini-batch k-means against full Lloyd, its
+ * determinism and its errors. */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
+#include "../src/detect/kmeans_gemm.h"
 #include "detect_fixtures.h"
 #include "helpers.h"
 #include "nightshift/kmeans.h"
+
+/* The GEMM paths of ns_kmeans_*: the kernel where the CPU has it (else the
+ * sgemm again), and the sgemm forced. */
+static const char *const gemm_paths[] = {"auto", "blas"};
 
 static double dist2_d(const float *a, const float *b, int d)
 {
@@ -16,12 +24,14 @@ static double dist2_d(const float *a, const float *b, int d)
     return s;
 }
 
-/* Fast assign vs reference: indices equal unless the two centroids are
- * within 1e-5 relative of each other (a tie in float); dist2 within 1e-5. */
+/* Fast assign vs reference, on both GEMM paths: indices equal unless the two
+ * centroids are within 1e-5 relative of each other (a tie in float); dist2
+ * within 1e-5. */
 START_TEST(test_assign_matches_ref)
 {
     static const struct { size_t n; int d, k; } sz[] = {
-        {1, 1, 1}, {7, 2, 7}, {100, 3, 5}, {5000, 17, 10}, {9000, 64, 33}};
+        {1, 1, 1}, {7, 2, 7}, {100, 3, 5}, {5000, 17, 10}, {9000, 64, 33}, {3000, 200, 70}};
+    setenv("NS_KMEANS_GEMM", gemm_paths[_i], 1);
     for (size_t s = 0; s < sizeof sz / sizeof sz[0]; s++) {
         size_t n = sz[s].n;
         int d = sz[s].d, k = sz[s].k, ties = 0;
@@ -47,7 +57,7 @@ START_TEST(test_assign_matches_ref)
 }
 END_TEST
 
-/* One Lloyd iteration from given centres equals the naive step. */
+/* One Lloyd iteration from given centres equals the naive step (both paths). */
 START_TEST(test_lloyd_step_matches_ref)
 {
     size_t n = 6000;
@@ -56,6 +66,7 @@ START_TEST(test_lloyd_step_matches_ref)
     int *ar = malloc(n * sizeof *ar);
     ns_kmeans_opts o = ns_kmeans_default_opts();
     ns_kmeans_result r;
+    setenv("NS_KMEANS_GEMM", gemm_paths[_i], 1);
     o.k = k;
     o.init = x; /* the first k points: every cluster keeps at least its seed */
     o.max_iter = 1;
@@ -84,6 +95,82 @@ START_TEST(test_lloyd_step_matches_ref)
     }
     ns_kmeans_result_release(&r);
     free(x), free(cref), free(ar);
+}
+END_TEST
+
+/* The AVX-512 distance kernel, g = -2 x c^T, on shapes that hit every tail
+ * (rows not a multiple of the micro-kernel's 6, centroids not a multiple of
+ * 16 or 64, d shorter than, equal to and longer than a chunk), x at an
+ * unaligned address:
+ *  - against double dot products: |g - ref| <= gamma_d * sum_t |2 x c|,
+ *    gamma_d = d u / (1 - d u), u = 2^-24: the bound for d rounded
+ *    additions of exact products (each FMA rounds once);
+ *  - bit for bit against the summation order kmeans_gemm.h promises (one
+ *    fmaf chain over t), whatever the chunk size: what makes k-means results
+ *    independent of tiles and threads;
+ *  - nothing written past g's m x k values. */
+START_TEST(test_gemm_kernel_matches_ref)
+{
+    static const int ms[] = {1, 5, 7, 512}, ks[] = {1, 3, 16, 17, 64, 100};
+    static const int ds[] = {1, 7, 16, 130, 512}, kcs[] = {0, 3, 16, 200};
+    const float guard = 12345.0f;
+    if (!ns_kmeans_gemm_supported())
+        return; /* no AVX-512F here: k-means keeps the sgemm, tested above */
+    for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++)
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+            for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+                int m = ms[mi], k = ks[ki], d = ds[di];
+                uint64_t seed = 1000 + 100 * di + 10 * ki + mi;
+                float *xbuf = ns_test_rand_mat((size_t)m * d + 1, 1, seed), *x = xbuf + 1;
+                float *c = ns_test_rand_mat((size_t)k, d, seed + 7);
+                float *ct = aligned_alloc(64, ns_kmeans_gemm_floats(k, d) * sizeof *ct);
+                float *g = malloc(((size_t)m * k + 16) * sizeof *g);
+                float *chain = malloc((size_t)m * k * sizeof *chain);
+                double *ref = malloc((size_t)m * k * sizeof *ref);
+                double *mag = malloc((size_t)m * k * sizeof *mag);
+                double gamma = d * 0x1.0p-24 / (1.0 - d * 0x1.0p-24);
+                ck_assert(ct && g && chain && ref && mag);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < k; j++) {
+                        const float *xi = x + (size_t)i * d, *cj = c + (size_t)j * d;
+                        size_t e = (size_t)i * k + j;
+                        ref[e] = mag[e] = 0.0;
+                        chain[e] = 0.0f;
+                        for (int t = 0; t < d; t++) {
+                            ref[e] += -2.0 * xi[t] * cj[t];
+                            mag[e] += fabs(2.0 * xi[t] * cj[t]);
+                            chain[e] = fmaf(xi[t], -2.0f * cj[t], chain[e]);
+                        }
+                    }
+                ns_kmeans_gemm_pack(c, k, d, ct);
+                for (size_t kci = 0; kci < sizeof kcs / sizeof kcs[0]; kci++) {
+                    size_t bad = SIZE_MAX, inexact = SIZE_MAX; /* first failures */
+                    int overrun = 0;
+                    for (int e = 0; e < 16; e++)
+                        g[(size_t)m * k + e] = guard;
+                    ns_kmeans_gemm(ct, k, d, x, m, g, kcs[kci]);
+                    for (int e = 0; e < 16; e++)
+                        overrun |= g[(size_t)m * k + e] != guard;
+                    for (size_t e = (size_t)m * k; e-- > 0;) {
+                        if (!(fabs(g[e] - ref[e]) <= gamma * mag[e]))
+                            bad = e;
+                        if (g[e] != chain[e])
+                            inexact = e;
+                    }
+                    /* One assertion per case: Check reports each one to the
+                     * parent through a pipe, too slow per value. */
+                    ck_assert_msg(!overrun, "m=%d k=%d d=%d kc=%d: wrote past g", m, k, d,
+                                  kcs[kci]);
+                    ck_assert_msg(bad == SIZE_MAX,
+                                  "m=%d k=%d d=%d kc=%d g[%zu][%zu] = %.9g, ref %.9g", m, k, d,
+                                  kcs[kci], bad / k, bad % k, g[bad], ref[bad]);
+                    ck_assert_msg(inexact == SIZE_MAX,
+                                  "m=%d k=%d d=%d kc=%d g[%zu][%zu] = %.9g, fma chain %.9g", m, k,
+                                  d, kcs[kci], inexact / k, inexact % k, g[inexact],
+                                  chain[inexact]);
+                }
+                free(xbuf), free(c), free(ct), free(g), free(chain), free(ref), free(mag);
+            }
 }
 END_TEST
 
@@ -501,8 +588,9 @@ static Suite *kmeans_suite(void)
 {
     Suite *s = suite_create("kmeans");
     TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_assign_matches_ref);
-    tcase_add_test(tc, test_lloyd_step_matches_ref);
+    tcase_add_loop_test(tc, test_assign_matches_ref, 0, 2);
+    tcase_add_loop_test(tc, test_lloyd_step_matches_ref, 0, 2);
+    tcase_add_test(tc, test_gemm_kernel_matches_ref);
     tcase_add_test(tc, test_same_seed_identical);
     tcase_add_test(tc, test_threads_identical);
     tcase_add_test(tc, test_inertia_monotone);

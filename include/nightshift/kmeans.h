@@ -2,14 +2,17 @@
  *
  * k-means++ seeding (deterministic for a seed, portable splitmix64 PRNG),
  * then Lloyd iterations.  Distances are computed as
- * ||x||^2 - 2 x.c + ||c||^2 with cblas_sgemm over fixed row tiles of X, so no
- * (n, k) matrix is ever held beyond one tile per thread.  Centroid sums are
- * accumulated in double in a fixed order: results are bit-identical for any
- * thread count.  An empty cluster is re-seeded with the point farthest from
- * its centroid (lowest index on ties).
+ * ||x||^2 - 2 x.c + ||c||^2 over fixed row tiles of X, so no (n, k) matrix is
+ * ever held beyond one tile per thread; the -2 X C^T products run on an
+ * AVX-512 kernel where the CPU has AVX-512F, else on cblas_sgemm
+ * (NS_KMEANS_GEMM=blas forces the sgemm).  Centroid sums are accumulated in
+ * double in a fixed order: results are bit-identical for any thread count
+ * (on one machine and path: the kernel and the sgemm round differently).
+ * An empty cluster is re-seeded with the point farthest from its centroid
+ * (lowest index on ties).
  *
  * Two versions with the same arguments:
- *   ns_kmeans_*      OpenMP + OpenBLAS;
+ *   ns_kmeans_*      OpenMP + the AVX-512 kernel or OpenBLAS;
  *   ns_ref_kmeans_*  plain C, double precision: the reference for tests.
  */
 #ifndef NIGHTSHIFT_KMEANS_H

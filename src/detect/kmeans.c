@@ -1,21 +1,30 @@
 /* kmeans.c -- k-means++ seeding, Lloyd iterations and mini-batch k-means
- * (OpenMP + OpenBLAS).
+ * (OpenMP + AVX-512 kernel or OpenBLAS).
  *
  * One pass over the points does all the per-point work of an iteration: the
  * rows are cut into at most KM_GROUPS groups of whole KM_TILE-row tiles; a
- * thread takes a group, and for each tile runs one serial sgemm (-2 X C^T,
- * (KM_TILE, k)), the argmin, and adds every row into the group's own
- * per-centroid sums in double while the tile is still in cache.  The group
- * sums are then added up in group order.
+ * thread takes a group, and for each tile (KM_SUB rows at a time on the
+ * kernel path) computes -2 X C^T, the argmin, and adds every row into the
+ * group's own per-centroid sums in double while the rows are still in
+ * cache.  The group sums are then added up in group order.  The product is
+ * our AVX-512 kernel (kmeans_gemm.c, C packed once per pass; 1.5x OpenBLAS's
+ * serial sgemm on the same tiles at d = 512, k = 64, 2.4x its Haswell kernels)
+ * where the CPU has AVX-512F, else one serial sgemm per tile;
+ * NS_KMEANS_GEMM=blas forces the sgemm.
  *
  * Determinism: the groups and tiles depend on n, k and d only; every value a
- * row gets is computed the same way whichever thread computes it (the same
- * serial sgemm call on the same tile); every sum over points runs
- * in row order within a group and in group order across groups.  So results
- * depend on the seed only, never on the thread count.
+ * row gets is computed the same way whichever thread computes it: the
+ * kernel's g[i][j] is one fixed chain of fused multiply-adds over d (the
+ * rule in kmeans_gemm.h: a function of row i and centroid j alone), and the
+ * sgemm path makes the same serial call on the same tile; every sum over
+ * points runs in row order within a group and in group order across groups.
+ * So results depend on the seed only, never on the thread count.  (The two
+ * paths round differently from each other: a run is reproducible on one
+ * machine and path, not bit for bit across them.)
  */
 #include "nightshift/kmeans.h"
 #include "kmeans_internal.h"
+#include "kmeans_gemm.h"
 #include "detect_util.h"
 
 #include <cblas.h>
@@ -29,6 +38,8 @@
 #endif
 
 #define KM_TILE 512                 /* rows per sgemm: the tile stays in cache for the sums */
+#define KM_SUB 128                  /* rows per kernel call: 256 KB of x at d = 512 stay in L2
+                                     * for the sums (6% faster a pass than 512 here) */
 #define KM_GROUPS 32                /* row groups with their own partial sums, at most */
 #define KM_PART_BYTES ((size_t)64 << 20) /* bound on all groups' partial sums */
 #define KM_COLS 64                  /* columns per task in column-split loops */
@@ -177,15 +188,28 @@ typedef struct km_work {
     int k, d, threads;
     int avx2;       /* the CPU runs km_argmin_avx2 */
     float *g;       /* (threads, KM_TILE, k) -2 X C^T of one tile */
+    float *ct;      /* (ns_kmeans_gemm_floats(k, d)) C packed for the kernel, or
+                     * NULL: the sgemm path */
     float *cc;      /* (k) ||c||^2 */
     double *part;   /* (groups, k, d) per-group sums of points, or NULL */
     size_t *pcount; /* (groups, k) per-group point counts */
     double *gsum;   /* (groups) per-group sum of exact squared distances */
 } km_work;
 
+/* The GEMM path, decided once per call: the kernel where the CPU has it,
+ * unless NS_KMEANS_GEMM=blas asks for OpenBLAS (A/B timings, a suspect CPU). */
+static int km_use_kernel(void)
+{
+    const char *how = getenv("NS_KMEANS_GEMM");
+    if (how && strcmp(how, "blas") == 0)
+        return 0;
+    return ns_kmeans_gemm_supported();
+}
+
 static ns_status km_work_alloc(km_work *w, size_t nmax, int d, int k, int threads, int sums)
 {
     size_t groups = km_groups(nmax, k, d);
+    int kernel = km_use_kernel();
     w->k = k;
     w->d = d;
     w->threads = threads;
@@ -198,7 +222,9 @@ static ns_status km_work_alloc(km_work *w, size_t nmax, int d, int k, int thread
     w->gsum = malloc(groups * sizeof *w->gsum);
     if (sums)
         w->part = malloc(groups * (size_t)k * (size_t)d * sizeof *w->part);
-    if (!w->g || !w->cc || !w->pcount || !w->gsum || (sums && !w->part))
+    if (kernel)
+        w->ct = aligned_alloc(64, ns_kmeans_gemm_floats(k, d) * sizeof *w->ct);
+    if (!w->g || !w->cc || !w->pcount || !w->gsum || (sums && !w->part) || (kernel && !w->ct))
         return ns_error(NS_ERR_NOMEM, "kmeans: cannot allocate workspace (k=%d d=%d, %zu groups)",
                         k, d, groups);
     return NS_OK;
@@ -207,6 +233,7 @@ static ns_status km_work_alloc(km_work *w, size_t nmax, int d, int k, int thread
 static void km_work_free(km_work *w)
 {
     free(w->g);
+    free(w->ct);
     free(w->cc);
     free(w->part);
     free(w->pcount);
@@ -233,6 +260,8 @@ static double km_pass(const km_work *w, const float *x, size_t n, const float *c
             s += (double)c[(size_t)j * d + t] * c[(size_t)j * d + t];
         w->cc[j] = (float)s;
     }
+    if (w->ct)
+        ns_kmeans_gemm_pack(c, k, d, w->ct);
 #pragma omp parallel num_threads(w->threads)
     {
         float *g = w->g + (size_t)omp_get_thread_num() * KM_TILE * (size_t)k;
@@ -250,11 +279,18 @@ static double km_pass(const km_work *w, const float *x, size_t n, const float *c
             if (part)
                 memset(part, 0, (size_t)k * d * sizeof *part);
             memset(cnt, 0, (size_t)k * sizeof *cnt);
-            for (size_t r0 = gi * per; r0 < r1; r0 += KM_TILE) {
-                int m = (int)(r1 - r0 < KM_TILE ? r1 - r0 : KM_TILE);
+            /* The kernel's values do not depend on the tiling: it takes the
+             * rows KM_SUB at a time, so that they are still in L2 for the
+             * sums.  The sgemm's do: whole tiles. */
+            size_t step = w->ct ? KM_SUB : KM_TILE;
+            for (size_t r0 = gi * per; r0 < r1; r0 += step) {
+                int m = (int)(r1 - r0 < step ? r1 - r0 : step);
                 const float *xt = x + r0 * (size_t)d;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, d, -2.0f, xt, d, c, d,
-                            0.0f, g, k);
+                if (w->ct)
+                    ns_kmeans_gemm(w->ct, k, d, xt, m, g, 0);
+                else
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, d, -2.0f, xt, d,
+                                c, d, 0.0f, g, k);
                 for (int i = 0; i < m; i++) {
                     const float *xi = xt + (size_t)i * d;
                     int best;
