@@ -188,15 +188,18 @@ START_TEST(test_cancel_keeps_finished_clips)
     const char *inputs[] = {dir};
     ck_assert_int_eq(ns_ingest_run(store, inputs, 1, &o, &sum), NS_ERR_INTERRUPTED);
     ck_assert_uint_eq(sum.inputs, 3); /* the store, inside dir, is not walked */
-    /* Clip 0 is reported while clip 1 decodes; the run then stops, keeping
-     * both finished clips and never starting clip 2. */
-    ck_assert_uint_eq(sum.clips[NS_OUTCOME_INGESTED], 2);
+    /* Clip 0 is reported while clip 1 decodes, if the loader had clip 1
+     * ready (it is not waited for while there is work: on a busy machine it
+     * may not be); the run then stops, keeping the finished clips and never
+     * starting clip 2. */
+    size_t done = sum.clips[NS_OUTCOME_INGESTED];
+    ck_assert_msg(done == 1 || done == 2, "%zu clips ingested", done);
     ns_ingest_summary_release(&sum);
     ns_store *s = NULL;
     size_t n;
     ck_assert_ns_ok(ns_store_open_read(store, &s));
     ns_store_clips(s, &n);
-    ck_assert_uint_eq(n, 2); /* the finished clips were committed */
+    ck_assert_uint_eq(n, done); /* the finished clips were committed */
     ns_store_close(s);
 }
 END_TEST
