@@ -37,6 +37,7 @@ typedef struct flusher {
     pthread_cond_t cv;
     int fd;                       /* read-only, of the temp file; -1: no flusher */
     int running, stop;
+    int last;                     /* the next flush is the commit's full fsync */
     uint64_t asked, served;       /* flush requests made and taken */
     int err;                      /* errno of the first failed fdatasync */
 } flusher;
@@ -79,8 +80,9 @@ static void *flusher_main(void *arg)
         if (f->served == f->asked)
             break; /* stopping, nothing left to do */
         f->served = f->asked;
+        int last = f->last;
         pthread_mutex_unlock(&f->mu);
-        int r = fdatasync(f->fd), e = r != 0 ? errno : 0;
+        int r = last ? fsync(f->fd) : fdatasync(f->fd), e = r != 0 ? errno : 0;
         pthread_mutex_lock(&f->mu);
         if (e && !f->err)
             f->err = e;
@@ -114,12 +116,14 @@ fail:
     f->fd = -1;
 }
 
-static void flusher_ask(flusher *f)
+/* last: the commit's fsync (file size and all), after which nothing is asked. */
+static void flusher_ask(flusher *f, int last)
 {
     if (!f->running)
         return;
     pthread_mutex_lock(&f->mu);
     f->asked++;
+    f->last = last;
     pthread_cond_signal(&f->cv);
     pthread_mutex_unlock(&f->mu);
 }
@@ -132,7 +136,8 @@ static int flusher_stop(flusher *f)
     if (f->running) {
         pthread_mutex_lock(&f->mu);
         f->stop = 1;
-        f->asked = f->served; /* what is not flushed yet, the commit's fsync does */
+        if (!f->last)
+            f->asked = f->served; /* what is not flushed yet, the commit's fsync does */
         pthread_cond_signal(&f->cv);
         pthread_mutex_unlock(&f->mu);
         pthread_join(f->thread, NULL);
@@ -384,7 +389,7 @@ static void maybe_flush(ns_shard_writer *w)
     uint64_t S = (uint64_t)w->s->frame_size, row_bytes = S * S * 3;
     if ((w->rows - w->flush_rows) * row_bytes >= FLUSH_BYTES) {
         w->flush_rows = w->rows;
-        flusher_ask(&w->fl);
+        flusher_ask(&w->fl, 0);
     }
 }
 
@@ -516,39 +521,24 @@ size_t ns_shard_frames(const ns_shard_writer *w)
 
 size_t ns_shard_clips(const ns_shard_writer *w) { return w->n_clips; }
 
-typedef struct hash_job {
-    const char *path;
-    char *checksum;
-    ns_status st;
-    char msg[512];
-} hash_job;
-
-static void *hash_main(void *arg)
-{
-    hash_job *j = arg;
-    j->st = ns_checksum_file(j->path, NS_CHECKSUM_XXH3_128_TREE, j->checksum);
-    if (j->st != NS_OK)
-        ns_errmsg_copy(j->msg, sizeof j->msg);
-    return NULL;
-}
-
 /* fsync waits for the disk and the checksum for the CPU: run them together
- * (both only read the finished file). */
+ * (both only read the finished file).  The flusher thread does the fsync;
+ * the checksum runs here, on this thread's OpenMP team, which is warm from
+ * decoding (a fresh thread would start a team of its own, while the idle
+ * decode workers spin beside it). */
 static ns_status fsync_and_hash(ns_shard_writer *w)
 {
-    hash_job j = {w->tmp_path, w->checksum, NS_OK, ""};
-    pthread_t t;
-    int threaded = pthread_create(&t, NULL, hash_main, &j) == 0;
-    ns_status st = ns_fsync_path(w->tmp_path);
-    if (threaded)
-        pthread_join(t, NULL);
-    else
-        hash_main(&j);
-    if (st != NS_OK)
-        return st;
-    if (j.st != NS_OK)
-        return ns_error(j.st, "%s", j.msg);
-    return NS_OK;
+    ns_status st;
+    int err, ran = w->fl.running;
+    flusher_ask(&w->fl, 1);
+    st = ns_checksum_file(w->tmp_path, NS_CHECKSUM_XXH3_128_TREE, w->checksum);
+    err = flusher_stop(&w->fl);
+    if (err)
+        return ns_error(NS_ERR_IO, "cannot write shard '%s' to disk: %s", w->tmp_path,
+                        strerror(err));
+    if (!ran && st == NS_OK)
+        st = ns_fsync_path(w->tmp_path); /* no flusher thread: sync here */
+    return st;
 }
 
 /* Writes /clips and the root attributes, closes, fsyncs and hashes the temp file. */
@@ -591,12 +581,6 @@ static ns_status finish_file(ns_shard_writer *w)
     w->file = H5I_INVALID_HID;
     if (r < 0) {
         st = ns_h5_error(NS_ERR_IO, "cannot close shard '%s'", w->tmp_path);
-        goto done;
-    }
-    int err = flusher_stop(&w->fl);
-    if (err) {
-        st = ns_error(NS_ERR_IO, "cannot write shard '%s' to disk: %s", w->tmp_path,
-                      strerror(err));
         goto done;
     }
     st = fsync_and_hash(w);
