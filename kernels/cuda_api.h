@@ -9,7 +9,8 @@
  * Each entry: X(kind, return type, name, (parameters), (arguments)), where
  * kind is S (ns_status: NS_ERR_NODEV when the module is missing), H (the same,
  * but written out in cuda_loader.c, which also clears the out-parameter),
- * V (void: nothing happens) or Z (a number: 0).
+ * V (void, a release: nothing happens without the module, and a release
+ * never loads it) or Z (a number: 0).
  */
 #ifndef NIGHTSHIFT_CUDA_API_H
 #define NIGHTSHIFT_CUDA_API_H

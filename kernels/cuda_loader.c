@@ -78,10 +78,24 @@ static void load(void)
     try_load(MODULE_NAME);
 }
 
+static int load_done; /* set (release) once load() has run */
+
+static void load_once(void)
+{
+    load();
+    __atomic_store_n(&load_done, 1, __ATOMIC_RELEASE);
+}
+
 static const ns_cuda_api *get(void)
 {
-    pthread_once(&once, load);
+    pthread_once(&once, load_once);
     return api;
+}
+
+/* The module if it is loaded, without loading it. */
+static const ns_cuda_api *peek(void)
+{
+    return __atomic_load_n(&load_done, __ATOMIC_ACQUIRE) ? api : NULL;
 }
 
 const char *ns_cuda_module(int *loaded)
@@ -91,6 +105,19 @@ const char *ns_cuda_module(int *loaded)
 }
 
 int ns_cuda_built(void) { return 1; }
+
+int ns_cuda_driver_present(void)
+{
+    static const char *const signs[] = {"/dev/nvidiactl", "/dev/nvidia0",
+                                        "/proc/driver/nvidia/version", "/dev/dxg"};
+    const char *e = getenv("NIGHTSHIFT_CUDA_PROBE");
+    if (e && strcmp(e, "always") == 0)
+        return 1;
+    for (size_t i = 0; i < sizeof signs / sizeof signs[0]; i++)
+        if (access(signs[i], F_OK) == 0)
+            return 1;
+    return 0;
+}
 
 static ns_status no_module(void)
 {
@@ -124,10 +151,12 @@ ns_status ns_cuda_host_alloc(void **out, size_t bytes)
 
 #define FWD_S(ret, name, params, args)                                                         \
     ret name params { return get() ? api->name args : no_module(); }
+/* The V entry points are releases: what the module never handed out needs
+ * none, so they never load it (the CPU executor frees its NULL GPU buffers). */
 #define FWD_V(ret, name, params, args)                                                         \
     ret name params                                                                            \
     {                                                                                          \
-        if (get())                                                                             \
+        if (peek())                                                                            \
             api->name args;                                                                    \
     }
 #define FWD_Z(ret, name, params, args)                                                         \

@@ -5,6 +5,8 @@
 
 int ns_cuda_built(void) { return 0; }
 
+int ns_cuda_driver_present(void) { return 0; }
+
 const char *ns_cuda_module(int *loaded)
 {
     *loaded = 0;

@@ -42,6 +42,15 @@ int ns_cuda_built(void);
  * reason is "built without CUDA". */
 const char *ns_cuda_module(int *loaded);
 
+/* 0 when this node shows no sign of a GPU driver: none of /dev/nvidiactl,
+ * /dev/nvidia0, /proc/driver/nvidia/version or /dev/dxg (WSL2) exists.  Then
+ * --device auto picks the CPU without loading the CUDA module, whose CUDA
+ * runtime and cuBLAS start-up otherwise cost ~0.5 s and ~150-200 MB of
+ * resident memory on every CPU-only node.  1 otherwise, or when
+ * NIGHTSHIFT_CUDA_PROBE=always; ns_cuda_devices then says what is there.
+ * Always 0 in a build without CUDA. */
+int ns_cuda_driver_present(void);
+
 /* CUDA runtime version as reported by cudaRuntimeGetVersion (0 from cuda_stub.c). */
 int ns_cuda_runtime_version(void);
 

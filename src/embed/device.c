@@ -49,6 +49,10 @@ ns_status ns_device_resolve(ns_device want, ns_device *got)
         return NS_OK;
     if (want != NS_DEVICE_AUTO && want != NS_DEVICE_CUDA)
         return ns_error(NS_ERR_USAGE, "unknown device %d", (int)want);
+    if (want == NS_DEVICE_AUTO && !ns_cuda_driver_present()) {
+        *got = NS_DEVICE_CPU; /* no driver: not worth loading the CUDA module to hear it */
+        return NS_OK;
+    }
     st = ns_cuda_devices(devs, NS_CUDA_MAX_DEVICES, &count);
     if (st == NS_OK && count < 1)
         st = ns_error(NS_ERR_NODEV, "no CUDA device found");

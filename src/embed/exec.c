@@ -476,7 +476,8 @@ ns_status ns_exec_create_opts(const ns_model *m, const ns_exec_opts *o, int max_
                           : e->dev == NS_DEVICE_CPU ? ns_conv_workspace_floats(&e->cp[k], e->threads)
                                                     : 0;
             ws = need > ws ? need : ws;
-            need = ns_cuda_bf16_conv_elems(&e->cp[k]);
+            /* GPU only: on the CPU this call would load the CUDA module */
+            need = e->dev == NS_DEVICE_CUDA ? ns_cuda_bf16_conv_elems(&e->cp[k]) : 0;
             bf16 = need > bf16 ? need : bf16;
         } else if (m->nodes[k].op == NS_OP_GEMM) {
             size_t need = (size_t)max_batch * per_sample(&m->nodes[m->nodes[k].inputs[0]]);

@@ -124,6 +124,11 @@ if "$NS_BIN" info --devices --json | grep -q '"cuda_built": true'; then
   check "info --devices names the module it loaded" \
     sh -c "'$NS_BIN' info --devices --json | grep -q '\"cuda_module\": \".*libnightshift_cuda.so\"'"
   rm -rf "$T/nomod" && cp -r "$store" "$T/nomod" && rm -rf "$T/nomod/embeddings"
+  # The reference for "the same embeddings": an explicit CPU run at the default
+  # batch ($store's files may hold the killed run's batch-4 shard, and the
+  # batch changes GEMM shapes, hence the last bits).
+  rm -rf "$T/cpuref" && cp -r "$T/nomod" "$T/cpuref"
+  "$NS_BIN" embed --store "$T/cpuref" --device cpu --quiet >/dev/null
   expect_rc 1 "--device cuda without the module fails" \
     sh -c "NIGHTSHIFT_CUDA_MODULE=$T/none.so '$NS_BIN' embed --store '$T/nomod' --device cuda --quiet 2>'$T/nomod.err'"
   check "...saying the module could not be loaded, and why" \
@@ -131,7 +136,18 @@ if "$NS_BIN" info --devices --json | grep -q '"cuda_built": true'; then
   check "...and writes no embeddings" sh -c "! ls '$T/nomod/embeddings/$id'/*.h5 2>/dev/null"
   expect_rc 0 "--device auto without the module runs on the CPU" \
     sh -c "NIGHTSHIFT_CUDA_MODULE=$T/none.so '$NS_BIN' embed --store '$T/nomod' --quiet >/dev/null"
-  check "...with the same embeddings as before" $PY - "$store" "$T/nomod" "$id" <<'PY'
+  # No GPU driver on this node: --device auto must not load the module at
+  # all (cuBLAS's start-up costs ~150-200 MB and 0.5 s); probing on request.
+  if [ ! -e /dev/nvidiactl ] && [ ! -e /dev/nvidia0 ] && [ ! -e /proc/driver/nvidia/version ] &&
+     [ ! -e /dev/dxg ]; then
+    rm -rf "$T/noprobe" && cp -r "$store" "$T/noprobe" && rm -rf "$T/noprobe/embeddings"
+    check "without a GPU driver, --device auto does not open the CUDA module" \
+      sh -c "! LD_DEBUG=files '$NS_BIN' embed --store '$T/noprobe' --quiet 2>&1 | grep -q 'libnightshift_cuda.so'"
+    rm -rf "$T/noprobe/embeddings"
+    check "...and NIGHTSHIFT_CUDA_PROBE=always opens it" \
+      sh -c "NIGHTSHIFT_CUDA_PROBE=always LD_DEBUG=files '$NS_BIN' embed --store '$T/noprobe' --quiet 2>&1 | grep -q 'libnightshift_cuda.so'"
+  fi
+  check "...with the same embeddings as an explicit --device cpu" $PY - "$T/cpuref" "$T/nomod" "$id" <<'PY'
 import h5py, glob, sys, numpy as np
 a, b, mid = sys.argv[1:4]
 fa = sorted(glob.glob(f"{a}/embeddings/{mid}/*.h5")); fb = sorted(glob.glob(f"{b}/embeddings/{mid}/*.h5"))
