@@ -391,7 +391,9 @@ ns_status ns_clip_load(const char *path, const ns_clip_limits *lim, ns_clip *out
         buf = m;
     }
     out->file_bytes = n;
-    ns_sha256_buf(buf ? buf : (const uint8_t *)"", n, out->sha256);
+    /* Through a copy, not over the mapping: see ns_sha256_fd. */
+    if ((st = ns_sha256_fd(fd, path, n, out->sha256)) != NS_OK)
+        goto done;
     out->format = ns_clip_sniff_(buf, n);
     snprintf(out->container, sizeof out->container, "%s", format_name(out->format));
     switch (out->format) {
