@@ -517,6 +517,14 @@ START_TEST(test_truncated_and_garbage)
                         NS_ERR_CORRUPT);
     ck_assert_ns_status(ns_decode_fit(d, g, 0, 64, NS_FIT_SQUASH, NULL, out, &info),
                         NS_ERR_CORRUPT);
+    /* SOI then junk that never forms a marker: TurboJPEG reads it as a
+     * tables-only datastream and reports success without a size */
+    for (int i = 2; i < 2002; i++)
+        g[i] = (uint8_t)(g[i] % 0xFF);
+    ck_assert_ns_status(ns_decode_header(d, g, 2002, &info), NS_ERR_CORRUPT);
+    ck_assert_msg(strstr(ns_errmsg(), "no frame header") != NULL, "%s", ns_errmsg());
+    ck_assert_ns_status(ns_decode_fit(d, g, 2002, 64, NS_FIT_SQUASH, NULL, out, &info),
+                        NS_ERR_CORRUPT);
     ck_assert_ns_status(ns_decode_fit(d, NULL, 10, 64, NS_FIT_SQUASH, NULL, out, &info),
                         NS_ERR_CORRUPT);
     /* the decoder recovers from every failure above: a good frame decodes */

@@ -143,7 +143,11 @@ static void reset_handle(ns_decoder *d)
 
 static ns_status read_header(ns_decoder *d, const uint8_t *jpg, size_t n, ns_decode_info *info)
 {
-    int w, h, subsamp, cs;
+    /* TurboJPEG returns success without touching these for a datastream it
+     * reads as tables-only (e.g. SOI then junk with no marker): unset must be
+     * recognisable, not whatever the stack held (which once let such a frame
+     * through to the decoder as "damaged"). */
+    int w = -1, h = -1, subsamp = -1, cs = -1;
     memset(info, 0, sizeof *info);
     if (!d->tj && !(d->tj = tjInitDecompress()))
         return ns_error(NS_ERR_NOMEM, "JPEG decoder: tjInitDecompress failed: %s",
@@ -158,6 +162,8 @@ static ns_status read_header(ns_decoder *d, const uint8_t *jpg, size_t n, ns_dec
         reset_handle(d);
         return code;
     }
+    if (w < 0 || h < 0)
+        return ns_error(NS_ERR_CORRUPT, "JPEG has no frame header (no image in the datastream)");
     if (scan_sof(jpg, n, &info->progressive) == 0)
         return ns_error(NS_ERR_CORRUPT, "JPEG header is truncated (no complete frame header)");
     if (w <= 0 || h <= 0)
