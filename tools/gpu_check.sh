@@ -302,6 +302,15 @@ else
 fi
 row "embed cuda resnet18 b256" "$st" \
     "${emb_fps:+$emb_fps frames/s steady, $emb_all with ${emb_setup} s set-up}"
+# --device auto must find the GPU on a node with a driver (it skips the CUDA
+# module only where no /dev/nvidia*, /proc/driver/nvidia or /dev/dxg exists).
+if ((gpu)) && [[ $ing_st == ok ]]; then
+    step embed_auto 60 "$run" "$bin/nightshift" embed --store /tmp/ns-gpu-s --device auto
+    [[ $st == ok ]] && ! grep -q ' on cuda' "$logs/embed_auto.txt" && st="FAIL(auto chose $(grep -o ' on [a-z]*' "$logs/embed_auto.txt" | head -1))"
+else
+    st=skip
+fi
+row "embed --device auto picks cuda" "$st"
 
 # --- the table --------------------------------------------------------------------------
 echo
