@@ -24,8 +24,9 @@ int cmd_verify(int argc, char **argv)
         case 'h':
             printf("usage: nightshift verify --store DIR [--quiet]\n\n"
                    "Checks every shard named by the catalog: it opens, has the right format and\n"
-                   "version, its frame and clip counts match the catalog, and its SHA-256 matches\n"
-                   "the one recorded at commit.  Also checks the single-file view.  Exit 0 when\n"
+                   "version, its frame and clip counts match the catalog, and its checksum\n"
+                   "(XXH3-128 tree; SHA-256 tree for shards from catalog format 1) matches the\n"
+                   "one recorded at commit.  Also checks the single-file view.  Exit 0 when\n"
                    "the store is intact, 1 when any check failed.\n"
                    "  --store DIR   the store [$NIGHTSHIFT_STORE]\n"
                    "  --quiet       print problems only\n");
