@@ -387,6 +387,8 @@ static ns_status set_rows(ns_shard_writer *w, uint64_t rows)
 static void maybe_flush(ns_shard_writer *w)
 {
     uint64_t S = (uint64_t)w->s->frame_size, row_bytes = S * S * 3;
+    if (w->rows < w->flush_rows) /* an aborted clip took rows back */
+        w->flush_rows = w->rows;
     if ((w->rows - w->flush_rows) * row_bytes >= FLUSH_BYTES) {
         w->flush_rows = w->rows;
         flusher_ask(&w->fl, 0);
