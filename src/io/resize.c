@@ -13,10 +13,10 @@
  * The per-axis tables depend only on (s, d) and are cached: a stream of
  * equally sized frames computes them once and allocates nothing after.
  *
- * Processors with AVX-512 run both passes 16 floats wide: the horizontal
- * pass pads every output to the same number of taps (weight 0) and gathers
- * each lane's source value, so 16 (pixel, channel) outputs form one vector
- * and a row ends in one saturating store.  Every output is still the same
+ * Processors with AVX-512 run the vertical pass 16 floats wide and the
+ * horizontal pass four output pixels per vector (one per 128-bit lane, the
+ * SSE2 path's four floats), every output padded to the row's largest tap
+ * count with weight-0 taps.  Every output is still the same
  * sequence of IEEE multiplies and adds (this file is compiled with
  * -ffp-contract=off, so nothing fuses), so both paths give the same bits;
  * test_image checks that.  NIGHTSHIFT_RESIZE=portable forces the SSE2 path.
@@ -41,6 +41,7 @@ typedef struct ns_resize_axis {
     int32_t s, d;   /* source and destination length the tables hold; 0 = none */
     int32_t *first; /* (d) first source index of each output */
     int32_t *count; /* (d) source indices each output covers */
+    int32_t max_count; /* the largest of count */
     int32_t *off;   /* (d) offset of each output's weights in w */
     float *w;       /* (<= s + d) weights; each output's sum to 1 */
     void *block;    /* the one allocation the arrays are carved from */
@@ -49,18 +50,19 @@ typedef struct ns_resize_axis {
 
 struct ns_resize_cache {
     ns_resize_axis x, y;
-    float *acc;     /* (sw * 3 + 1) vertically blended source row, zero padded */
+    float *acc;     /* (sw * 3 + 3 * x.max_count + 1) vertically blended source
+                     * row, zero padded (see ns_resize_area_cached) */
     size_t acc_cap; /* floats */
     /* AVX-512 horizontal pass for (q_s -> q_d) pixels, in quads of output
-     * pixels (one per 128-bit lane): q_taps taps for every output (the
-     * largest count; the others get weight-0 taps, since a loop of varying
-     * length mispredicts), each quad's four first source indices (times 3),
+     * pixels (one per 128-bit lane): x.max_count taps for every output (the
+     * others get weight-0 taps, since a loop of varying length mispredicts),
+     * each quad's four first source indices (times 3),
      * and weights laid out (quad, tap, 16), each pixel's weight repeated
      * over its lane's 4 floats */
     int32_t *q_first; /* (q_d / 4, 4) */
-    float *q_w;       /* (q_d / 4, q_taps, 16) */
+    float *q_w;       /* (q_d / 4, x.max_count, 16) */
     size_t q_cap_quads, q_cap_w;
-    int32_t q_s, q_d, q_taps;
+    int32_t q_s, q_d;
 };
 
 /* Overlap of output i with source j, in units of 1/d source pixel. */
@@ -92,6 +94,7 @@ static ns_status axis_plan(ns_resize_axis *a, int s, int d)
         a->w = (float *)(a->off + cd);
     }
     int32_t k = 0;
+    a->max_count = 0;
     for (int64_t i = 0; i < d; i++) {
         int64_t j0 = i * s / d;
         int64_t j1 = ((i + 1) * s + d - 1) / d; /* one past the last source index */
@@ -100,6 +103,7 @@ static ns_status axis_plan(ns_resize_axis *a, int s, int d)
         for (int64_t j = j0; j < j1; j++)
             a->w[k++] = (float)((double)overlap(i, j, s, d) / (double)s);
         a->count[i] = (int32_t)(j1 - j0);
+        a->max_count = a->count[i] > a->max_count ? a->count[i] : a->max_count;
     }
     assert((size_t)k <= nw);
     a->s = s;
@@ -155,13 +159,11 @@ static int use_avx512(void)
 static ns_status quad_plan(ns_resize_cache *c)
 {
     const ns_resize_axis *ax = &c->x;
-    size_t quads = (size_t)ax->d / 4, nw;
-    int32_t t = 1;
+    size_t quads = (size_t)ax->d / 4;
+    int32_t t = ax->max_count;
+    size_t nw = quads * (size_t)t * 16;
     if (c->q_s == ax->s && c->q_d == ax->d)
         return NS_OK;
-    for (int32_t i = 0; i < ax->d; i++)
-        t = ax->count[i] > t ? ax->count[i] : t;
-    nw = quads * (size_t)t * 16;
     if (quads > c->q_cap_quads || nw > c->q_cap_w) {
         size_t cq = quads > c->q_cap_quads ? quads : c->q_cap_quads;
         size_t cw = nw > c->q_cap_w ? nw : c->q_cap_w;
@@ -189,20 +191,8 @@ static ns_status quad_plan(ns_resize_cache *c)
                     c->q_w[(q * (size_t)t + (size_t)k) * 16 + 4 * i + l] =
                         k < ax->count[ox] ? ax->w[ax->off[ox] + k] : 0.0f;
         }
-    /* A tap past an output's count adds 0 times a real value: past the row's
-     * end, acc's zero padding, which must then cover t - 1 more pixels. */
-    size_t need = (size_t)ax->s * 3 + 3 * (size_t)t + 1;
-    if (need > c->acc_cap) {
-        float *acc = calloc(need, sizeof *acc);
-        if (!acc)
-            return ns_error(NS_ERR_NOMEM, "resize row of %d pixels: out of memory", ax->s);
-        free(c->acc);
-        c->acc = acc;
-        c->acc_cap = need;
-    }
     c->q_s = ax->s;
     c->q_d = ax->d;
-    c->q_taps = t;
     return NS_OK;
 }
 
@@ -232,7 +222,7 @@ RS_V4 static int h_quads_v4(const ns_resize_cache *c, const float *acc, uint8_t 
     const __m512 half = _mm512_set1_ps(0.5f);
     /* r g b of each lane's pixel, packed to 12 bytes */
     const __m128i pack = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
-    int quads = c->q_d / 4, taps = c->q_taps;
+    int quads = c->q_d / 4, taps = c->x.max_count;
     const float *w = c->q_w;
     for (int q = 0; q < quads; q++) {
         const int32_t *f = c->q_first + 4 * q;
@@ -293,13 +283,17 @@ ns_status ns_resize_area_cached(ns_resize_cache *c, const uint8_t *src, int sw, 
     if (st != NS_OK)
         return st;
     size_t rowf = (size_t)sw * 3;
-    if (rowf + 1 > c->acc_cap) {
-        float *acc = calloc(rowf + 1, sizeof *acc); /* +1: padding for 4-wide loads */
+    /* Zero padding past the row: one float for the 4-wide loads of the last
+     * pixel, and for the AVX-512 pass, whose weight-0 taps past an output's
+     * count read up to max_count - 1 pixels further (0 times a real value). */
+    size_t need = rowf + 3 * (size_t)c->x.max_count + 1;
+    if (need > c->acc_cap) {
+        float *acc = calloc(need, sizeof *acc);
         if (!acc)
             return ns_error(NS_ERR_NOMEM, "resize row of %d pixels: out of memory", sw);
         free(c->acc);
         c->acc = acc;
-        c->acc_cap = rowf + 1;
+        c->acc_cap = need;
     }
 #if RS_AVX512
     int v4 = use_avx512();
