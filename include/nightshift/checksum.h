@@ -3,8 +3,9 @@
  * A checksum is a string "<algorithm>:<hex digest>", so a store can hold shards
  * written under either algorithm and verify each with its own:
  *
- *   xxh3-128-tree:<32 hex>   written by catalog format 2 (nightshift >= 0.6)
- *   sha256-tree:<64 hex>     written by catalog format 1; still verified
+ *   xxh3-128-tree:<32 hex>   what new shards get (catalog format 2)
+ *   sha256-tree:<64 hex>     shards from catalog format 1, which stored the
+ *                            bare hex; still verified
  *
  * Both are tree digests over blocks of NS_CHECKSUM_TREE_BLOCK bytes (the last
  * one shorter), so blocks hash in parallel (OpenMP):
@@ -34,6 +35,10 @@ typedef enum ns_checksum_algo {
 
 /* "xxh3-128-tree" or "sha256-tree". */
 const char *ns_checksum_algo_name(ns_checksum_algo algo);
+
+/* "<algorithm>:<hex>" from a bare hex digest: how a format-1 catalog's or
+ * embeddings file's SHA-256 tree reads today. */
+void ns_checksum_join(ns_checksum_algo algo, const char *hex, char out[NS_CHECKSUM_LEN]);
 
 /* The algorithm a checksum string names; NS_ERR_FORMAT for anything else
  * (unknown name, missing ':', wrong digest length, non-hex digits). */

@@ -30,6 +30,11 @@ const char *ns_checksum_algo_name(ns_checksum_algo algo)
     return (size_t)algo < N_ALGOS ? algos[algo].name : "unknown";
 }
 
+void ns_checksum_join(ns_checksum_algo algo, const char *hex, char out[NS_CHECKSUM_LEN])
+{
+    snprintf(out, NS_CHECKSUM_LEN, "%s:%s", ns_checksum_algo_name(algo), hex);
+}
+
 ns_status ns_checksum_parse(const char *checksum, ns_checksum_algo *algo)
 {
     const char *colon = strchr(checksum, ':');
@@ -128,11 +133,11 @@ ns_status ns_checksum_file(const char *path, ns_checksum_algo algo, char out[NS_
     ns_status st = NS_OK;
     struct stat sb;
     uint8_t *leaves = NULL, *bufs = NULL, root[LEAF_MAX];
+    char hex[2 * LEAF_MAX + 1];
     uint64_t size, block = NS_CHECKSUM_TREE_BLOCK, n_blocks, le[2];
     size_t dl, tl;
     int err = 0, fd = -1, threads = omp_get_max_threads();
     leaf_hash h;
-    char *p;
 
     if ((size_t)algo >= N_ALGOS)
         return ns_error(NS_ERR_USAGE, "checksum: unknown algorithm %d", (int)algo);
@@ -180,12 +185,12 @@ ns_status ns_checksum_file(const char *path, ns_checksum_algo algo, char out[NS_
     leaf_update(&h, le, sizeof le);
     leaf_update(&h, leaves, n_blocks * dl);
     leaf_final(&h, root);
-    p = out + snprintf(out, NS_CHECKSUM_LEN, "%s:", algos[algo].name);
     for (size_t i = 0; i < dl; i++) {
-        *p++ = digits[root[i] >> 4];
-        *p++ = digits[root[i] & 15];
+        hex[2 * i] = digits[root[i] >> 4];
+        hex[2 * i + 1] = digits[root[i] & 15];
     }
-    *p = '\0';
+    hex[2 * dl] = '\0';
+    ns_checksum_join(algo, hex, out);
 done:
     free(leaves);
     free(bufs);

@@ -77,10 +77,11 @@ ns_status ns_emb_lock(const ns_store *s, const char *model_id, int wait, int *fd
  * which the catalog now reads as "sha256-tree:<hex>": such files still count. */
 static int same_shard_checksum(int version, const char *attr, const char *catalog)
 {
-    static const char v1[] = "sha256-tree:";
+    char v1[NS_CHECKSUM_LEN];
     if (version >= 2)
         return strcmp(attr, catalog) == 0;
-    return strncmp(catalog, v1, sizeof v1 - 1) == 0 && strcmp(catalog + sizeof v1 - 1, attr) == 0;
+    ns_checksum_join(NS_CHECKSUM_SHA256_TREE, attr, v1);
+    return strcmp(v1, catalog) == 0;
 }
 
 /* Opens an existing file and checks every attribute against what it should

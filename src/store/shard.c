@@ -29,7 +29,7 @@ static const char *const col_name[COL_N] = {"frames",          "frame/clip",   "
  * flush, so one fsync of a whole 240 MB shard at commit took 0.2 s, after the
  * run's last frame.  A thread of the writer's own asks for fdatasync every
  * FLUSH_BYTES while frames are still decoding (it waits on the disk, not the
- * CPU), leaving the commit's fsync 0.016 s.  Its first error is kept and fails
+ * CPU), leaving the commit's fsync 0.02-0.05 s in the ingest benchmark.  Its first error is kept and fails
  * the commit: after a failed flush, a later fsync may no longer report it. */
 typedef struct flusher {
     pthread_t thread;

@@ -181,8 +181,7 @@ static ns_status catalog_load(ns_store *s)
             char hex[NS_SHA256_HEX];
             memcpy(hex, e->checksum, sizeof hex);
             hex[NS_SHA256_HEX - 1] = '\0';
-            snprintf(e->checksum, sizeof e->checksum, "%s:%s",
-                     ns_checksum_algo_name(NS_CHECKSUM_SHA256_TREE), hex);
+            ns_checksum_join(NS_CHECKSUM_SHA256_TREE, hex, e->checksum);
         }
         if (!safe_rel_path(e->path)) {
             st = ns_error(NS_ERR_CORRUPT, "'%s': shard %zu has a bad path '%s'", path, i, e->path);
