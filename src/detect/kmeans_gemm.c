@@ -214,6 +214,7 @@ int ns_kmeans_gemm_supported(void)
 
 void ns_kmeans_gemm(const float *ct, int k, int d, const float *x, int m, float *g, int kc)
 {
+    (void)ct, (void)k, (void)d, (void)x, (void)m, (void)g, (void)kc;
     assert(!"ns_kmeans_gemm: no AVX-512 on this architecture");
 }
 
