@@ -66,13 +66,13 @@ expect_rc 2 "bad --nights" "$NS_BIN" embed --store "$store" --nights 2026-13-01
 # back as format 2 with the old shards' digests kept.
 v1=$T/v1store
 rm -rf "$v1" && cp -r "$store" "$v1"
-check "a store turned back into catalog format 1" $PY - "$v1" <<'PY'
-import glob, hashlib, h5py, numpy as np, struct, sys
+check "a store turned back into catalog format 1" \
+  env PYTHONPATH="$NS_SRC/tests/e2e" $PY - "$v1" <<'PY'
+import glob, h5py, numpy as np, sys
+from shard_checksum import shard_checksum
 store = sys.argv[1]
-def sha_tree(path, block=16 << 20):
-    data = open(path, "rb").read()
-    leaves = b"".join(hashlib.sha256(data[i:i + block]).digest() for i in range(0, len(data), block))
-    return hashlib.sha256(b"nightshift-sha256-tree-v1" + struct.pack("<QQ", block, len(data)) + leaves).hexdigest()
+def sha_tree(path):  # format 1 stored the bare hex
+    return shard_checksum(path, "sha256-tree").split(":", 1)[1]
 hexes = {}
 with h5py.File(store + "/catalog.h5", "r+") as c:
     old = c["shards"][:]
