@@ -307,17 +307,22 @@ extern "C" ns_status ns_cuda_conv2d(ns_cuda_ctx *ctx, const ns_conv_params *p, c
         CUDA_TRY(cudaGetLastError());
         goto done;
     }
+    // The workspace is asked for whenever ns_cuda_conv_workspace_floats says so,
+    // whichever form runs: the contract must not depend on the context.
+    USAGE_IF(!conv_is_pointwise(p) && !workspace,
+             "kernels/conv.cu: conv2d: no workspace (%zu floats needed)",
+             ns_cuda_conv_workspace_floats(p));
     if (ctx->conv_wino && ctx->prec == NS_PREC_FP32 && ns_conv_winograd_ok(p)) {
-        USAGE_IF(!workspace, "kernels/conv.cu: conv2d: no workspace (%zu floats needed)",
-                 ns_cuda_conv_workspace_floats(p));
         st = conv_winograd(ctx, p, x, w, bias, act, y, workspace);
+        goto done;
+    }
+    if (ctx->conv_implicit && ctx->prec == NS_PREC_FP32 && p->groups == 1 &&
+        (ctx->conv_implicit == NS_CU_IMPLICIT_ALL || !conv_is_pointwise(p))) {
+        st = ns_cu_conv_implicit(ctx, p, x, w, bias, act, y);
         goto done;
     }
     {
         bool pointwise = conv_is_pointwise(p);
-        USAGE_IF(!pointwise && !workspace,
-                 "kernels/conv.cu: conv2d: no workspace (%zu floats needed)",
-                 ns_cuda_conv_workspace_floats(p));
         int G = p->groups;
         int cog = p->c_out / G, cig = p->c_in / G;
         int K = cig * p->kh * p->kw;

@@ -18,7 +18,7 @@
 #include "ns_cuda.h"
 
 /* Bumped whenever an entry changes: a module from another build is refused. */
-#define NS_CUDA_API_VERSION 1
+#define NS_CUDA_API_VERSION 2
 
 #define NS_CUDA_API(X)                                                                         \
     X(Z, int, ns_cuda_runtime_version, (void), ())                                            \
@@ -35,6 +35,10 @@
                                      size_t bytes), (ctx, dev, host, bytes))                   \
     X(S, ns_status, ns_cuda_download, (ns_cuda_ctx * ctx, void *host, const void *dev,        \
                                        size_t bytes), (ctx, host, dev, bytes))                 \
+    X(S, ns_status, ns_cuda_upload_ahead, (ns_cuda_ctx * ctx, void *dev, const void *host,    \
+                                           size_t bytes), (ctx, dev, host, bytes))             \
+    X(S, ns_status, ns_cuda_ahead_join, (ns_cuda_ctx * ctx), (ctx))                           \
+    X(S, ns_status, ns_cuda_ahead_sync, (ns_cuda_ctx * ctx), (ctx))                           \
     X(H, ns_status, ns_cuda_host_alloc, (void **out, size_t bytes), (out, bytes))             \
     X(V, void, ns_cuda_host_free, (void *host), (host))                                       \
     X(Z, size_t, ns_cuda_conv_workspace_floats, (const ns_conv_params *p), (p))               \
@@ -71,6 +75,7 @@
       (ctx, prec, weights, n_weights, scratch_elems))                                          \
     X(Z, size_t, ns_cuda_bf16_conv_elems, (const ns_conv_params *p), (p))                     \
     X(Z, int, ns_cuda_ctx_winograd, (const ns_cuda_ctx *ctx), (ctx))                          \
+    X(Z, int, ns_cuda_ctx_implicit, (const ns_cuda_ctx *ctx), (ctx))                          \
     X(S, ns_status, ns_cuda_f32_to_bf16, (ns_cuda_ctx * ctx, const float *x, uint16_t *y,     \
                                           size_t n), (ctx, x, y, n))                           \
     X(S, ns_status, ns_cuda_kmeans_assign, (const float *x, size_t n, int d, const float *c,  \

@@ -48,6 +48,12 @@ int ns_cuda_ctx_winograd(const ns_cuda_ctx *ctx)
     return 0;
 }
 
+int ns_cuda_ctx_implicit(const ns_cuda_ctx *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
 ns_status ns_cuda_ctx_sync(ns_cuda_ctx *ctx)
 {
     (void)ctx;
@@ -66,6 +72,24 @@ void ns_cuda_free(void *dev) { (void)dev; }
 ns_status ns_cuda_upload(ns_cuda_ctx *ctx, void *dev, const void *host, size_t bytes)
 {
     (void)ctx; (void)dev; (void)host; (void)bytes;
+    return NS_NO_CUDA();
+}
+
+ns_status ns_cuda_upload_ahead(ns_cuda_ctx *ctx, void *dev, const void *host, size_t bytes)
+{
+    (void)ctx; (void)dev; (void)host; (void)bytes;
+    return NS_NO_CUDA();
+}
+
+ns_status ns_cuda_ahead_join(ns_cuda_ctx *ctx)
+{
+    (void)ctx;
+    return NS_NO_CUDA();
+}
+
+ns_status ns_cuda_ahead_sync(ns_cuda_ctx *ctx)
+{
+    (void)ctx;
     return NS_NO_CUDA();
 }
 

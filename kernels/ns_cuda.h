@@ -88,6 +88,14 @@ void ns_cuda_free(void *dev); /* NULL-safe */
 /* Host -> device, queued on the stream; host must stay valid until the next
  * sync (pinned host memory makes the copy truly asynchronous). */
 ns_status ns_cuda_upload(ns_cuda_ctx *ctx, void *dev, const void *host, size_t bytes);
+/* Host -> device on a second stream, so that it overlaps the work queued on
+ * the context's stream (the next batch's frames while this one computes).
+ * host must stay unchanged until the copy is over: ns_cuda_ahead_join makes
+ * the context's stream wait for it, ns_cuda_ahead_sync the calling thread.
+ * Both return at once when nothing was ever uploaded ahead. */
+ns_status ns_cuda_upload_ahead(ns_cuda_ctx *ctx, void *dev, const void *host, size_t bytes);
+ns_status ns_cuda_ahead_join(ns_cuda_ctx *ctx);
+ns_status ns_cuda_ahead_sync(ns_cuda_ctx *ctx);
 /* Device -> host after the work queued before it; returns when host is filled. */
 ns_status ns_cuda_download(ns_cuda_ctx *ctx, void *host, const void *dev, size_t bytes);
 /* Page-locked host memory for fast transfers. */
@@ -148,12 +156,16 @@ void ns_ref_f32_to_bf16_array(const float *x, uint16_t *y, size_t n);
  *
  * ns_cuda_conv2d computes 3x3 stride-1 ungrouped convolutions in fp32 with
  * Winograd F(2x2, 3x3) (16 cuBLAS GEMMs over the channels instead of one
- * 2.25x larger im2col GEMM) when the context was created with
- * NS_CUDA_CONV_WINOGRAD=1 in the environment.  Off by default until timed
- * and checked on a GPU (tools/gpu_check.sh runs both); tf32 and bf16 keep
- * im2col. */
+ * 2.25x larger im2col GEMM) unless the context was created with
+ * NS_CUDA_CONV_WINOGRAD=0 in the environment; tf32 and bf16 keep im2col. */
 /* 1 when ctx computes eligible convs by Winograd (fp32 only). */
 int ns_cuda_ctx_winograd(const ns_cuda_ctx *ctx);
+/* Implicit GEMM (kernels/conv_implicit.cu): ungrouped fp32 convs gathered
+ * straight from x into the GEMM's tiles, bias and activation fused, no col.
+ * By default every ungrouped conv that Winograd does not take;
+ * NS_CUDA_CONV_IMPLICIT=1 leaves 1x1 stride-1 convs to cuBLAS, =0 turns it
+ * off (im2col + cuBLAS).  Returns 0 (off), 1 or 2 (all). */
+int ns_cuda_ctx_implicit(const ns_cuda_ctx *ctx);
 /* p is a 3x3, stride 1, undilated, ungrouped conv (prepared). */
 int ns_conv_winograd_ok(const ns_conv_params *p);
 /* The CUDA path's algorithm step for step on the CPU (y as ns_ref_conv2d's);

@@ -6,6 +6,7 @@
 #define NIGHTSHIFT_OPS_INTERNAL_CUH
 
 #include <cuda_bf16.h>
+#include <string.h>
 
 #include "cuda_internal.cuh"
 
@@ -21,7 +22,25 @@ struct ns_cuda_ctx {
     size_t scratch_n;
     int conv_single;           // one GEMM per round of images (conv2d), not batched
     int conv_wino;             // 3x3 stride-1 fp32 convs by Winograd F(2x2, 3x3)
+    int conv_implicit;         // fp32 ungrouped convs by conv_implicit.cu: NS_CU_IMPLICIT_*
+    cudaStream_t copy;         // ns_cuda_upload_ahead's stream (made on first use)
+    cudaEvent_t ahead;         // recorded after its last copy
 };
+
+// ctx->conv_implicit: off; convs that would need an im2col; every ungrouped
+// conv (1x1 stride-1 ones too, which otherwise read x as their col).
+enum { NS_CU_IMPLICIT_OFF = 0, NS_CU_IMPLICIT_IM2COL = 1, NS_CU_IMPLICIT_ALL = 2 };
+
+// NS_CUDA_CONV_IMPLICIT: "0" off, "1" the im2col convs only, else (unset,
+// "all") every ungrouped conv.
+static inline int ns_cu_implicit_setting(const char *v)
+{
+    if (v && strcmp(v, "0") == 0)
+        return NS_CU_IMPLICIT_OFF;
+    if (v && strcmp(v, "1") == 0)
+        return NS_CU_IMPLICIT_IM2COL;
+    return NS_CU_IMPLICIT_ALL;
+}
 
 #define USAGE_IF(cond, ...)                                                             \
     do {                                                                                \
@@ -98,6 +117,11 @@ typedef struct gemm_args {
 // y = act(y + bias[(i / inner) % channels]) over n values; bias may be NULL.
 ns_status ns_cu_bias_act(ns_cuda_ctx *ctx, float *y, size_t n, const float *bias, size_t inner,
                          size_t channels, ns_act act);
+
+// An ungrouped fp32 conv as one implicit GEMM, bias and activation fused
+// (conv_implicit.cu); no workspace.
+ns_status ns_cu_conv_implicit(ns_cuda_ctx *ctx, const ns_conv_params *p, const float *x,
+                              const float *w, const float *bias, ns_act act, float *y);
 
 // g in the context's precision (ops.cu says how); act_is_a, act_elems and
 // w_elems describe the operands for bf16.

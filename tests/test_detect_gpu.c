@@ -158,8 +158,9 @@ START_TEST(test_kmeans_fit_vs_cpu)
 }
 END_TEST
 
-/* NS_CUDA_KMEANS_UPDATE=sorted sums each cluster's rows from a list instead
- * of scanning the assignments per cluster, in the same order: the same bits.
+/* The default update sums each cluster's rows from a list;
+ * NS_CUDA_KMEANS_UPDATE=scan scans the assignments per cluster instead, in
+ * the same order: the same bits.
  * With tol > 0 the column sums without assignments (the variance) run too. */
 START_TEST(test_kmeans_sorted_update_same_bits)
 {
@@ -173,9 +174,9 @@ START_TEST(test_kmeans_sorted_update_same_bits)
         o.max_iter = 12;
         o.tol = s == 1 ? 1e-4 : 0.0;
         o.init = x;
-        unsetenv("NS_CUDA_KMEANS_UPDATE");
+        setenv("NS_CUDA_KMEANS_UPDATE", "scan", 1);
         ck_assert_ns_ok(ns_cuda_kmeans_fit(x, sz[s].n, sz[s].d, &o, &a));
-        setenv("NS_CUDA_KMEANS_UPDATE", "sorted", 1);
+        unsetenv("NS_CUDA_KMEANS_UPDATE");
         ck_assert_ns_ok(ns_cuda_kmeans_fit(x, sz[s].n, sz[s].d, &o, &b));
         unsetenv("NS_CUDA_KMEANS_UPDATE");
         ck_assert_int_eq(a.iterations, b.iterations);

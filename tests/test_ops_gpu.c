@@ -141,16 +141,35 @@ START_TEST(test_conv_fixed_shapes)
     apad.pad_top = 2;
     apad.pad_right = 1;
     check_conv(apad, 0, relu, "3x3 s1, asymmetric padding");
+    /* The implicit GEMM's tiles (kernels/conv_implicit.cu), when the context has
+     * it: a resnet-like stem (64 outputs: the 64 x 256 tile; K = 147, not a
+     * multiple of 8), 130 outputs (a partial second 128-row tile), 7x7 maps
+     * (P = 49: scalar stores), columns ending mid-tile, and a 1x1 stride-2. */
+    check_conv(ns_test_conv(2, 3, 45, 45, 64, 7, 2, 3, 1), 1, relu, "stem 7x7 s2");
+    check_conv(ns_test_conv(3, 20, 7, 7, 130, 3, 1, 1, 1), 1, relu, "130 outputs, 7x7 maps");
+    check_conv(ns_test_conv(5, 33, 8, 8, 65, 3, 2, 1, 1), 0, none, "3x3 s2, 65 outputs");
+    check_conv(ns_test_conv(2, 64, 14, 14, 128, 1, 2, 0, 1), 1, none, "1x1 s2 downsample");
+    check_conv(ns_test_conv(1, 16, 3, 3, 8, 3, 1, 1, 1), 1, relu, "tiny");
 }
 END_TEST
 
-/* NS_CUDA_CONV_WINOGRAD=1 (as tools/gpu_check.sh sets for a second run of
- * this suite) must really switch the context to Winograd, or that run would
- * test im2col twice. */
+/* NS_CUDA_CONV_IMPLICIT=0|1|all (tools/gpu_check.sh) must really switch it;
+ * unset means all. */
+START_TEST(test_implicit_switch)
+{
+    const char *ig = getenv("NS_CUDA_CONV_IMPLICIT");
+    int want = ig && strcmp(ig, "0") == 0 ? 0 : ig && strcmp(ig, "1") == 0 ? 1 : 2;
+    ck_assert_int_eq(ns_cuda_ctx_implicit(g_ctx), want);
+}
+END_TEST
+
+/* NS_CUDA_CONV_WINOGRAD=0 (as tools/gpu_check.sh sets for a second run of
+ * this suite) must really switch Winograd off, or that run would test it
+ * twice; unset means on. */
 START_TEST(test_winograd_switch)
 {
     const char *wg = getenv("NS_CUDA_CONV_WINOGRAD");
-    ck_assert_int_eq(ns_cuda_ctx_winograd(g_ctx), wg && strcmp(wg, "1") == 0);
+    ck_assert_int_eq(ns_cuda_ctx_winograd(g_ctx), !(wg && strcmp(wg, "0") == 0));
 }
 END_TEST
 
@@ -458,6 +477,7 @@ int main(void)
     TCase *tc = tcase_create("parity");
     tcase_add_test(tc, test_conv_fixed_shapes);
     tcase_add_test(tc, test_winograd_switch);
+    tcase_add_test(tc, test_implicit_switch);
     tcase_add_test(tc, test_conv_random_shapes);
     tcase_add_test(tc, test_conv_without_workspace_is_usage_error);
     tcase_add_test(tc, test_pool_random_shapes);
