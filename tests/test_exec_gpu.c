@@ -56,6 +56,60 @@ START_TEST(test_auto_picks_cuda_and_profiles)
 }
 END_TEST
 
+/* ns_exec_run_next: the next batch's frames uploaded ahead on the copy stream
+ * give the same bits as a plain run of the same frames and count (cuBLAS may
+ * sum another way at another batch size, so counts are compared like for
+ * like); so do the cases where the ahead copy is not used (other frames,
+ * another count, no next at all), after which the executor must still be
+ * right. */
+START_TEST(test_upload_ahead_same_bits)
+{
+    ns_model *m = NULL;
+    ns_exec *e = NULL;
+    const int n = 16, S = 128;
+    ck_assert_ns_ok(ns_model_default(112, 3, &m));
+    ck_assert_ns_ok(ns_exec_create(m, NS_DEVICE_CUDA, n, S, &e));
+    int d = ns_exec_dim(e);
+    size_t eb = (size_t)n * d * sizeof(float);
+    uint8_t *fa = xg_frames(n, S, 41), *fb = xg_frames(n, S, 42), *fc = xg_frames(n, S, 43);
+    float *want[5], *got = malloc(eb);
+    ck_assert_ptr_nonnull(got);
+    uint8_t *fr[3] = {fa, fb, fc};
+    /* want: a, b, c at 16, then c at 7 and at 9. */
+    static const int wf[5] = {0, 1, 2, 2, 2}, wn[5] = {16, 16, 16, 7, 9};
+    for (int i = 0; i < 5; i++) {
+        want[i] = malloc(eb);
+        ck_assert_ptr_nonnull(want[i]);
+        ck_assert_ns_ok(ns_exec_run(e, fr[wf[i]], wn[i], want[i]));
+    }
+    /* Each step: run fr[cur] (count cnt) told next (count ncnt). */
+    static const struct { int cur, cnt, next, ncnt, want; } steps[] = {
+        {0, 16, 1, 16, 0}, /* a, b goes ahead */
+        {1, 16, 2, 16, 1}, /* b as staged; c ahead */
+        {2, 16, 0, 16, 2}, /* c as staged; a ahead */
+        {1, 16, 2, 7, 1},  /* not a: dropped, b uploaded; 7 of c ahead */
+        {2, 7, 2, 16, 3},  /* 7 of c as staged; all of c ahead into the other buffer */
+        {2, 9, -1, 0, 4},  /* c again, but 9: dropped; nothing ahead */
+        {0, 16, -1, 0, 0}, /* a, plain */
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        const uint8_t *next = steps[i].next >= 0 ? fr[steps[i].next] : NULL;
+        ck_assert_ns_ok(ns_exec_run_next(e, fr[steps[i].cur], steps[i].cnt, got, next,
+                                         steps[i].ncnt));
+        ck_assert_msg(memcmp(got, want[steps[i].want], (size_t)steps[i].cnt * d * sizeof(float)) == 0,
+                      "step %zu: embeddings differ from the plain run", i);
+    }
+    ck_assert_ns_status(ns_exec_run_next(e, fa, n, got, fb, n + 1), NS_ERR_USAGE);
+    for (int i = 0; i < 5; i++)
+        free(want[i]);
+    for (int i = 0; i < 3; i++)
+        free(fr[i]);
+    free(got);
+    ns_exec_free(e);
+    ns_model_free(m);
+}
+END_TEST
+
 /* ---- reduced precision ----------------------------------------------------------
  *
  * Relative L2 error per embedding against the fp32 reference executor.
@@ -279,6 +333,7 @@ int main(void)
     tcase_add_test(tc, test_default_backbone_cuda_vs_ref);
     tcase_add_test(tc, test_mixed_graph_cuda_vs_ref);
     tcase_add_test(tc, test_auto_picks_cuda_and_profiles);
+    tcase_add_test(tc, test_upload_ahead_same_bits);
     tcase_add_test(tc, test_bf16_conversion_parity);
     tcase_add_test(tc, test_tf32_differs_from_fp32_on_large_conv);
     tcase_add_test(tc, test_resnet_like_reduced_precision);

@@ -12,7 +12,7 @@
 # at --precision tf32 and bf16 (3 s each), and resnet18 on the cpu at batch 64 as a
 # reference; bench/embed/peer_torch.py on cuda (fp32, TF32 off)
 # on the same frames; the detect-stage timings (nightshift-bench-detect against
-# bench/detect/gpu_detect.py); nightshift-gen + ingest (12,800 frames) + embed
+# bench/detect/gpu_detect.py); nightshift-gen + ingest (51,200 frames) + embed
 # --device cuda end to end.
 # Logs go to ${NS_GPU_LOG:-/tmp/ns-gpu-check}; the short table comes last.
 # Without a GPU the cuda steps fail or skip within seconds and the table still prints.
@@ -98,19 +98,30 @@ row "info --devices" "$st" "$(grep -m1 -i 'h100\|h200\|nvidia' "$logs/devices.tx
 ((gpu)) || echo "no CUDA device: cuda steps will fail or skip"
 
 # --- parity suites ------------------------------------------------------------------
-# The conv's other forms (kernels/conv.cu: NS_CUDA_CONV_GEMM=batched, and
-# NS_CUDA_CONV_WINOGRAD=1, opt-in until it has run here) are checked too.
-# conv_env VARIANT: the environment that selects it.
+# The conv's forms other than the default (Winograd for 3x3 stride-1 convs, the
+# implicit GEMM of kernels/conv_implicit.cu for the other ungrouped ones) are
+# checked and timed too: im2col + cuBLAS (the default until this was measured on an
+# H100), its strided-batched variant (0.93-1.01x of it on an H200, not run by
+# default), each of the two new forms alone, and the implicit GEMM leaving 1x1
+# convs to cuBLAS; "noahead" is the default forms without the next batch's upload
+# overlapping this one's compute (src/embed/exec.c ns_exec_run_next).  conv_env VARIANT: the environment that selects it.
 conv_env() {
+    local base="NS_CUDA_CONV_GEMM=single NS_CUDA_CONV_WINOGRAD=1 NS_CUDA_CONV_IMPLICIT=all"
     case $1 in
-        batched) echo NS_CUDA_CONV_GEMM=batched NS_CUDA_CONV_WINOGRAD=0 ;;
-        winograd) echo NS_CUDA_CONV_GEMM=single NS_CUDA_CONV_WINOGRAD=1 ;;
-        *) echo NS_CUDA_CONV_GEMM=single NS_CUDA_CONV_WINOGRAD=0 ;;
+        im2col) echo "$base NS_CUDA_CONV_WINOGRAD=0 NS_CUDA_CONV_IMPLICIT=0" ;;
+        batched) echo "$base NS_CUDA_CONV_GEMM=batched NS_CUDA_CONV_WINOGRAD=0 NS_CUDA_CONV_IMPLICIT=0" ;;
+        winograd) echo "$base NS_CUDA_CONV_IMPLICIT=0" ;;
+        implicit) echo "$base NS_CUDA_CONV_WINOGRAD=0" ;;
+        implicit_1) echo "$base NS_CUDA_CONV_IMPLICIT=1" ;;
+        noahead) echo "$base NIGHTSHIFT_UPLOAD_AHEAD=0" ;;
+        *) echo "$base" ;;
     esac
 }
-for t in test_cuda_gpu test_ops_gpu test_exec_gpu test_detect_gpu test_ops_gpu+batched \
-    test_exec_gpu+batched test_ops_gpu+winograd test_exec_gpu+winograd; do
-    v=single
+# NS_GPU_VARIANTS="..." times only those (the parity suites run regardless).
+read -r -a variants <<<"${NS_GPU_VARIANTS:-im2col winograd implicit implicit_1 noahead}"
+for t in test_cuda_gpu test_ops_gpu test_exec_gpu test_detect_gpu test_ops_gpu+im2col \
+    test_exec_gpu+im2col test_ops_gpu+implicit test_exec_gpu+implicit test_exec_gpu+winograd; do
+    v=default
     [[ $t == *+* ]] && v=${t#*+}
     # shellcheck disable=SC2046
     TAIL=3 step "$t" 90 env CK_DEFAULT_TIMEOUT=120 NS_TEST_TMP=/tmp/ns-gpu-test-tmp \
@@ -125,7 +136,7 @@ done
 models=(resnet18 mobilenet_v2 default)
 declare -A arg=([resnet18]=$dp/models/resnet18.h5 [mobilenet_v2]=$dp/models/mobilenet_v2.h5
     [default]=default)
-declare -A ours peer
+declare -A ours peer var_ips
 tmp=$(mktemp -d /tmp/ns-gpu-check.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 # The frames the peer reads: the same fixed pixels ours times (a cpu run, so no GPU needed).
@@ -141,13 +152,13 @@ for m in "${models[@]}"; do
     fi
     row "ours cuda $m b256" "$st" "${ours[$m]:+${ours[$m]} img/s}"
     if ((gpu)); then
-        for cv in batched winograd; do
+        for cv in "${variants[@]}"; do
             # shellcheck disable=SC2046
             TAIL=1 step "ours_cuda_${m}_$cv" 30 env $(conv_env $cv) "$run" \
                 "$bin/nightshift-bench-exec" "${arg[$m]}" --device cuda --batch 256 --secs 4
             v=$(ips "ours_cuda_${m}_$cv")
             row "  conv $cv" "$st" "${v:+$v img/s, x$(ratio "$v" "${ours[$m]:-0}") default}"
-            [[ $m == resnet18 && $cv == winograd ]] && ours_wino=$v
+            var_ips[$m.$cv]=$v
         done
     fi
 done
@@ -158,31 +169,33 @@ if ((gpu)); then
         --device cuda --batch 256 --secs 2 --sync-nodes
     echo "resnet18 cuda profile, synchronised per node (top of nightshift-bench-exec's report):"
     sed -n '3,16p' "$logs/ours_cuda_resnet18_prof.txt" | sed 's/^/   /'
-    # shellcheck disable=SC2046
-    TAIL=0 step ours_cuda_resnet18_prof_winograd 30 env $(conv_env winograd) "$run" \
-        "$bin/nightshift-bench-exec" "${arg[resnet18]}" --device cuda --batch 256 --secs 2 \
-        --sync-nodes
-    echo "the same with Winograd:"
-    sed -n '3,16p' "$logs/ours_cuda_resnet18_prof_winograd.txt" | sed 's/^/   /'
+    for cv in im2col; do
+        # shellcheck disable=SC2046
+        TAIL=0 step ours_cuda_resnet18_prof_$cv 30 env $(conv_env $cv) "$run" \
+            "$bin/nightshift-bench-exec" "${arg[resnet18]}" --device cuda --batch 256 \
+            --secs 2 --sync-nodes
+        echo "the same with $cv:"
+        sed -n '3,24p' "$logs/ours_cuda_resnet18_prof_$cv.txt" | sed 's/^/   /'
+    done
 fi
 # Parity at full scale: resnet18 at batch 256 runs several conv rounds per layer
 # (kernels/conv.cu conv_chunk), which the unit shapes of the suites do not reach.
 # Both conv GEMM forms on cuda against the cpu executor, same fixed frames.
 emb_err=
 if ((gpu)); then
-    for v in single batched winograd cpu; do
+    for v in default "${variants[@]}" cpu; do
         dev=cuda
         [[ $v == cpu ]] && dev=cpu
         # shellcheck disable=SC2046
         TAIL=0 step "emb_$v" 60 env $(conv_env $v) "$run" "$bin/nightshift-bench-exec" \
             "${arg[resnet18]}" --device $dev --batch 256 --secs 0.01 --emb-out "$tmp/emb_$v.f32"
     done
-    emb_err=$(python3 - "$tmp" <<'PY' 2>&1
+    emb_err=$(python3 - "$tmp" default "${variants[@]}" <<'PY' 2>&1
 import sys, numpy as np
 d = sys.argv[1]
 ref = np.fromfile(f"{d}/emb_cpu.f32", np.float32).reshape(256, -1).astype(np.float64)
 out = []
-for v in ("single", "batched", "winograd"):
+for v in sys.argv[2:]:
     x = np.fromfile(f"{d}/emb_{v}.f32", np.float32).reshape(256, -1).astype(np.float64)
     e = np.linalg.norm(x - ref, axis=1) / np.maximum(np.linalg.norm(ref, axis=1), 1e-30)
     out.append(f"{v} {e.max():.2e}")
@@ -271,8 +284,8 @@ det_py=bench/detect/gpu_detect.py
 if ((gpu)); then
     TAIL=8 step det_ours 120 "$run" "$bin/nightshift-bench-detect" --reps 3 --iters 20
     det_ours=$st
-    # The opt-in k-means update (kernels/detect.cu, same bits: test_detect_gpu).
-    TAIL=3 step det_ours_sorted 120 env NS_CUDA_KMEANS_UPDATE=sorted "$run" \
+    # The k-means update's old form (kernels/detect.cu, same bits: test_detect_gpu).
+    TAIL=3 step det_ours_scan 120 env NS_CUDA_KMEANS_UPDATE=scan "$run" \
         "$bin/nightshift-bench-detect" --reps 3 --iters 20
     TAIL=8 step det_peer 180 python3 "$det_py" --reps 3 --iters 20
     det_peer=$st
@@ -281,9 +294,10 @@ else
 fi
 # --- embed end to end -------------------------------------------------------------------
 rm -rf /tmp/ns-gpu-g /tmp/ns-gpu-s
-# 12,800 frames: enough for the steady rate to show past the CUDA set-up.
+# 51,200 frames (200 batches): at 12,800 (50 batches, 1.5 s) the run's fixed costs
+# (first batch, commit) weighed on the steady rate once compute got fast.
 step gen 120 "$run" "$bin/nightshift-gen" glove --out /tmp/ns-gpu-g --nights 1 --cameras 8 \
-    --clips 4 --frames 400 --width 320 --height 240 --formats tar,mjpeg
+    --clips 4 --frames "${NS_GPU_E2E_FRAMES:-1600}" --width 320 --height 240 --formats tar,mjpeg
 gen_st=$st
 step ingest 120 "$run" "$bin/nightshift" ingest --store /tmp/ns-gpu-s --quiet /tmp/ns-gpu-g
 ing_st=$st
@@ -327,8 +341,13 @@ for m in "${models[@]}"; do
     printf '  %-13s ours %10s  peer %10s  ratio %s\n' "$m" "${ours[$m]:--}" "${peer[$m]:--}" \
         "$(ratio "${ours[$m]:-0}" "${peer[$m]:-0}")"
 done
-printf '  resnet18 with Winograd: %s img/s, ratio %s\n' "${ours_wino:--}" \
-    "$(ratio "${ours_wino:-0}" "${peer[resnet18]:-0}")"
+for m in "${models[@]}"; do
+    for cv in "${variants[@]}"; do
+        v=${var_ips[$m.$cv]:-}
+        printf '  %-13s %-14s ours %10s  ratio %s\n' "$m" "$cv" "${v:--}" \
+            "$(ratio "${v:-0}" "${peer[$m]:-0}")"
+    done
+done
 grep -h 'vs fp32 reference\|relative difference from fp32' "$logs/test_exec_gpu.txt" 2>/dev/null |
     sed 's/^/  precision error: /'
 printf '  embed end to end %s frames/s steady = %s of resnet18 pure compute; cuda/cpu compute %s\n' \
@@ -343,6 +362,6 @@ for f in kmeans_ms_per_iter kmeans_setup_ms knn_ms mmd_ms; do
     o=$(fig det_ours $f) p=$(fig det_peer $f)
     printf '  %-22s %12s %12s %8s\n' "$f" "${o:--}" "${p:--}" "$(ratio "${p:-0}" "${o:-0}")"
 done
-o=$(fig det_ours_sorted kmeans_ms_per_iter) p=$(fig det_peer kmeans_ms_per_iter)
-printf '  %-22s %12s %12s %8s\n' "kmeans iter (sorted)" "${o:--}" "${p:--}" \
+o=$(fig det_ours_scan kmeans_ms_per_iter) p=$(fig det_peer kmeans_ms_per_iter)
+printf '  %-22s %12s %12s %8s\n' "kmeans iter (scan)" "${o:--}" "${p:--}" \
     "$(ratio "${p:-0}" "${o:-0}")"

@@ -159,7 +159,10 @@ int main(int argc, char **argv)
     long batches = 0;
     double t0 = now(), t = t0;
     while (t - t0 < secs) {
-        st = ns_exec_run(e, frames, (int)batch, emb);
+        /* As nightshift embed runs: the next batch (here the same frames) is
+         * handed over with this one, so on CUDA its upload overlaps this
+         * batch's compute (NIGHTSHIFT_UPLOAD_AHEAD=0 to time without). */
+        st = ns_exec_run_next(e, frames, (int)batch, emb, frames, (int)batch);
         if (st != NS_OK)
             goto done;
         batches++;

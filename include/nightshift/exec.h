@@ -80,6 +80,13 @@ ns_precision ns_exec_precision(const ns_exec *e);
 int ns_exec_dim(const ns_exec *e);
 /* emb (n, dim) from frames (n, S, S, 3); 1 <= n <= max_batch. */
 ns_status ns_exec_run(ns_exec *e, const uint8_t *frames, int n, float *emb);
+/* The same, told the next batch (next, next_n frames; NULL for none): on CUDA
+ * its frames are copied to the GPU while this batch computes, and the next
+ * call with exactly (next, next_n) skips its upload.  next must not change
+ * until that call.  Any other next call just uploads as usual.  On the CPU
+ * next is ignored.  NIGHTSHIFT_UPLOAD_AHEAD=0 turns the overlap off. */
+ns_status ns_exec_run_next(ns_exec *e, const uint8_t *frames, int n, float *emb,
+                           const uint8_t *next, int next_n);
 /* Time spent per node over all runs so far, one line per node, slowest first. */
 ns_status ns_exec_profile(const ns_exec *e, ns_strbuf *out);
 void ns_exec_free(ns_exec *e); /* NULL-safe */

@@ -181,8 +181,11 @@ struct ns_exec {
     float *workspace;          /* conv scratch or NULL */
     float *ones;               /* (max_batch) 1.0f: copies as x * 1 */
     float *dev_weights;        /* CUDA: m->weights uploaded, else NULL */
-    uint8_t *dev_frames;       /* CUDA: (max_batch, S, S, 3) */
-    uint8_t *staging;          /* CUDA: pinned (max_batch, S, S, 3) */
+    uint8_t *dev_frames[2];    /* CUDA: (max_batch, S, S, 3); [1] with ahead only */
+    uint8_t *staging[2];       /* CUDA: pinned (max_batch, S, S, 3); likewise */
+    int ahead;                 /* CUDA: upload the next batch during this one */
+    const uint8_t *ahead_src;  /* the frames uploaded ahead, or NULL; ahead_n of */
+    int ahead_n, ahead_slot;   /* them, in dev_frames[ahead_slot] */
     int sync_nodes;            /* CUDA: synchronise after every node */
     ns_preproc pre;
 };
@@ -502,11 +505,16 @@ ns_status ns_exec_create_opts(const ns_model *m, const ns_exec_opts *o, int max_
     for (int i = 0; i < max_batch; i++)
         host_ones[i] = 1.0f;
     if (e->be->on_device) {
+        const char *ahead = getenv("NIGHTSHIFT_UPLOAD_AHEAD");
+        e->ahead = !(ahead && strcmp(ahead, "0") == 0);
         if ((st = ns_cuda_ctx_create(0, &e->cuda)) != NS_OK ||
             (st = ns_cuda_malloc((void **)&e->dev_weights,
                                  (m->n_weight_floats ? m->n_weight_floats : 1) * sizeof(float))) != NS_OK ||
-            (st = ns_cuda_malloc((void **)&e->dev_frames, frame_bytes)) != NS_OK ||
-            (st = ns_cuda_host_alloc((void **)&e->staging, frame_bytes)) != NS_OK ||
+            (st = ns_cuda_malloc((void **)&e->dev_frames[0], frame_bytes)) != NS_OK ||
+            (st = ns_cuda_host_alloc((void **)&e->staging[0], frame_bytes)) != NS_OK ||
+            (e->ahead &&
+             ((st = ns_cuda_malloc((void **)&e->dev_frames[1], frame_bytes)) != NS_OK ||
+              (st = ns_cuda_host_alloc((void **)&e->staging[1], frame_bytes)) != NS_OK)) ||
             (m->n_weight_floats &&
              (st = ns_cuda_upload(e->cuda, e->dev_weights, m->weights,
                                   m->n_weight_floats * sizeof(float))) != NS_OK) ||
@@ -554,11 +562,15 @@ void ns_exec_free(ns_exec *e)
 {
     if (!e)
         return;
+    if (e->cuda) /* an upload ahead may still be reading staging */
+        (void)ns_cuda_ahead_sync(e->cuda);
     if (e->be)
         e->be->release(e->arena);
     ns_cuda_free(e->dev_weights);
-    ns_cuda_free(e->dev_frames);
-    ns_cuda_host_free(e->staging);
+    for (int i = 0; i < 2; i++) {
+        ns_cuda_free(e->dev_frames[i]);
+        ns_cuda_host_free(e->staging[i]);
+    }
     ns_cuda_ctx_free(e->cuda);
     free(e->kind);
     free(e->act);
@@ -655,7 +667,26 @@ static ns_status run_node(ns_exec *e, size_t k, const uint8_t *frames, int n)
                     ns_op_name(d->op));
 }
 
+/* Frames into pinned staging with the OpenMP team: the copy to the GPU then
+ * runs at full bus speed.  One thread copied 256 frames of 224x224 in 6.8 ms
+ * (~6 GB/s); the team shares it (2.4 ms with 16 threads on the H200 machine). */
+static void stage_frames(uint8_t *staging, const uint8_t *frames, size_t bytes)
+{
+    ptrdiff_t slabs = (ptrdiff_t)((bytes + (1u << 20) - 1) >> 20);
+#pragma omp parallel for schedule(static)
+    for (ptrdiff_t i = 0; i < slabs; i++) {
+        size_t off = (size_t)i << 20, len = bytes - off < (1u << 20) ? bytes - off : (1u << 20);
+        memcpy(staging + off, frames + off, len);
+    }
+}
+
 ns_status ns_exec_run(ns_exec *e, const uint8_t *frames, int n, float *emb)
+{
+    return ns_exec_run_next(e, frames, n, emb, NULL, 0);
+}
+
+ns_status ns_exec_run_next(ns_exec *e, const uint8_t *frames, int n, float *emb,
+                           const uint8_t *next, int next_n)
 {
     const ns_model *m = e->m;
     const ns_exec_backend *be = e->be;
@@ -665,25 +696,33 @@ ns_status ns_exec_run(ns_exec *e, const uint8_t *frames, int n, float *emb)
     ns_status st = NS_OK;
     if (n < 1 || n > e->max_batch || !frames || !emb)
         return ns_error(NS_ERR_USAGE, "exec: batch of %d frames (1 to %d)", n, e->max_batch);
+    if (next && (next_n < 1 || next_n > e->max_batch))
+        return ns_error(NS_ERR_USAGE, "exec: next batch of %d frames (1 to %d)", next_n,
+                        e->max_batch);
     if (e->dev == NS_DEVICE_CPU && omp_get_max_threads() > e->threads)
         return ns_error(NS_ERR_USAGE, "exec: OpenMP threads raised from %d to %d after "
                         "planning; the conv workspace is too small", e->threads,
                         omp_get_max_threads());
+    int slot = 0;
     if (be->on_device) {
-        /* Through pinned memory: the copy runs at full bus speed.  One
-         * thread copied 256 frames of 224x224 in 6.8 ms (~6 GB/s); the team
-         * shares it (2.4 ms with 16 threads on the H200 machine). */
-        ptrdiff_t slabs = (ptrdiff_t)((frame_bytes + (1u << 20) - 1) >> 20);
-#pragma omp parallel for schedule(static)
-        for (ptrdiff_t i = 0; i < slabs; i++) {
-            size_t off = (size_t)i << 20, len = frame_bytes - off < (1u << 20) ? frame_bytes - off
-                                                                             : (1u << 20);
-            memcpy(e->staging + off, frames + off, len);
+        /* An upload ahead serves only the call right after it, and only for
+         * the frames it was told; otherwise it is waited out and dropped, so
+         * both buffers are free again. */
+        int staged = e->ahead_src && e->ahead_src == frames && e->ahead_n == n;
+        e->ahead_src = NULL;
+        if (staged) {
+            slot = e->ahead_slot;
+            if ((st = ns_cuda_ahead_join(e->cuda)) != NS_OK)
+                return ns_error_wrap(st, "exec: waiting for the %d frames uploaded ahead", n);
+        } else {
+            if ((st = ns_cuda_ahead_sync(e->cuda)) != NS_OK)
+                return ns_error_wrap(st, "exec: finishing an upload ahead");
+            stage_frames(e->staging[0], frames, frame_bytes);
+            if ((st = be->upload(e->cuda, e->dev_frames[0], e->staging[0], frame_bytes)) != NS_OK ||
+                (e->sync_nodes && (st = be->sync(e->cuda)) != NS_OK))
+                return ns_error_wrap(st, "exec: uploading %d frames", n);
         }
-        if ((st = be->upload(e->cuda, e->dev_frames, e->staging, frame_bytes)) != NS_OK ||
-            (st = be->sync(e->cuda)) != NS_OK)
-            return ns_error_wrap(st, "exec: uploading %d frames", n);
-        in = e->dev_frames;
+        in = e->dev_frames[slot];
         t1 = now_s();
         e->secs[m->n_nodes + PROF_UPLOAD] += t1 - t0;
         t0 = t1;
@@ -702,6 +741,23 @@ ns_status ns_exec_run(ns_exec *e, const uint8_t *frames, int n, float *emb)
     float *y = e->data[m->output];
     if (e->normalize && (st = be->l2norm(e->cuda, y, n, (int)dim)) != NS_OK)
         return ns_error_wrap(st, "exec: normalising the embeddings");
+    if (be->on_device && e->ahead && next) {
+        /* The GPU is busy with this batch (nothing above waited for it, unless
+         * sync_nodes): stage and send the next one meanwhile, into the other
+         * buffers, whose last reader (the batch before) finished in its call. */
+        int other = slot ^ 1;
+        size_t next_bytes = (size_t)next_n * e->S * e->S * 3;
+        stage_frames(e->staging[other], next, next_bytes);
+        if ((st = ns_cuda_upload_ahead(e->cuda, e->dev_frames[other], e->staging[other],
+                                       next_bytes)) != NS_OK)
+            return ns_error_wrap(st, "exec: uploading the next %d frames ahead", next_n);
+        e->ahead_src = next;
+        e->ahead_n = next_n;
+        e->ahead_slot = other;
+        t1 = now_s();
+        e->secs[m->n_nodes + PROF_UPLOAD] += t1 - t0;
+        t0 = t1;
+    }
     if ((st = be->download(e->cuda, emb, y, (size_t)n * dim * sizeof *emb)) != NS_OK)
         return ns_error_wrap(st, "exec: fetching the embeddings");
     e->secs[m->n_nodes + PROF_OUTPUT] += now_s() - t0;
