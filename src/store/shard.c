@@ -23,14 +23,15 @@ static const char *const col_name[COL_N] = {"frames",          "frame/clip",   "
                                             "frame/props"};
 #define COLUMN_CHUNK 4096
 #define FRAME_CHUNK_BYTES (2u << 20)
-#define FLUSH_BYTES ((uint64_t)32 << 20) /* frame bytes between background flushes */
+#define FLUSH_BYTES ((uint64_t)8 << 20) /* frame bytes between background flushes */
 
 /* The disk behind these machines writes at about 1.1 GB/s only when asked to
  * flush, so one fsync of a whole 240 MB shard at commit took 0.2 s, after the
  * run's last frame.  A thread of the writer's own asks for fdatasync every
  * FLUSH_BYTES while frames are still decoding (it waits on the disk, not the
- * CPU), leaving the commit's fsync 0.02-0.05 s in the ingest benchmark.  Its first error is kept and fails
- * the commit: after a failed flush, a later fsync may no longer report it. */
+ * CPU), leaving the commit's fsync 16 ms in the ingest benchmark (34 ms with
+ * 32 MB between flushes).  Its first error is kept and fails the commit: after
+ * a failed flush, a later fsync may no longer report it. */
 typedef struct flusher {
     pthread_t thread;
     pthread_mutex_t mu;
