@@ -391,9 +391,10 @@ ns_status ns_clip_load(const char *path, const ns_clip_limits *lim, ns_clip *out
         buf = m;
     }
     out->file_bytes = n;
-    /* Through a copy, not over the mapping: see ns_sha256_fd. */
-    if ((st = ns_sha256_fd(fd, path, n, out->sha256)) != NS_OK)
-        goto done;
+    /* Over the mapping: the first touch of its pages costs ~0.45 ms/MB on these
+     * machines whoever makes it (else the decoders), and hashing through a
+     * read buffer, as before, added a 0.12 ms/MB copy on top. */
+    ns_sha256_buf(buf, n, out->sha256);
     out->format = ns_clip_sniff_(buf, n);
     snprintf(out->container, sizeof out->container, "%s", format_name(out->format));
     switch (out->format) {
