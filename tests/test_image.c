@@ -753,6 +753,47 @@ START_TEST(test_props_match_naive)
 }
 END_TEST
 
+/* The AVX-512 VBMI sums and the plain loop give the same bits, on sizes
+ * around the 32-pixel vector width and on the patterns that push each sum to
+ * its range: noise, dark and bright frames (the black/white counts), pure
+ * primaries (saturation's exact-1 case), a 0/255 checkerboard (the largest
+ * Laplacian), and the largest frame the props accept.  On a CPU without VBMI
+ * both runs take the plain path. */
+static const int props_sizes[] = {1, 2, 3, 4, 5, 31, 32, 33, 34, 63, 64, 65, 66, 100, 223, 224, 225, 4096};
+
+START_TEST(test_props_paths_identical)
+{
+    int S = props_sizes[_i];
+    size_t n = (size_t)S * S * 3;
+    uint8_t *f = malloc(n), *noise = make_noise(S, S, 5u + (uint32_t)_i);
+    ck_assert_ptr_nonnull(f);
+    for (int pat = 0; pat < 6; pat++) {
+        for (size_t i = 0; i < n; i++) {
+            size_t px = i / 3, x = px % (size_t)S, y = px / (size_t)S;
+            switch (pat) {
+            case 0: f[i] = noise[i]; break;
+            case 1: f[i] = (uint8_t)(noise[i] / 16); break;         /* dark */
+            case 2: f[i] = (uint8_t)(240 + noise[i] % 16); break;   /* bright */
+            case 3: f[i] = i % 3 == px % 3 ? noise[i] | 1 : 0; break; /* primaries */
+            case 4: f[i] = (x + y) % 2 ? 255 : 0; break;            /* checkerboard */
+            default: f[i] = (uint8_t)((x * 255 / (size_t)S + noise[i] % 8) & 255); break;
+            }
+        }
+        float a[NS_PROP_COUNT], b[NS_PROP_COUNT];
+        unsetenv("NIGHTSHIFT_PROPS");
+        ns_frame_props(f, S, a);
+        setenv("NIGHTSHIFT_PROPS", "portable", 1);
+        ns_frame_props(f, S, b);
+        unsetenv("NIGHTSHIFT_PROPS");
+        for (int k = 0; k < NS_PROP_COUNT; k++)
+            ck_assert_msg(memcmp(&a[k], &b[k], sizeof a[k]) == 0, "S=%d pattern %d: %s %.9g vs %.9g",
+                          S, pat, ns_prop_names[k], a[k], b[k]);
+    }
+    free(f);
+    free(noise);
+}
+END_TEST
+
 START_TEST(test_mad)
 {
     enum { S = 16 };
@@ -789,6 +830,8 @@ static Suite *image_suite(void)
     tcase_add_test(tc, test_scratch_reused);
     tcase_add_test(tc, test_props_known_frames);
     tcase_add_test(tc, test_props_match_naive);
+    tcase_add_loop_test(tc, test_props_paths_identical, 0,
+                        (int)(sizeof props_sizes / sizeof props_sizes[0]));
     tcase_add_test(tc, test_mad);
     suite_add_tcase(s, tc);
     return s;
