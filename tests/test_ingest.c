@@ -4,8 +4,10 @@
 #include <math.h>
 #include <turbojpeg.h>
 
+#include "../src/ingest/ingest_internal.h"
 #include "helpers.h"
 #include "nightshift/ingest.h"
+#include "nightshift/sha256.h"
 #include "nightshift/store.h"
 
 /* A w x h JPEG whose content depends on seed; caller frees with tjFree. */
@@ -27,30 +29,46 @@ static unsigned char *make_jpeg(int w, int h, int seed, unsigned long *size)
     return jpg;
 }
 
-/* A tar.gz of n frames named frame_<i>.jpg, plus one member given by extra. */
-static void make_tar(const char *path, int n, int seed, int w, int h)
+/* A tar of n frames named frame_<i>.jpg, gzip'd or not, plus (pad > 0) a
+ * member of pad zero bytes, skipped as not a JPEG: clips of chosen sizes
+ * that cost little to make. */
+static void make_tar_ex(const char *path, int n, int seed, int w, int h, int gzip, size_t pad)
 {
     struct archive *a = archive_write_new();
     archive_write_set_format_pax_restricted(a);
-    archive_write_add_filter_gzip(a);
+    if (gzip)
+        archive_write_add_filter_gzip(a);
     ck_assert_int_eq(archive_write_open_filename(a, path), ARCHIVE_OK);
-    for (int i = 0; i < n; i++) {
-        unsigned long size;
-        unsigned char *jpg = make_jpeg(w, h, seed * 1000 + i, &size);
+    for (int i = 0; i < n + (pad > 0); i++) {
+        unsigned long size = pad;
+        unsigned char *jpg = i < n ? make_jpeg(w, h, seed * 1000 + i, &size) : NULL;
         char name[64];
         struct archive_entry *e = archive_entry_new();
-        snprintf(name, sizeof name, "frame_%d.jpg", i);
+        snprintf(name, sizeof name, i < n ? "frame_%d.jpg" : "pad.bin", i);
         archive_entry_set_pathname(e, name);
         archive_entry_set_size(e, (la_int64_t)size);
         archive_entry_set_filetype(e, AE_IFREG);
         archive_entry_set_perm(e, 0644);
         archive_write_header(a, e);
-        archive_write_data(a, jpg, size);
+        if (jpg) {
+            archive_write_data(a, jpg, size);
+            tjFree(jpg);
+        } else {
+            unsigned char *zeros = calloc(1, pad);
+            ck_assert_ptr_nonnull(zeros);
+            archive_write_data(a, zeros, pad);
+            free(zeros);
+        }
         archive_entry_free(e);
-        tjFree(jpg);
     }
     archive_write_close(a);
     archive_write_free(a);
+}
+
+/* A tar.gz of n frames named frame_<i>.jpg. */
+static void make_tar(const char *path, int n, int seed, int w, int h)
+{
+    make_tar_ex(path, n, seed, w, h, 1, 0);
 }
 
 START_TEST(test_ingest_dedup_and_outcomes)
@@ -204,6 +222,107 @@ START_TEST(test_cancel_keeps_finished_clips)
 }
 END_TEST
 
+/* A loaded clip matches a plain load of its file; counts it in *n_read when
+ * its bytes were read into a pooled buffer (never for the first clip). */
+static void check_loaded(const ns_loaded *ld, const char *path, const ns_clip_limits *lim, int i,
+                         size_t *n_read)
+{
+    uint8_t want[NS_SHA256_LEN];
+    ns_clip plain = {0};
+    ck_assert_msg(ld->st == NS_OK, "%s: %s", path, ld->msg);
+    ck_assert_ns_ok(ns_sha256_file(path, want));
+    ck_assert_mem_eq(ld->clip.sha256, want, NS_SHA256_LEN);
+    ck_assert_ns_ok(ns_clip_load(path, lim, &plain));
+    ck_assert_uint_eq(ld->clip.n_frames, plain.n_frames);
+    for (size_t k = 0; k < plain.n_frames; k++)
+        ck_assert_mem_eq(ld->clip.data + ld->clip.frames[k].offset,
+                         plain.data + plain.frames[k].offset, plain.frames[k].size);
+    ns_clip_release(&plain);
+    int read = ld->clip.read_ != NULL && ld->clip.data == ld->clip.read_;
+    if (i == 0)
+        ck_assert_int_eq(read, 0);
+    *n_read += (size_t)read;
+}
+
+/* The loader's buffer pool: every clip read into a pooled buffer or mapped
+ * gives the same id and frame bytes as a plain load; the pool stays within
+ * its budget (grown to three of the largest clip) while three slots are held
+ * and the loader fills the fourth, first without and then with early
+ * releases, across a clip that fails to load and one that is empty; the
+ * first clip is mapped (nothing is allocated before a clip is taken) and
+ * later ones are read. */
+START_TEST(test_loader_pool)
+{
+    enum { N = 14, BAD = 6, EMPTY = 9 };
+    char dir[PATH_MAX], paths[N][PATH_MAX + 32];
+    ns_input items[N];
+    ns_input_list list = {.items = items, .n = N, .cap = N};
+    ns_clip_limits lim;
+    ns_loader *l = NULL;
+    ns_loaded *held[3] = {NULL, NULL, NULL};
+    size_t biggest = 0, n_read = 0;
+    ns_test_tmpdir(dir, sizeof dir, "ingest-pool");
+    ns_clip_limits_default(&lim);
+    for (int i = 0; i < N; i++) {
+        struct stat sb;
+        snprintf(paths[i], sizeof paths[i], "%s/c%02d.tar", dir, i);
+        if (i == BAD) {
+            ns_test_write_text(paths[i], "not a clip at all\n");
+        } else if (i == EMPTY) {
+            ns_test_write_text(paths[i], "");
+        } else {
+            make_tar_ex(paths[i], 3 + i % 4, i, 64, 48, 0, (size_t)(2200 + (i * 397) % 1600) << 10);
+        }
+        ck_assert_int_eq(stat(paths[i], &sb), 0);
+        items[i] = (ns_input){.path = paths[i], .bytes = (uint64_t)sb.st_size};
+        size_t need = ((size_t)sb.st_size + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+        biggest = need > biggest ? need : biggest;
+    }
+    const size_t budget = (size_t)5 << 20, bound = 3 * biggest > budget ? 3 * biggest : budget;
+    ck_assert_ns_ok(ns_loader_start(&list, &lim, 4, budget, &l));
+    for (int i = 0; i <= N; i++) {
+        ns_loaded *ld = ns_loader_take(l);
+        if (i == N) {
+            ck_assert_ptr_null(ld->in);
+            ns_loader_give_back(l, ld);
+            break;
+        }
+        ck_assert_ptr_eq(ld->in, &items[i]);
+        if (i == BAD || i == EMPTY) {
+            ck_assert_int_ne(ld->st, NS_OK); /* held like the others all the same */
+        } else {
+            check_loaded(ld, paths[i], &lim, i, &n_read);
+        }
+        if (i >= N / 2 && i % 2) { /* the second half releases bytes early */
+            size_t n_frames = ld->clip.n_frames;
+            ns_loader_data_done(l, ld);
+            ck_assert_ptr_null(ld->clip.read_);
+            ck_assert_uint_eq(ld->clip.n_frames, n_frames); /* the table stays */
+        }
+        if (held[2]) {
+            ns_loader_give_back(l, held[0]);
+            held[0] = NULL;
+        }
+        for (int k = 0; k < 2; k++)
+            if (!held[k]) {
+                held[k] = held[k + 1];
+                held[k + 1] = NULL;
+            }
+        held[held[1] ? 2 : held[0] ? 1 : 0] = ld;
+        while (i + 1 < N && !ns_loader_ready(l)) /* the loader has filled a slot */
+            usleep(1000);
+        ck_assert_uint_le(ns_loader_pool_bytes(l), bound);
+    }
+    for (int k = 0; k < 3; k++)
+        if (held[k])
+            ns_loader_give_back(l, held[k]);
+    ck_assert_uint_le(ns_loader_pool_bytes(l), bound);
+    ck_assert_msg(n_read >= N / 2, "only %zu of %d clips were read into pooled buffers", n_read,
+                  N - 2);
+    ns_loader_stop(l);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ingest");
@@ -212,6 +331,7 @@ int main(void)
     tcase_add_test(tc, test_ingest_dedup_and_outcomes);
     tcase_add_test(tc, test_sampling_every_and_fps);
     tcase_add_test(tc, test_cancel_keeps_finished_clips);
+    tcase_add_test(tc, test_loader_pool);
     suite_add_tcase(s, tc);
     return ns_test_run(s);
 }

@@ -1,7 +1,7 @@
 /* ingest.c -- the ingest driver.
  *
  * Three kinds of work overlap:
- *   - the loader thread (loader.c) reads the next clips: mmap, SHA-256,
+ *   - the loader thread (loader.c) reads the next clips: read, SHA-256,
  *     decompression;
  *   - the OpenMP team decodes batch k: up to `batch` frames, possibly from
  *     several clips, each thread with its own TurboJPEG decoder;
@@ -27,6 +27,10 @@
 #include "nightshift/clipmeta.h"
 
 #define LOADER_SLOTS 6
+/* Read buffers for three 15 MB clips (the benchmark's 100 frames of 720p):
+ * the two a batch spans and the next.  Fresh memory costs ~2.6 ms/MB to touch
+ * here, so a bigger pool would cost more than mapping the odd clip. */
+#define LOADER_POOL_BYTES ((size_t)48 << 20)
 
 static const char *const outcome_names[NS_OUTCOME_COUNT] = {
     "ingested", "duplicate", "quarantined", "unsupported", "unrecognised", "error"};
@@ -88,6 +92,7 @@ typedef struct clip_state {
     size_t *sel;                /* sampled ordinals; grows once, reused */
     size_t sel_cap, n_sel, n_sched, n_final;
     int begun;                  /* begin_clip issued */
+    int decoded;                /* every frame decoded: its bytes went back to the loader */
 } clip_state;
 
 /* Clip digests taken by this run (open addressing on the hash's own bytes). */
@@ -392,7 +397,7 @@ static ns_status take_clip(run *r, int *active, int *eof)
     c = &r->cs[ns_loader_slot(r->loader, ld)];
     c->ld = ld;
     c->n_sched = c->n_final = 0;
-    c->begun = 0;
+    c->begun = c->decoded = 0;
     memset(&meta, 0, sizeof meta);
     meta.start_time = NAN;
     if (!ns_manifest_lookup(r->manifest, ld->in->path, &meta) && o->name_pattern &&
@@ -560,6 +565,19 @@ static void finalize_batch(run *r, batch *b)
 
 static int cancelled(const run *r) { return r->o->cancel && *r->o->cancel; }
 
+/* Clips whose last frames were in b need their bytes no more: the loader
+ * reuses the buffer for a clip ahead instead of making a fresh one. */
+static void release_decoded(run *r, const batch *b)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        clip_state *c = &r->cs[b->jobs[i].cs];
+        if (!c->decoded && c->n_sched == c->n_sel) {
+            c->decoded = 1;
+            ns_loader_data_done(r->loader, c->ld);
+        }
+    }
+}
+
 static ns_status run_loop(run *r)
 {
     ns_status st = NS_OK, ast = NS_OK;
@@ -584,6 +602,7 @@ static ns_status run_loop(run *r)
         }
         if ((st = ast) != NS_OK)
             break;
+        release_decoded(r, cur);
         finalize_batch(r, cur);
         progress(r);
         batch *t = pending;
@@ -644,7 +663,8 @@ static void pretouch_arena(run *r)
         size_t i = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED), off = i << 21;
         if (i >= slabs || ns_loader_ready(r->loader))
             break;
-        memset(r->arena + off, 0, r->arena_bytes - off < (1u << 21) ? r->arena_bytes - off : (1u << 21));
+        size_t len = r->arena_bytes - off < (1u << 21) ? r->arena_bytes - off : (1u << 21);
+        memset(r->arena + off, 0, len);
     }
 }
 
@@ -727,10 +747,11 @@ ns_status ns_ingest_run(const char *store_dir, const char *const *inputs, size_t
     sum->inputs = list.n;
     r.prog.clips_total = list.n;
     r.prog.bytes_total = list.total_bytes;
-    /* The loader first: it works on the clips alone (mmap, SHA-256), and
+    /* The loader first: it works on the clips alone (read, SHA-256), and
      * whether a clip is already stored is asked only once the store is open.
      * If the store is busy the loader is stopped having read a clip or two. */
-    if ((st = ns_loader_start(&list, &o->clip_limits, LOADER_SLOTS, &r.loader)) != NS_OK ||
+    if ((st = ns_loader_start(&list, &o->clip_limits, LOADER_SLOTS, LOADER_POOL_BYTES,
+                              &r.loader)) != NS_OK ||
         (st = run_init(&r, store_dir, o)) != NS_OK)
         goto done;
     st = run_loop(&r);

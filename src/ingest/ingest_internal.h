@@ -43,15 +43,22 @@ typedef struct ns_loaded {
 
 typedef struct ns_loader ns_loader;
 
-/* Starts loading inputs in order into a ring of `slots` clips. */
+/* Starts loading inputs in order into a ring of `slots` clips.  Clips are
+ * read into buffers from a pool of at most pool_budget bytes (grown to hold
+ * three of the largest clip; 0: no pool), else mapped; see loader.c. */
 ns_status ns_loader_start(const ns_input_list *inputs, const ns_clip_limits *lim, int slots,
-                          ns_loader **out);
+                          size_t pool_budget, ns_loader **out);
 /* The next input in order, waiting until it is loaded. */
 ns_loaded *ns_loader_take(ns_loader *l);
 /* 1 when ns_loader_take would not wait. */
 int ns_loader_ready(ns_loader *l);
 /* Index of a taken slot in the ring (stable until given back). */
 int ns_loader_slot(const ns_loader *l, const ns_loaded *ld);
+/* The taken clip's frames are all decoded: its bytes may go (its frame table,
+ * names and warnings stay until it is given back). */
+void ns_loader_data_done(ns_loader *l, ns_loaded *ld);
+/* Bytes the pool holds now, lent or free. */
+size_t ns_loader_pool_bytes(ns_loader *l);
 /* Returns a taken slot for reuse. */
 void ns_loader_give_back(ns_loader *l, ns_loaded *ld);
 /* Stops the thread and frees every slot; NULL-safe. */
