@@ -8,10 +8,11 @@
  * Clips are read into buffers from a small pool rather than mapped (see
  * ns_clip_lend_buffer for why), each given back as soon as the clip's frames
  * are decoded.  The pool holds at most its budget in bytes: fresh memory costs
- * ~2.6 ms/MB to first touch here, so buffers are few and reused, a clip that
- * finds none free within the budget is mapped instead, and none is made
- * before the first clip is taken (then the cores have decoding to do, not
- * the wait for a first clip that a fresh buffer would lengthen).
+ * ~2.6 ms/MB to first touch here, so buffers are few and reused: a clip that
+ * finds none free within the budget waits for one while the consumer has a
+ * loaded clip to go on with, else it is mapped; and none is made before the
+ * first clip is taken (then the cores have decoding to do, not the wait for
+ * a first clip that a fresh buffer would lengthen).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -51,11 +52,19 @@ struct ns_loader {
     int taken_any;     /* a clip has been taken */
 };
 
+/* 1 when a loaded clip waits to be taken.  Called locked. */
+static int any_ready(const ns_loader *l)
+{
+    for (int i = 0; i < l->n_slots; i++)
+        if (l->slots[i].state_ == SLOT_READY)
+            return 1;
+    return 0;
+}
+
 /* A buffer for a want-byte file, or NULL (map it).  Called unlocked. */
 static uint8_t *pool_get(ns_loader *l, size_t want, size_t *cap)
 {
     size_t budget = l->budget, need = (want + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
-    int best = -1;
     uint8_t *p = NULL;
     *cap = 0;
     if (want == 0 || want > POOL_MAX_CLIP || budget == 0)
@@ -63,15 +72,20 @@ static uint8_t *pool_get(ns_loader *l, size_t want, size_t *cap)
     if (budget < POOL_MIN_CLIPS * need)
         budget = POOL_MIN_CLIPS * need;
     pthread_mutex_lock(&l->mu);
-    for (int i = 0; i < l->n_free; i++) /* the smallest that fits */
-        if (l->free_bufs[i].cap >= want &&
-            (best < 0 || l->free_bufs[i].cap < l->free_bufs[best].cap))
-            best = i;
-    if (best >= 0) {
-        p = l->free_bufs[best].p;
-        *cap = l->free_bufs[best].cap;
-        l->free_bufs[best] = l->free_bufs[--l->n_free];
-    } else if (l->taken_any) {
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < l->n_free; i++) /* the smallest that fits */
+            if (l->free_bufs[i].cap >= want &&
+                (best < 0 || l->free_bufs[i].cap < l->free_bufs[best].cap))
+                best = i;
+        if (best >= 0) {
+            p = l->free_bufs[best].p;
+            *cap = l->free_bufs[best].cap;
+            l->free_bufs[best] = l->free_bufs[--l->n_free];
+            break;
+        }
+        if (!l->taken_any)
+            break;
         /* Free buffers too small for this clip make room for a bigger one. */
         while (l->total + need > budget && l->n_free > 0) {
             l->total -= l->free_bufs[l->n_free - 1].cap;
@@ -80,7 +94,13 @@ static uint8_t *pool_get(ns_loader *l, size_t want, size_t *cap)
         if (l->total + need <= budget) {
             l->total += need; /* reserved before allocating, outside the lock */
             *cap = need;
+            break;
         }
+        /* A buffer comes back when a clip's frames are decoded; wait for it
+         * while the consumer has a loaded clip to go on with, else map. */
+        if (l->stop || !any_ready(l))
+            break;
+        pthread_cond_wait(&l->cv, &l->mu);
     }
     pthread_mutex_unlock(&l->mu);
     if (p || !*cap)
@@ -200,6 +220,7 @@ ns_loaded *ns_loader_take(ns_loader *l)
         pthread_cond_wait(&l->cv, &l->mu);
     s->state_ = SLOT_TAKEN;
     l->taken_any = 1;
+    pthread_cond_broadcast(&l->cv); /* a loader waiting for a buffer may have to map */
     pthread_mutex_unlock(&l->mu);
     l->next_take++;
     return s;
@@ -231,6 +252,7 @@ void ns_loader_data_done(ns_loader *l, ns_loaded *ld)
 {
     pthread_mutex_lock(&l->mu);
     pool_put(l, (int)(ld - l->slots));
+    pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
 }
 
