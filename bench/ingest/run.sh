@@ -69,15 +69,22 @@ nframes=$(find "$data/jpg" -name '*.jpg' | wc -l)
 # shellcheck source=bench/lib.sh
 source "$here/../lib.sh" # tunables, in_env, median
 
-limit_fps() { in_env "$1" "$tmp/decode_limit" -S $S "$data"/jpg/* | awk '/^decode_limit_fps/ {print $2}'; }
+# Each measurement starts with the previous one's files deleted and the page
+# cache's dirty data written out (sync), so that no run pays for another's
+# writeback: nightshift and the peer each write a 240 MB file.
+settle() { rm -rf "$tmp/store" "$tmp/sum.json" "$tmp/peer.h5"; sync; }
+limit_fps() {
+    settle
+    in_env "$1" "$tmp/decode_limit" -S $S "$data"/jpg/* | awk '/^decode_limit_fps/ {print $2}'
+}
 ns_fps() {
-    rm -rf "$tmp/store" "$tmp/sum.json"
+    settle
     in_env "$1" "$ns" ingest --store "$tmp/store" --night $night --threads "$threads" \
         --size $S --quiet --summary "$tmp/sum.json" "${clips[@]}" >/dev/null
     $python -c 'import json,sys; print(json.load(open(sys.argv[1]))["frames_per_second"])' "$tmp/sum.json"
 }
 peer_fps() {
-    rm -f "$tmp/peer.h5"
+    settle
     in_env "$1" $python "$here/peer_pil.py" --threads "$threads" --size $S --out "$tmp/peer.h5" \
         "${clips[@]}" | awk '/^peer_fps/ {print $2}'
 }
