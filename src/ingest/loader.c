@@ -8,11 +8,12 @@
  * Clips are read into buffers from a small pool rather than mapped (see
  * ns_clip_lend_buffer for why), each given back as soon as the clip's frames
  * are decoded.  The pool holds at most its budget in bytes: fresh memory costs
- * ~2.6 ms/MB to first touch here, so buffers are few and reused: a clip that
- * finds none free within the budget waits for one while the consumer has a
- * loaded clip to go on with, else it is mapped; and none is made before the
- * first clip is taken (then the cores have decoding to do, not the wait for
- * a first clip that a fresh buffer would lengthen).
+ * ~2.6 ms/MB to first touch here, so buffers are few and reused, and none is
+ * made before the first clip is taken (then the cores have decoding to do,
+ * rather than wait for a first clip that a fresh buffer would delay).  A
+ * clip that finds no buffer waits for one while the consumer has a loaded
+ * clip to go on with, else it is mapped: so only the first clip is mapped
+ * when clips fit the pool.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -84,20 +85,21 @@ static uint8_t *pool_get(ns_loader *l, size_t want, size_t *cap)
             l->free_bufs[best] = l->free_bufs[--l->n_free];
             break;
         }
-        if (!l->taken_any)
-            break;
-        /* Free buffers too small for this clip make room for a bigger one. */
-        while (l->total + need > budget && l->n_free > 0) {
-            l->total -= l->free_bufs[l->n_free - 1].cap;
-            free(l->free_bufs[--l->n_free].p);
+        if (l->taken_any) {
+            /* Free buffers too small for this clip make room for a bigger one. */
+            while (l->total + need > budget && l->n_free > 0) {
+                l->total -= l->free_bufs[l->n_free - 1].cap;
+                free(l->free_bufs[--l->n_free].p);
+            }
+            if (l->total + need <= budget) {
+                l->total += need; /* reserved before allocating, outside the lock */
+                *cap = need;
+                break;
+            }
         }
-        if (l->total + need <= budget) {
-            l->total += need; /* reserved before allocating, outside the lock */
-            *cap = need;
-            break;
-        }
-        /* A buffer comes back when a clip's frames are decoded; wait for it
-         * while the consumer has a loaded clip to go on with, else map. */
+        /* A buffer comes back when a clip's frames are decoded, and may be
+         * made once a clip is taken: wait for either while the consumer has
+         * a loaded clip to go on with, else map. */
         if (l->stop || !any_ready(l))
             break;
         pthread_cond_wait(&l->cv, &l->mu);
