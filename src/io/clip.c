@@ -347,30 +347,6 @@ static const char *format_name(ns_clip_format f)
     }
 }
 
-#define READ_PIECE ((size_t)1 << 20)
-
-/* Reads the whole file into c->read_, hashing each piece while it is in cache. */
-static ns_status read_whole(ns_clip *c, int fd, size_t n)
-{
-    ns_sha256 h;
-    ns_sha256_init(&h);
-    for (size_t off = 0; off < n;) {
-        size_t want = n - off < READ_PIECE ? n - off : READ_PIECE;
-        ssize_t r = pread(fd, c->read_ + off, want, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return ns_error(NS_ERR_IO, "cannot read '%s': %s", c->path, strerror(errno));
-        if (r == 0)
-            return ns_error(NS_ERR_IO, "'%s' shrank while being read (%zu of %zu bytes)", c->path,
-                            off, n);
-        ns_sha256_update(&h, c->read_ + off, (size_t)r);
-        off += (size_t)r;
-    }
-    ns_sha256_final(&h, c->sha256);
-    return NS_OK;
-}
-
 void ns_clip_lend_buffer(ns_clip *c, uint8_t *buf, size_t cap)
 {
     if (c->read_ != buf)
@@ -426,7 +402,7 @@ ns_status ns_clip_load(const char *path, const ns_clip_limits *lim, ns_clip *out
     n = (size_t)sb.st_size;
     out->file_bytes = n;
     if (n > 0 && n <= out->read_cap_) {
-        if ((st = read_whole(out, fd, n)) != NS_OK)
+        if ((st = ns_sha256_fd(fd, path, n, out->read_, out->sha256)) != NS_OK)
             goto done;
         buf = out->read_;
     } else if (n > 0) {
