@@ -467,7 +467,8 @@ END_TEST
 
 /* A lent read buffer gives the same clip as a mapping: same id, frames and
  * bytes; the bytes live in the buffer (uncompressed containers) until it is
- * taken back; a buffer too small for the file leaves it mapped. */
+ * taken back; a buffer too small for the file leaves it mapped; a failed load
+ * leaves it lent. */
 START_TEST(test_lent_buffer)
 {
     static const int kinds[] = {F_NONE, F_GZIP, F_ZIP};
@@ -538,6 +539,18 @@ START_TEST(test_lent_buffer)
         ns_clip_release(&mapped);
         free(whole.p);
     }
+    /* A failed load releases the clip but leaves a lent buffer lent. */
+    ns_clip c = {0};
+    uint8_t *buf = malloc(64);
+    size_t cap = 0;
+    write_file(fixture("lent.bad"), "not a clip at all", 17);
+    ns_clip_lend_buffer(&c, buf, 64);
+    ck_assert_int_ne(ns_clip_load(fixture("lent.bad"), NULL, &c), NS_OK);
+    ck_assert_uint_eq(c.n_frames, 0);
+    ck_assert_ptr_eq(ns_clip_take_buffer(&c, &cap), buf);
+    ck_assert_uint_eq(cap, 64);
+    free(buf);
+    ns_clip_release(&c);
 }
 END_TEST
 

@@ -101,7 +101,8 @@ typedef struct ns_clip {
 ns_status ns_clip_detect(const char *path, ns_clip_format *fmt);
 
 /* Loads a clip into *out (zeroed, or holding a previous load whose buffers
- * are reused; lim NULL means the defaults).  On failure *out is released and
+ * are reused; lim NULL means the defaults).  On failure *out is released
+ * (all but a lent read buffer, which stays lent: see ns_clip_lend_buffer) and
  * the message names the file and the problem; statuses: NS_ERR_IO,
  * NS_ERR_FORMAT (unknown container), NS_ERR_CORRUPT (truncated/corrupt
  * archive, no frames; an AVI chunk running past the end of the file keeps the

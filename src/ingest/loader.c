@@ -47,8 +47,7 @@ struct ns_loader {
     /* the buffer pool, under mu */
     pool_buf *free_bufs;
     int n_free;
-    size_t *lent;      /* (n_slots) bytes lent to each slot's clip */
-    size_t total;      /* bytes allocated: lent + free */
+    size_t total;      /* bytes allocated: lent to slots' clips + free */
     size_t budget;     /* 0: no pool, every clip is mapped */
     int taken_any;     /* a clip has been taken */
 };
@@ -118,13 +117,12 @@ static uint8_t *pool_get(ns_loader *l, size_t want, size_t *cap)
     return p;
 }
 
-/* Takes slot i's read buffer back into the pool.  Called locked. */
-static void pool_put(ns_loader *l, int i)
+/* Takes the clip's read buffer, if it holds one, back into the pool (a clip
+ * keeps a lent buffer whatever becomes of its load).  Called locked. */
+static void pool_put(ns_loader *l, ns_clip *c)
 {
     size_t cap;
-    uint8_t *p = ns_clip_take_buffer(&l->slots[i].clip, &cap);
-    l->total -= l->lent[i];
-    l->lent[i] = 0;
+    uint8_t *p = ns_clip_take_buffer(c, &cap);
     if (!p)
         return;
     if (l->n_free == l->n_slots) { /* full: keep the bigger buffers */
@@ -133,6 +131,7 @@ static void pool_put(ns_loader *l, int i)
             if (l->free_bufs[j].cap < l->free_bufs[small].cap)
                 small = j;
         if (l->free_bufs[small].cap >= cap) {
+            l->total -= cap;
             free(p);
             return;
         }
@@ -142,7 +141,6 @@ static void pool_put(ns_loader *l, int i)
     }
     l->free_bufs[l->n_free].p = p;
     l->free_bufs[l->n_free++].cap = cap;
-    l->total += cap;
 }
 
 static void *loader_main(void *arg)
@@ -159,13 +157,9 @@ static void *loader_main(void *arg)
             break;
         if (i < l->inputs->n) {
             size_t cap;
-            int k = (int)(i % (size_t)l->n_slots);
             s->in = &l->inputs->items[i];
             uint8_t *buf = pool_get(l, (size_t)s->in->bytes, &cap);
             ns_clip_lend_buffer(&s->clip, buf, cap);
-            pthread_mutex_lock(&l->mu);
-            l->lent[k] = cap;
-            pthread_mutex_unlock(&l->mu);
             ns_error_clear();
             s->st = ns_clip_load(s->in->path, &l->lim, &s->clip);
             ns_errmsg_copy(s->msg, sizeof s->msg);
@@ -194,11 +188,9 @@ ns_status ns_loader_start(const ns_input_list *inputs, const ns_clip_limits *lim
     l->n_slots = slots;
     l->budget = pool_budget;
     l->slots = calloc((size_t)slots, sizeof *l->slots);
-    l->lent = calloc((size_t)slots, sizeof *l->lent);
     l->free_bufs = calloc((size_t)slots, sizeof *l->free_bufs);
-    if (!l->slots || !l->lent || !l->free_bufs) {
+    if (!l->slots || !l->free_bufs) {
         free(l->slots);
-        free(l->lent);
         free(l->free_bufs);
         free(l);
         return ns_error(NS_ERR_NOMEM, "out of memory");
@@ -253,7 +245,7 @@ size_t ns_loader_pool_bytes(ns_loader *l)
 void ns_loader_data_done(ns_loader *l, ns_loaded *ld)
 {
     pthread_mutex_lock(&l->mu);
-    pool_put(l, (int)(ld - l->slots));
+    pool_put(l, &ld->clip);
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
 }
@@ -261,7 +253,7 @@ void ns_loader_data_done(ns_loader *l, ns_loaded *ld)
 void ns_loader_give_back(ns_loader *l, ns_loaded *ld)
 {
     pthread_mutex_lock(&l->mu);
-    pool_put(l, (int)(ld - l->slots));
+    pool_put(l, &ld->clip);
     ld->state_ = SLOT_FREE;
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
@@ -284,7 +276,6 @@ void ns_loader_stop(ns_loader *l)
     for (int i = 0; i < l->n_free; i++)
         free(l->free_bufs[i].p);
     free(l->free_bufs);
-    free(l->lent);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     free(l->slots);

@@ -456,8 +456,13 @@ ns_status ns_clip_load(const char *path, const ns_clip_limits *lim, ns_clip *out
 done:
     if (fd >= 0)
         close(fd);
-    if (st != NS_OK)
+    if (st != NS_OK) {
+        /* The read buffer is its lender's: it stays lent, to be taken back. */
+        size_t cap;
+        uint8_t *lent = ns_clip_take_buffer(out, &cap);
         ns_clip_release(out);
+        ns_clip_lend_buffer(out, lent, cap);
+    }
     return st;
 }
 
