@@ -13,7 +13,7 @@
 #include "nightshift/fsutil.h"
 #include "scene.h"
 
-const char *const ns_glove_shift_names[NS_SHIFT_KIND_COUNT] = {"glove", "light", "bump"};
+const char *const ns_glove_shift_names[NS_SHIFT_KIND_COUNT] = {"glove", "light", "bump", "object"};
 
 #define NIGHT_START_S (18 * 3600) /* the night shift runs 18:00..06:00 */
 #define SHIFT_LEN_S (12 * 3600)
@@ -60,16 +60,19 @@ ns_status ns_glove_parse_shift(const char *s, ns_glove_shift *out)
         return ns_error(NS_ERR_USAGE, "shift '%s' too long", s);
     memset(out, 0, sizeof(*out));
     char *kind = strtok_r(buf, ":", &save), *night = strtok_r(NULL, ":", &save);
-    char *cams = strtok_r(NULL, ":", &save);
+    char *cams = strtok_r(NULL, ":", &save), *clips = strtok_r(NULL, ":", &save);
     if (!kind || !night || strtok_r(NULL, ":", &save))
-        return ns_error(NS_ERR_USAGE, "shift '%s' is not KIND:NIGHT[:CAM,CAM..]", s);
+        return ns_error(NS_ERR_USAGE, "shift '%s' is not KIND:NIGHT[:CAM,CAM..[:CLIPS]]", s);
     out->kind = -1;
     for (int k = 0; k < NS_SHIFT_KIND_COUNT; k++)
         if (strcmp(kind, ns_glove_shift_names[k]) == 0)
             out->kind = k;
     if (out->kind < 0)
-        return ns_error(NS_ERR_USAGE, "shift '%s': unknown kind '%s' (glove, light, bump)", s, kind);
+        return ns_error(NS_ERR_USAGE, "shift '%s': unknown kind '%s' (glove, light, bump, object)", s,
+                        kind);
     ns_status st = parse_int(night, 1, 100000, "shift night", &out->night);
+    if (st == NS_OK && clips)
+        st = parse_int(clips, 1, 1000000, "shift clips", &out->clips);
     if (st != NS_OK)
         return st;
     if (!cams) {
@@ -115,7 +118,7 @@ typedef struct job {
     ns_gen_format fmt;
     int idx1;
     int64_t start;            /* unix seconds */
-    int glove, dim, bump;
+    int glove, dim, bump, object;
     uint64_t key;
     size_t first;             /* offset of its frames in the steps array */
     uint64_t bytes;
@@ -123,11 +126,12 @@ typedef struct job {
     char err[256];
 } job;
 
-static int shift_on(const ns_glove_opts *o, int kind, int night, int camera)
+static int shift_on(const ns_glove_opts *o, int kind, int night, int camera, int clip)
 {
     for (int i = 0; i < o->n_shifts; i++)
         if (o->shifts[i].kind == kind && night + 1 >= o->shifts[i].night &&
-            (o->shifts[i].cameras >> camera) & 1)
+            (o->shifts[i].cameras >> camera) & 1 &&
+            (o->shifts[i].clips <= 0 || clip < o->shifts[i].clips))
             return 1;
     return 0;
 }
@@ -184,9 +188,10 @@ static ns_status plan(const ns_glove_opts *o, int64_t day0, job *jobs)
                 snprintf(jb->rel, sizeof(jb->rel), "%s/cam%02d/cam%02d_%s_%02d%02d%02d.%s", night,
                          c + 1, c + 1, night, (int)(tod / 3600), (int)(tod / 60 % 60),
                          (int)(tod % 60), ns_gen_format_ext(jb->fmt));
-                jb->glove = shift_on(o, NS_SHIFT_GLOVE, n, c) ? NS_GLOVE_BLACK : NS_GLOVE_GRAY;
-                jb->dim = shift_on(o, NS_SHIFT_LIGHT, n, c);
-                jb->bump = shift_on(o, NS_SHIFT_BUMP, n, c);
+                jb->glove = shift_on(o, NS_SHIFT_GLOVE, n, c, k) ? NS_GLOVE_BLACK : NS_GLOVE_GRAY;
+                jb->dim = shift_on(o, NS_SHIFT_LIGHT, n, c, k);
+                jb->bump = shift_on(o, NS_SHIFT_BUMP, n, c, k);
+                jb->object = shift_on(o, NS_SHIFT_OBJECT, n, c, k);
                 jb->first = first;
                 first += (size_t)o->frames;
             }
@@ -257,6 +262,8 @@ static ns_status make_clip(worker *w, const ns_glove_opts *o, const ns_scene_sta
         ns_scene_clip_dim(&c);
     if (jb->bump)
         ns_scene_clip_bump(&c);
+    if (jb->object)
+        ns_scene_clip_object(&c, (float)o->width / (float)o->height);
     ns_scene_plan_steps(jb->key, o->frames, steps);
     c.n_frames = o->frames;
     c.steps = steps;
@@ -374,7 +381,7 @@ static ns_status write_manifest(const ns_glove_opts *o, const job *jobs, size_t 
 static ns_status write_labels(const ns_glove_opts *o, const job *jobs, size_t n_jobs,
                               const uint8_t *steps, int64_t day0, ns_gen_buf *b)
 {
-    ns_status st = bprintf(b, "path,frame,member,label,glove,camera,night\n");
+    ns_status st = bprintf(b, "path,frame,member,label,glove,camera,night,object\n");
     for (size_t j = 0; j < n_jobs && st == NS_OK; j++) {
         const job *jb = &jobs[j];
         char cam[16], night[11];
@@ -385,10 +392,11 @@ static ns_status write_labels(const ns_glove_opts *o, const job *jobs, size_t n_
             char idx[16], member[32];
             snprintf(idx, sizeof(idx), "%d", f);
             snprintf(member, sizeof(member), stream ? "#%d" : "frame_%d.jpg", f);
-            const char *cells[7] = {jb->rel, idx, member, ns_scene_step_names[steps[jb->first + (size_t)f]],
-                                    jb->glove == NS_GLOVE_BLACK ? "black" : "gray", cam, night};
-            for (int i = 0; i < 7 && st == NS_OK; i++)
-                st = csv_cell(b, cells[i], i == 6);
+            const char *cells[8] = {jb->rel, idx, member, ns_scene_step_names[steps[jb->first + (size_t)f]],
+                                    jb->glove == NS_GLOVE_BLACK ? "black" : "gray", cam, night,
+                                    jb->object ? "drill" : "none"};
+            for (int i = 0; i < 8 && st == NS_OK; i++)
+                st = csv_cell(b, cells[i], i == 7);
         }
     }
     return st;
@@ -444,20 +452,21 @@ static ns_status write_truth(const ns_glove_opts *o, const job *jobs, const uint
         st = bprintf(b, "%s\n    {\"night\": \"%s\", \"cameras\": [", n ? "," : "", night);
         for (int c = 0; c < o->cameras && st == NS_OK; c++) {
             uint64_t glove[2] = {0, 0}, label[NS_STEP_COUNT] = {0};
-            int dim = 0, bump = 0;
+            int dim = 0, bump = 0, object = 0;
             for (int k = 0; k < o->clips; k++, j++) {
                 glove[jobs[j].glove] += (uint64_t)o->frames;
                 dim = jobs[j].dim;
                 bump = jobs[j].bump;
+                object += jobs[j].object;
                 for (int f = 0; f < o->frames; f++)
                     label[steps[jobs[j].first + (size_t)f]]++;
             }
             st = bprintf(b, "%s\n      {\"camera\": \"cam%02d\", \"clips\": %d, \"frames\": %llu, "
                             "\"glove\": {\"gray\": %llu, \"black\": %llu}, \"light\": %s, \"bump\": %s, "
-                            "\"labels\": {",
+                            "\"object_clips\": %d, \"labels\": {",
                          c ? "," : "", c + 1, o->clips, (unsigned long long)(glove[0] + glove[1]),
                          (unsigned long long)glove[0], (unsigned long long)glove[1],
-                         dim ? "true" : "false", bump ? "true" : "false");
+                         dim ? "true" : "false", bump ? "true" : "false", object);
             for (int s = 0; s < NS_STEP_COUNT && st == NS_OK; s++) {
                 st = bprintf(b, "%s\"%s\": %llu", s ? ", " : "", ns_scene_step_names[s],
                              (unsigned long long)label[s]);

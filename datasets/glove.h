@@ -7,13 +7,15 @@
  *       hold frame_<n>.jpg (n from 0, not zero-padded); every other AVI has idx1.
  *   DIR/manifest.csv  path,camera,start_time,fps,night     (path relative to DIR,
  *       start_time ISO 8601 UTC; clips of a night spread over 18:00..06:00)
- *   DIR/labels.csv    path,frame,member,label,glove,camera,night   one row per frame
- *       (member is "#<i>" for MJPEG and AVI; label is a task step name;
- *       glove is gray|black)
+ *   DIR/labels.csv    path,frame,member,label,glove,camera,night,object   one row
+ *       per frame (member is "#<i>" for MJPEG and AVI; label is a task step name;
+ *       glove is gray|black; object is none|drill: the "object" shift's new
+ *       object type on the bench)
  *   DIR/truth.json    {"format":"nightshift-gen-truth","version":1, "params":{..},
  *       "shifts":[{kind,from_night,night_index,nights,cameras}],
  *       "nights":[{"night", "cameras":[{"camera","clips","frames","glove":{gray,black},
- *       "labels":{step:count}, "light":bool, "bump":bool}]}], "totals":{..}}
+ *       "labels":{step:count}, "light":bool, "bump":bool, "object_clips":int}]}],
+ *       "totals":{..}}
  *
  * Every byte is a function of the options except opts.threads: the same
  * options give identical files with any thread count.
@@ -29,12 +31,13 @@
 #define NS_GLOVE_MAX_CAMERAS 64
 #define NS_GLOVE_MAX_SHIFTS 16
 
-enum { NS_SHIFT_GLOVE = 0, NS_SHIFT_LIGHT, NS_SHIFT_BUMP, NS_SHIFT_KIND_COUNT };
+enum { NS_SHIFT_GLOVE = 0, NS_SHIFT_LIGHT, NS_SHIFT_BUMP, NS_SHIFT_OBJECT, NS_SHIFT_KIND_COUNT };
 
 typedef struct ns_glove_shift {
     int kind;          /* NS_SHIFT_* */
     int night;         /* 1-based: applies from this night onwards */
     uint64_t cameras;  /* bit i: camera i+1 ("cam%02d"); all ones: every camera */
+    int clips;         /* > 0: only the first `clips` clips of each camera and night */
 } ns_glove_shift;
 
 typedef struct ns_glove_opts {
@@ -59,12 +62,14 @@ typedef struct ns_glove_opts {
  * on cam01 and cam02. */
 void ns_glove_default_opts(ns_glove_opts *o);
 
-/* Parses "KIND:NIGHT[:CAM,CAM..]" (cameras as "cam02" or "2"). */
+/* Parses "KIND:NIGHT[:CAM,CAM..[:CLIPS]]" (cameras as "cam02" or "2"; CLIPS
+ * limits the change to the first CLIPS clips of each camera and night). */
 ns_status ns_glove_parse_shift(const char *s, ns_glove_shift *out);
 /* Parses a comma-separated list of formats. */
 ns_status ns_glove_parse_formats(const char *s, ns_glove_opts *o);
 
-extern const char *const ns_glove_shift_names[NS_SHIFT_KIND_COUNT]; /* "glove", "light", "bump" */
+/* "glove", "light", "bump", "object" */
+extern const char *const ns_glove_shift_names[NS_SHIFT_KIND_COUNT];
 
 typedef struct ns_glove_stats {
     uint64_t clips, frames, bytes;

@@ -547,6 +547,31 @@ static void station_prims(ns_scene_renderer *R, const ns_scene_clip *c)
     }
 }
 
+/* The "object" shift's drill: body, handle, battery and chuck, in tones
+ * taken from the station (bench and fixture), so luma and colour stay close
+ * to the reference while the shape is new. */
+static void drill_prims(ns_scene_renderer *R, const ns_scene_clip *c)
+{
+    const ns_scene_station *st = c->station;
+    float body[3], grip[3], metal[3] = {150, 150, 154};
+    float u = c->obj_u, v = c->obj_v, a = c->obj_ang, ca = cosf(a), sa = sinf(a);
+    for (int k = 0; k < 3; k++) {
+        body[k] = 0.55f * st->bench_rgb[k] + 0.45f * st->fix_rgb[k];
+        grip[k] = 0.8f * st->bench_rgb[k];
+    }
+    /* Along the heading: chuck .. body .. motor end; the handle drops below the body. */
+    float hu = u - sa * 0.09f, hv = v + ca * 0.09f;
+    shadowify(R, capsule(R, u - ca * 0.10f, v - sa * 0.10f, u + ca * 0.08f, v + sa * 0.08f,
+                         0.045f, S_ROUND, NULL, 0), 0.012f, 0.015f, 0.4f, 0.015f);
+    capsule(R, u + ca * 0.02f, v + sa * 0.02f, hu, hv, 0.032f, S_ROUND, grip, 0.2f);
+    box(R, hu - sa * 0.03f, hv + ca * 0.03f, 0.055f, 0.035f, a, 0.01f, S_FLAT, body);
+    capsule(R, u - ca * 0.10f, v - sa * 0.10f, u + ca * 0.08f, v + sa * 0.08f, 0.042f, S_ROUND,
+            body, 0.4f);
+    capsule(R, u - ca * 0.17f, v - sa * 0.17f, u - ca * 0.10f, v - sa * 0.10f, 0.018f, S_ROUND,
+            metal, 0.7f);
+    ellipse(R, u + ca * 0.05f, v + sa * 0.05f, 0.02f, 0.02f, a, S_ROUND, grip, 0.3f);
+}
+
 void ns_scene_begin_clip(ns_scene_renderer *R, const ns_scene_clip *c)
 {
     int W = R->W, H = R->H;
@@ -592,6 +617,8 @@ void ns_scene_begin_clip(ns_scene_renderer *R, const ns_scene_clip *c)
     }
     R->n_prims = 0;
     station_prims(R, c);
+    if (c->object)
+        drill_prims(R, c);
     flush_prims(R, R->bg);
 }
 

@@ -138,6 +138,8 @@ typedef struct ns_scene_clip {
     float blur_prob;        /* chance that a fast-moving frame shows motion blur */
     float bump_rot;         /* camera rotation, radians */
     float bump_du, bump_dv; /* camera offset, fractions of width and height */
+    int object;             /* 1: a cordless drill lies on the bench (a new object type) */
+    float obj_u, obj_v, obj_ang; /* its place, world units, and heading */
     int n_frames;
     const uint8_t *steps;   /* (n_frames) NS_STEP_* of each frame */
 } ns_scene_clip;
@@ -150,6 +152,12 @@ void ns_scene_clip_init(ns_scene_clip *c, const ns_scene_station *st, uint64_t k
 void ns_scene_clip_dim(ns_scene_clip *c);
 /* Applies the "bump" shift: view moved ~8% and rotated ~3 degrees. */
 void ns_scene_clip_bump(ns_scene_clip *c);
+
+/* Applies the "object" shift: a cordless drill, an object type the station
+ * never shows otherwise, lies on the bench near the worker.  Its colours are
+ * the station's own bench and fixture tones, so the frame's photometric
+ * statistics barely move: only what is on the bench is new. */
+void ns_scene_clip_object(ns_scene_clip *c, float aspect);
 
 /* Plans the task steps of an n-frame clip: runs of 5..12 frames, each step
  * different from the one before. */

@@ -138,6 +138,18 @@ void ns_scene_clip_bump(ns_scene_clip *c)
     c->bump_dv = 0.05f;
 }
 
+void ns_scene_clip_object(ns_scene_clip *c, float aspect)
+{
+    ns_gen_rng r = {c->key ^ 0x0B1EC7ull};
+    const ns_scene_station *st = c->station;
+    /* Lower bench, on the side away from the fixture: in view, rarely under the hands. */
+    float side = st->fix_u < aspect * 0.5f ? 1.0f : -1.0f;
+    c->object = 1;
+    c->obj_u = clampf(st->fix_u + side * ns_gen_range(&r, 0.28f, 0.38f), 0.18f, aspect - 0.18f);
+    c->obj_v = ns_gen_range(&r, 0.62f, 0.74f);
+    c->obj_ang = ns_gen_range(&r, -0.5f, 0.5f);
+}
+
 void ns_scene_plan_steps(uint64_t key, int n_frames, uint8_t *steps)
 {
     ns_gen_rng r = {key ^ 0x57E95ull};
