@@ -91,7 +91,8 @@ for r in man:
     assert hh >= 18 or hh < 6, r  # night shift
     assert float(r["fps"]) == p["fps"]
 lab = list(csv.DictReader(open(os.path.join(d, "labels.csv"))))
-assert list(lab[0].keys()) == ["path", "frame", "member", "label", "glove", "camera", "night"]
+assert list(lab[0].keys()) == ["path", "frame", "member", "label", "glove", "camera", "night", "object"]
+assert {r["object"] for r in lab} == {"none"}  # no object shift in this run
 assert len(lab) == n_clips * p["frames"] == truth["totals"]["frames"], len(lab)
 per_clip = collections.Counter(r["path"] for r in lab)
 assert set(per_clip) == {r["path"] for r in man} and set(per_clip.values()) == {p["frames"]}
@@ -220,6 +221,24 @@ check "--shift none: no black gloves" bash -c "
     '$GEN' glove --out '$T/n' --nights 2 --cameras 1 --clips 1 --frames 3 --width 64 --height 48 \
         --shift none >/dev/null && ! grep -q ',black,' '$T/n/labels.csv' &&
     grep -q '\"shifts\": \[$' '$T/n/truth.json'"
+
+check "--shift object:2:cam02:1: the drill in the first cam02 clip of night 2 on" "$PY" - "$GEN" "$T/o" <<'EOF'
+import collections, csv, json, subprocess, sys
+gen, d = sys.argv[1:3]
+subprocess.run([gen, "glove", "--out", d, "--nights", "3", "--cameras", "2", "--clips", "2",
+                "--frames", "3", "--width", "96", "--height", "72", "--formats", "tar",
+                "--shift", "object:2:cam02:1"], check=True, stdout=subprocess.DEVNULL)
+lab = list(csv.DictReader(open(f"{d}/labels.csv")))
+clips = collections.defaultdict(set)
+for r in lab:
+    clips[r["object"]].add((r["night"], r["camera"], r["path"]))
+assert {(n, c) for n, c, _ in clips["drill"]} == {("2026-11-02", "cam02"), ("2026-11-03", "cam02")}, clips["drill"]
+assert len(clips["drill"]) == 2, clips["drill"]
+t = json.load(open(f"{d}/truth.json"))
+got = {(n["night"], c["camera"]): c["object_clips"] for n in t["nights"] for c in n["cameras"]}
+assert got[("2026-11-02", "cam02")] == 1 and got[("2026-11-01", "cam02")] == 0, got
+EOF
+check "--shift object:2:cam02:0 is a usage error" exit_code_is 2 "$GEN" glove --out "$T/o0" --shift object:2:cam02:0
 
 # ---- bad-input corpus -------------------------------------------------------------
 check "bad corpus" "$GEN" bad --out "$T/bad1"
