@@ -1,8 +1,11 @@
 /* csv.h -- RFC 4180 CSV reading (manifests, label imports) and cell quoting.
  *
  * The reader takes a whole file in memory; fields may be quoted, contain
- * commas, doubled quotes and newlines.  A UTF-8 BOM is skipped.  Line
- * numbers are tracked for error messages.
+ * commas, doubled quotes and newlines.  A UTF-8 BOM is skipped; CRLF and
+ * LF line ends both work.  Line numbers are tracked for error messages.
+ * NUL bytes are kept in place (a field then ends early in C terms) and
+ * counted per record in nul_bytes, so callers can refuse such records
+ * instead of silently reading a truncated value.
  */
 #ifndef NIGHTSHIFT_CSV_H
 #define NIGHTSHIFT_CSV_H
@@ -21,13 +24,16 @@ typedef struct ns_csv_reader {
     size_t next_line;           /* private: line the reader is on */
     char *fields[NS_CSV_MAX_FIELDS];
     size_t n_fields;
+    size_t nul_bytes;           /* NUL bytes inside the current record */
     char path[1024];
 } ns_csv_reader;
 
 /* Reads the whole file.  NS_ERR_IO naming the file when it cannot. */
 ns_status ns_csv_open(const char *path, ns_csv_reader *r);
 /* Next record into r->fields; *more = 0 at end of file.  NS_ERR_FORMAT with
- * file and line for an unterminated quote or too many fields. */
+ * file and line for an unterminated quote (the rest of the file is that
+ * field: reading is over) or too many fields (the record is skipped whole,
+ * so reading can go on with the next one). */
 ns_status ns_csv_next(ns_csv_reader *r, int *more);
 /* Column index of name in the current record (the header), or -1. */
 int ns_csv_column(const ns_csv_reader *r, const char *name);

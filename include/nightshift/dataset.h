@@ -81,7 +81,16 @@ typedef struct ns_dataset {
     char nights_from[NS_NIGHT_LEN], nights_to[NS_NIGHT_LEN];
     char *label_sets; /* malloc'd, comma-separated "name@version" */
     ns_dataset_audit audit;
+    double created; /* unix seconds */
 } ns_dataset;
+
+/* Allocates every per-frame array for n frames of dimension d and the class
+ * list (zeroed; time NaN, condition -1).  ds is zeroed first. */
+ns_status ns_dataset_alloc(ns_dataset *ds, size_t n, int d, size_t n_classes);
+
+/* Hex SHA-256 of the content as defined above (strings NUL-padded to their
+ * full width, as stored). */
+void ns_dataset_content_id(const ns_dataset *ds, char hex[NS_SHA256_HEX]);
 
 /* Computes ds->dataset_id from the content, then writes path atomically
  * (temp, fsync, rename).  Refuses to replace a file that is not a dataset. */

@@ -55,7 +55,8 @@ ns_status ns_nights_clips(const ns_store *s, char (*nights)[NS_NIGHT_LEN], size_
 /* Loads the given catalog clips (rows ascending, distinct).  Every shard
  * involved must have complete embeddings for model_id with dimension d
  * (NS_ERR_NOT_FOUND naming the night and shard and saying to run `nightshift
- * embed` otherwise).  Reads each shard once. */
+ * embed` otherwise).  Reads each shard once.  model_id NULL loads everything
+ * but the embeddings (d 0, emb unused): what label import needs. */
 ns_status ns_frameset_load(ns_store *s, const char *model_id, int d, const size_t *rows,
                            size_t n_rows, ns_frameset *out);
 

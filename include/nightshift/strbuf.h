@@ -20,6 +20,10 @@ void ns_strbuf_append(ns_strbuf *b, const char *s, size_t n);
 void ns_strbuf_json_str(ns_strbuf *b, const char *s);
 /* Appends a number as JSON (non-finite values become null), locale-independent. */
 void ns_strbuf_json_num(ns_strbuf *b, double v);
+/* Offset of the first byte of s (NUL-terminated) that does not start a
+ * valid UTF-8 sequence (overlong forms and surrogates included), or
+ * (size_t)-1 when s is valid UTF-8. */
+size_t ns_utf8_invalid_at(const char *s);
 /* NS_ERR_NOMEM if any append failed. */
 ns_status ns_strbuf_status(const ns_strbuf *b);
 void ns_strbuf_release(ns_strbuf *b);

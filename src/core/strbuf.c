@@ -74,6 +74,18 @@ static size_t utf8_len(const unsigned char *s)
     return 0;
 }
 
+size_t ns_utf8_invalid_at(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, n;
+    while (p[i]) {
+        if ((n = utf8_len(p + i)) == 0)
+            return i;
+        i += n;
+    }
+    return (size_t)-1;
+}
+
 void ns_strbuf_json_str(ns_strbuf *b, const char *str)
 {
     const unsigned char *s = (const unsigned char *)(str ? str : "");

@@ -48,7 +48,9 @@ ns_status ns_csv_next(ns_csv_reader *r, int *more)
 {
     char *t = r->text;
     size_t line_at_start;
+    int overflow = 0;
     r->n_fields = 0;
+    r->nul_bytes = 0;
     /* Blank lines between records are skipped. */
     while (r->pos < r->len && (t[r->pos] == '\n' || t[r->pos] == '\r')) {
         if (t[r->pos] == '\n')
@@ -64,9 +66,12 @@ ns_status ns_csv_next(ns_csv_reader *r, int *more)
     for (;;) {
         char *out = t + r->pos; /* unquoting writes in place, never ahead of reading */
         char *field = out;
-        if (r->n_fields == NS_CSV_MAX_FIELDS)
-            return ns_error(NS_ERR_FORMAT, "'%s' line %zu: more than %d fields", r->path,
-                            line_at_start, NS_CSV_MAX_FIELDS);
+        /* Past the limit the record is still read to its end, so the next
+         * call starts on the next record. */
+        if (r->n_fields == NS_CSV_MAX_FIELDS) {
+            overflow = 1;
+            r->n_fields--;
+        }
         if (t[r->pos] == '"') {
             r->pos++;
             for (;;) {
@@ -84,14 +89,19 @@ ns_status ns_csv_next(ns_csv_reader *r, int *more)
                 }
                 if (c == '\n')
                     r->next_line++;
+                r->nul_bytes += c == '\0';
                 *out++ = c;
             }
             /* Anything between the closing quote and the separator is kept. */
-            while (r->pos < r->len && t[r->pos] != ',' && t[r->pos] != '\n' && t[r->pos] != '\r')
+            while (r->pos < r->len && t[r->pos] != ',' && t[r->pos] != '\n' && t[r->pos] != '\r') {
+                r->nul_bytes += t[r->pos] == '\0';
                 *out++ = t[r->pos++];
+            }
         } else {
-            while (r->pos < r->len && t[r->pos] != ',' && t[r->pos] != '\n' && t[r->pos] != '\r')
+            while (r->pos < r->len && t[r->pos] != ',' && t[r->pos] != '\n' && t[r->pos] != '\r') {
+                r->nul_bytes += t[r->pos] == '\0';
                 *out++ = t[r->pos++];
+            }
         }
         r->fields[r->n_fields++] = field;
         if (r->pos >= r->len) {
@@ -108,6 +118,9 @@ ns_status ns_csv_next(ns_csv_reader *r, int *more)
         r->next_line++;
         break;
     }
+    if (overflow)
+        return ns_error(NS_ERR_FORMAT, "'%s' line %zu: more than %d fields", r->path,
+                        line_at_start, NS_CSV_MAX_FIELDS);
     return NS_OK;
 }
 

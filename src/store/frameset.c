@@ -325,6 +325,8 @@ static ns_status load_run(ns_store *s, const char *model_id, int d, const size_t
             f->member[i][NS_MEMBER_LEN - 1] = '\0';
         }
     }
+    if (!model_id)
+        goto done;
     if ((st = ns_emb_file_path(s, model_id, sh->id, epath, sizeof epath)) != NS_OK)
         goto done;
     ef = H5Fopen(epath, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -350,8 +352,10 @@ ns_status ns_frameset_load(ns_store *s, const char *model_id, int d, const size_
     memset(&f, 0, sizeof f);
     memset(out, 0, sizeof *out);
     ns_h5_init();
-    if (!model_id || strlen(model_id) != NS_SHA256_HEX - 1 || d < 1)
+    if (model_id && (strlen(model_id) != NS_SHA256_HEX - 1 || d < 1))
         return ns_error(NS_ERR_USAGE, "frameset: bad model id or dimension %d", d);
+    if (!model_id)
+        d = 0;
     for (size_t r = 0; r < n_rows; r++) {
         if (rows[r] >= s->n_clips || (r > 0 && rows[r] <= rows[r - 1]))
             return ns_error(NS_ERR_USAGE, "frameset: clip rows must be ascending, distinct and "
@@ -367,6 +371,8 @@ ns_status ns_frameset_load(ns_store *s, const char *model_id, int d, const size_
             ;
         if (r1 - r0 > max_run)
             max_run = r1 - r0;
+        if (!model_id)
+            continue;
         if ((st = ns_emb_present(s, model_id, &s->shards[shard], d, &present)) != NS_OK)
             return st;
         if (!present)
@@ -379,8 +385,9 @@ ns_status ns_frameset_load(ns_store *s, const char *model_id, int d, const size_
     f.n = n;
     f.d = d;
     f.n_clips = n_rows;
-    memcpy(f.model_id, model_id, NS_SHA256_HEX);
-    f.emb = malloc(cap * (size_t)d * sizeof *f.emb);
+    if (model_id)
+        memcpy(f.model_id, model_id, NS_SHA256_HEX);
+    f.emb = malloc(cap * (size_t)(d ? d : 1) * sizeof *f.emb);
     f.props = malloc(cap * NS_PROP_COUNT * sizeof *f.props);
     f.clip = malloc(cap * sizeof *f.clip);
     f.index = malloc(cap * sizeof *f.index);

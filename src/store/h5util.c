@@ -1,4 +1,5 @@
 /* h5util.c -- HDF5 types, attributes and error translation for the store. */
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -364,4 +365,85 @@ done:
     if (st != NS_OK && tmp[0])
         unlink(tmp);
     return st;
+}
+
+ns_status ns_h5_put(hid_t loc, const char *path, const char *name, hid_t ftype, hid_t mtype,
+                    int rank, uint64_t d0, uint64_t d1, const void *data)
+{
+    ns_status st = NS_OK;
+    hsize_t dims[2] = {d0, d1};
+    hid_t ft = H5Tcopy(ftype), sp = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    int empty = d0 == 0 || (rank == 2 && d1 == 0);
+    if (ft < 0 || (H5Tget_class(ft) == H5T_COMPOUND && H5Tpack(ft) < 0) ||
+        (sp = H5Screate_simple(rank, dims, NULL)) < 0 ||
+        (d = H5Dcreate2(loc, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        (!empty && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0))
+        st = ns_h5_error(NS_ERR_IO, "cannot write /%s of '%s'", name, path);
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    if (ft >= 0) H5Tclose(ft);
+    return st;
+}
+
+ns_status ns_h5_get(hid_t loc, const char *path, const char *name, hid_t mtype, int rank,
+                    uint64_t d0, uint64_t d1, void *out)
+{
+    ns_status st = NS_OK;
+    hsize_t dims[H5S_MAX_RANK] = {0};
+    hid_t d = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    int got = -1, empty = d0 == 0 || (rank == 2 && d1 == 0);
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return ns_error(NS_ERR_CORRUPT, "'%s': /%s is missing", path, name);
+    }
+    if ((d = H5Dopen2(loc, name, H5P_DEFAULT)) < 0 || (sp = H5Dget_space(d)) < 0) {
+        st = ns_h5_error(NS_ERR_CORRUPT, "'%s': cannot open /%s", path, name);
+        goto done;
+    }
+    got = H5Sget_simple_extent_ndims(sp);
+    if (got != rank || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || dims[0] != d0 ||
+        (rank == 2 && dims[1] != d1)) {
+        st = ns_error(NS_ERR_CORRUPT, "'%s': /%s has shape (%llu, %llu) of rank %d, expected "
+                      "(%llu, %llu) of rank %d", path, name, (unsigned long long)dims[0],
+                      (unsigned long long)dims[1], got, (unsigned long long)d0,
+                      (unsigned long long)d1, rank);
+        goto done;
+    }
+    if (!empty && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+        st = ns_h5_error(NS_ERR_CORRUPT, "'%s': cannot read /%s", path, name);
+done:
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    return st;
+}
+
+ns_status ns_h5_open_read(const char *path, const char *what, hid_t *out)
+{
+    *out = H5I_INVALID_HID;
+    ns_h5_init();
+    if (access(path, R_OK) != 0)
+        return ns_error(NS_ERR_IO, "cannot open %s '%s': %s", what, path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return ns_error(NS_ERR_FORMAT, "'%s' is not a %s file (not HDF5, or damaged at the "
+                        "start)", path, what);
+    }
+    *out = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*out < 0)
+        return ns_h5_error(NS_ERR_CORRUPT, "cannot open %s '%s' (truncated or damaged)", what,
+                           path);
+    return NS_OK;
+}
+
+ns_status ns_h5_read_str_fit(hid_t obj, const char *path, const char *name, char *dst, size_t cap)
+{
+    char buf[1024];
+    ns_status st = ns_h5_read_str_attr(obj, path, name, buf, sizeof buf);
+    if (st != NS_OK)
+        return st;
+    if (strlen(buf) >= cap)
+        return ns_error(NS_ERR_CORRUPT, "'%s': attribute '%s' is longer than %zu bytes", path,
+                        name, cap - 1);
+    memcpy(dst, buf, strlen(buf) + 1);
+    return NS_OK;
 }

@@ -86,6 +86,20 @@ ns_status ns_h5_read_attr(hid_t obj, const char *path, const char *name, hid_t m
 /* A fixed-length string attribute into buf (NUL-terminated). */
 ns_status ns_h5_read_str_attr(hid_t obj, const char *path, const char *name, char *buf,
                               size_t cap);
+/* Creates dataset `name` of shape (d0) (rank 1) or (d0, d1) (rank 2), file
+ * type ftype (compounds packed), and writes data given in mtype. */
+ns_status ns_h5_put(hid_t loc, const char *path, const char *name, hid_t ftype, hid_t mtype,
+                    int rank, uint64_t d0, uint64_t d1, const void *data);
+/* Reads dataset `name` into out after checking its shape is exactly (d0)
+ * or (d0, d1): a hostile file cannot overrun out. */
+ns_status ns_h5_get(hid_t loc, const char *path, const char *name, hid_t mtype, int rank,
+                    uint64_t d0, uint64_t d1, void *out);
+/* Opens an existing HDF5 file read-only after checking it is HDF5; `what`
+ * names it in messages ("dataset"). */
+ns_status ns_h5_open_read(const char *path, const char *what, hid_t *out);
+/* A string attribute of any stored width (under 1 KiB) that must fit dst:
+ * NS_ERR_CORRUPT naming the attribute when it is longer than cap - 1. */
+ns_status ns_h5_read_str_fit(hid_t obj, const char *path, const char *name, char *dst, size_t cap);
 /* Rows of a 1+ dimensional dataset (first dimension). */
 ns_status ns_h5_rows(hid_t dset, const char *path, const char *name, uint64_t *rows);
 
