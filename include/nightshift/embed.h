@@ -30,6 +30,8 @@ typedef struct ns_embed_opts {
     ns_device device;               /* NS_DEVICE_AUTO */
     int batch;                      /* frames per batch (64) */
     int wait;                       /* wait for the model's lock instead of NS_ERR_BUSY */
+    int task_index, task_count;     /* task_count > 0: only shards whose id % task_count
+                                     * == task_index, concurrently with the other tasks */
     char nights_from[NS_NIGHT_LEN]; /* inclusive range; "" = no bound */
     char nights_to[NS_NIGHT_LEN];
     volatile sig_atomic_t *cancel;  /* stop after the current batch */

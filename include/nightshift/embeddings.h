@@ -33,6 +33,10 @@
 
 /* Takes the per-model lock (NS_ERR_BUSY at once unless wait); *fd holds it. */
 ns_status ns_emb_lock(const ns_store *s, const char *model_id, int wait, int *fd);
+/* The same lock taken shared, for concurrent runs over disjoint shards
+ * (embed --task): waits out an exclusive run; half-written files are swept
+ * only by a taker that finds itself alone. */
+ns_status ns_emb_lock_shared(const ns_store *s, const char *model_id, int *fd);
 
 /* *present = 1 when a complete, matching embeddings file exists. */
 ns_status ns_emb_present(const ns_store *s, const char *model_id, const ns_shard_entry *sh,

@@ -63,6 +63,9 @@ typedef struct ns_ingest_opts {
     int batch;                      /* frames decoded per batch (128) */
     size_t shard_frames;            /* commit a shard every N frames (20000) */
     int wait;                       /* wait for the store lock instead of NS_ERR_BUSY */
+    int task_index, task_count;     /* task_count > 0: ingest only inputs i with
+                                     * i % task_count == task_index (natural order),
+                                     * as one of several concurrent shard writers */
     ns_clip_limits clip_limits;
     ns_decode_limits decode_limits;
     ns_qc_opts qc;

@@ -157,6 +157,16 @@ ns_status ns_store_open_read(const char *dir, ns_store **out);
  * an existing store's is NS_ERR_USAGE. */
 ns_status ns_store_open_write(const char *dir, int frame_size, int wait, ns_store **out);
 
+/* Opens a store as one of several concurrent shard writers (Slurm array
+ * tasks, `ingest --task`): the writer lock is taken shared, so such writers
+ * run together while an exclusive writer (ns_store_open_write) excludes them
+ * all; it waits for an exclusive writer to finish.  Each shard's commit holds
+ * the catalog lock only while it renames the shard into place and rewrites
+ * the catalog and view.  Crash debris is cleared by whichever writer finds
+ * itself alone.  A clip committed by another writer meanwhile makes the
+ * commit fail (NS_ERR_EXISTS) rather than store it twice; a rerun skips it. */
+ns_status ns_store_open_append(const char *dir, int frame_size, ns_store **out);
+
 void ns_store_close(ns_store *s); /* NULL-safe; releases the lock */
 
 const char *ns_store_dir(const ns_store *s);

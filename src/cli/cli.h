@@ -28,6 +28,9 @@ int ns_cli_parse_u64(const char *s, uint64_t *out);
 
 /* Parses a finite decimal number; 0 on garbage. */
 int ns_cli_parse_double(const char *s, double *out);
+/* A task of a sharded run: "I/N" (0 <= I < N), or "slurm" for the array task
+ * Slurm names in SLURM_ARRAY_TASK_ID / _MIN / _COUNT.  1 on success. */
+int ns_cli_parse_task(const char *s, int *index, int *count);
 
 /* Progress: a live line on a terminal, a log line every few seconds otherwise. */
 typedef struct ns_cli_progress {

@@ -123,3 +123,41 @@ void ns_cli_progress_clear(ns_cli_progress *p)
         p->line_open = 0;
     }
 }
+
+static int env_int(const char *name, long lo, long *out)
+{
+    const char *v = getenv(name);
+    char *end;
+    if (!v || !*v)
+        return 0;
+    errno = 0;
+    *out = strtol(v, &end, 10);
+    return !errno && !*end && *out >= lo;
+}
+
+int ns_cli_parse_task(const char *s, int *index, int *count)
+{
+    long i, n, lo = 0;
+    char *end;
+    if (strcmp(s, "slurm") == 0) {
+        if (!env_int("SLURM_ARRAY_TASK_ID", 0, &i) || !env_int("SLURM_ARRAY_TASK_COUNT", 1, &n))
+            return 0;
+        if (!env_int("SLURM_ARRAY_TASK_MIN", 0, &lo))
+            lo = 0;
+        i -= lo;
+    } else {
+        errno = 0;
+        i = strtol(s, &end, 10);
+        if (errno || end == s || *end != '/')
+            return 0;
+        s = end + 1;
+        n = strtol(s, &end, 10);
+        if (errno || end == s || *end)
+            return 0;
+    }
+    if (n < 1 || n > 100000 || i < 0 || i >= n)
+        return 0;
+    *index = (int)i;
+    *count = (int)n;
+    return 1;
+}

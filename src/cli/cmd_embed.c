@@ -46,6 +46,8 @@ static void help(const ns_embed_opts *d)
            "  --batch N          frames per batch [%d]\n"
            "  --nights RANGE     YYYY-MM-DD, FROM..TO, FROM.. or ..TO [all]\n"
            "  --wait             wait for another run of the same model instead of exiting 75\n"
+           "  --task I/N | slurm embed only the shards whose id %% N == I, concurrently with\n"
+           "                     the other tasks (Slurm array tasks: 'slurm')\n"
            "  --quiet            no progress\n"
            "The default backbone is a seeded random-feature CNN: a sound label-free shift\n"
            "detector (Rabanser et al., NeurIPS 2019); import your production backbone for\n"
@@ -61,7 +63,7 @@ int cmd_embed(int argc, char **argv)
         {"device", required_argument, 0, 'd'}, {"batch", required_argument, 0, 'b'},
         {"nights", required_argument, 0, 'n'}, {"wait", no_argument, 0, 'w'},
         {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
-        {"precision", required_argument, 0, 'p'},
+        {"precision", required_argument, 0, 'p'}, {"task", required_argument, 0, 't'},
         {0, 0, 0, 0}};
     ns_embed_opts o;
     ns_embed_summary sum;
@@ -115,6 +117,13 @@ int cmd_embed(int argc, char **argv)
             }
             break;
         case 'w': o.wait = 1; break;
+        case 't':
+            if (!ns_cli_parse_task(optarg, &o.task_index, &o.task_count)) {
+                fprintf(stderr, "nightshift embed: --task '%s': want I/N with 0 <= I < N, or "
+                                "slurm inside an array job\n", optarg);
+                return NS_EXIT_USAGE;
+            }
+            break;
         case 'q': quiet = 1; break;
         case 'h': help(&o); return NS_EXIT_OK;
         default: fprintf(stderr, "see 'nightshift embed --help'\n"); return NS_EXIT_USAGE;

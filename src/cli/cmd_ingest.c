@@ -126,6 +126,9 @@ static void help(const ns_ingest_opts *d)
            "  --batch N              frames decoded per batch [%d]\n"
            "  --shard-frames N       commit a shard every N frames [%zu]\n"
            "  --wait                 wait for the store lock instead of exiting 75\n"
+           "  --task I/N | slurm     ingest only the inputs i with i %% N == I, as one of N\n"
+           "                         concurrent writers (Slurm array tasks: 'slurm'); waits\n"
+           "                         for an exclusive writer rather than exiting 75\n"
            "  --summary FILE.json    write the run summary as JSON\n"
            "  --max-entry-bytes N    archive member limit, uncompressed [%" PRIu64 "]\n"
            "  --max-total-bytes N    archive total limit, uncompressed [%" PRIu64 "]\n"
@@ -145,7 +148,7 @@ static void help(const ns_ingest_opts *d)
 
 enum {
     OPT_STORE = 256, OPT_NIGHT, OPT_MANIFEST, OPT_PATTERN, OPT_CAMERA, OPT_EVERY, OPT_FPS,
-    OPT_SIZE, OPT_FIT, OPT_THREADS, OPT_BATCH, OPT_SHARD, OPT_WAIT, OPT_SUMMARY, OPT_MAX_ENTRY,
+    OPT_SIZE, OPT_FIT, OPT_THREADS, OPT_BATCH, OPT_SHARD, OPT_WAIT, OPT_TASK, OPT_SUMMARY, OPT_MAX_ENTRY,
     OPT_MAX_TOTAL, OPT_MAX_ENTRIES, OPT_MAX_FRAMES, OPT_MAX_PIXELS, OPT_MAX_SIDE, OPT_FROZEN,
     OPT_STRICT, OPT_QUIET, OPT_VERBOSE, OPT_HELP
 };
@@ -159,7 +162,7 @@ static const struct option longopts[] = {
     {"fit", required_argument, 0, OPT_FIT}, {"threads", required_argument, 0, OPT_THREADS},
     {"batch", required_argument, 0, OPT_BATCH},
     {"shard-frames", required_argument, 0, OPT_SHARD}, {"wait", no_argument, 0, OPT_WAIT},
-    {"summary", required_argument, 0, OPT_SUMMARY},
+    {"task", required_argument, 0, OPT_TASK}, {"summary", required_argument, 0, OPT_SUMMARY},
     {"max-entry-bytes", required_argument, 0, OPT_MAX_ENTRY},
     {"max-total-bytes", required_argument, 0, OPT_MAX_TOTAL},
     {"max-entries", required_argument, 0, OPT_MAX_ENTRIES},
@@ -224,6 +227,9 @@ int cmd_ingest(int argc, char **argv)
             o.shard_frames = (size_t)v;
             break;
         case OPT_WAIT: o.wait = 1; break;
+        case OPT_TASK:
+            if (!ns_cli_parse_task(optarg, &o.task_index, &o.task_count)) return bad_value("task", optarg);
+            break;
         case OPT_SUMMARY: summary_path = optarg; break;
         case OPT_MAX_ENTRY:
             if (!ns_cli_parse_u64(optarg, &o.clip_limits.max_entry_bytes)) return bad_value("max-entry-bytes", optarg);

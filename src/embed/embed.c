@@ -50,6 +50,14 @@ static int night_selected(const ns_embed_opts *o, const char *night)
            (!o->nights_to[0] || strcmp(night, o->nights_to) <= 0);
 }
 
+/* A task of a sharded run takes shards by id, which later commits never
+ * change, so a retried task finds the same shards. */
+static int shard_selected(const ns_embed_opts *o, const ns_shard_entry *sh)
+{
+    return night_selected(o, sh->night) &&
+           (o->task_count <= 0 || (int)(sh->id % (uint32_t)o->task_count) == o->task_index);
+}
+
 static double now_since(const struct timespec *t0)
 {
     struct timespec t;
@@ -274,7 +282,9 @@ ns_status ns_embed_run(const char *store_dir, const ns_embed_opts *o, ns_embed_s
     sum->precision = ns_exec_precision(e);
     sum->dim = ns_exec_dim(e);
     sum->setup_seconds = now_since(&t0);
-    if ((st = ns_emb_lock(s, sum->model_id, o->wait, &lock_fd)) != NS_OK)
+    st = o->task_count > 0 ? ns_emb_lock_shared(s, sum->model_id, &lock_fd)
+                           : ns_emb_lock(s, sum->model_id, o->wait, &lock_fd);
+    if (st != NS_OK)
         goto done;
     frame_bytes = (size_t)ns_store_frame_size(s) * ns_store_frame_size(s) * 3;
     double t_alloc = now_since(&t0);
@@ -293,7 +303,7 @@ ns_status ns_embed_run(const char *store_dir, const ns_embed_opts *o, ns_embed_s
     shards = ns_store_shards(s, &n_shards);
     for (size_t i = 0; i < n_shards; i++) {
         int present = 0;
-        if (!night_selected(o, shards[i].night))
+        if (!shard_selected(o, &shards[i]))
             continue;
         sum->shards_selected++;
         if ((st = ns_emb_present(s, sum->model_id, &shards[i], sum->dim, &present)) != NS_OK)
@@ -306,7 +316,7 @@ ns_status ns_embed_run(const char *store_dir, const ns_embed_opts *o, ns_embed_s
     prog.shards_total = sum->shards_selected - sum->shards_present;
     for (size_t i = 0; i < n_shards; first += shards[i].n_frames, i++) {
         int present = 0;
-        if (!night_selected(o, shards[i].night))
+        if (!shard_selected(o, &shards[i]))
             continue;
         if ((st = ns_emb_present(s, sum->model_id, &shards[i], sum->dim, &present)) != NS_OK)
             goto done;

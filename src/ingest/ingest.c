@@ -673,7 +673,9 @@ static void pretouch_arena(run *r)
 static ns_status run_init(run *r, const char *store_dir, const ns_ingest_opts *o)
 {
     ns_status st;
-    if ((st = ns_store_open_write(store_dir, o->frame_size, o->wait, &r->store)) != NS_OK)
+    st = o->task_count > 0 ? ns_store_open_append(store_dir, o->frame_size, &r->store)
+                           : ns_store_open_write(store_dir, o->frame_size, o->wait, &r->store);
+    if (st != NS_OK)
         return st;
     r->S = ns_store_frame_size(r->store);
     r->frame_bytes = (size_t)r->S * r->S * 3;
@@ -744,6 +746,8 @@ ns_status ns_ingest_run(const char *store_dir, const char *const *inputs, size_t
         goto done;
     if ((st = ns_inputs_collect(inputs, n_inputs, store_dir, &list)) != NS_OK)
         goto done;
+    if (o->task_count > 0)
+        ns_inputs_keep_task(&list, o->task_index, o->task_count);
     sum->inputs = list.n;
     r.prog.clips_total = list.n;
     r.prog.bytes_total = list.total_bytes;

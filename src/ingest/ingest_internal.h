@@ -26,6 +26,8 @@ typedef struct ns_input_list {
 ns_status ns_inputs_collect(const char *const *paths, size_t n, const char *skip_dir,
                            ns_input_list *out);
 void ns_inputs_release(ns_input_list *l);
+/* Keeps the inputs i with i % count == index: a sharded run's own part. */
+void ns_inputs_keep_task(ns_input_list *l, int index, int count);
 
 #endif
 

@@ -131,3 +131,18 @@ void ns_inputs_release(ns_input_list *l)
     free(l->items);
     memset(l, 0, sizeof *l);
 }
+
+void ns_inputs_keep_task(ns_input_list *l, int index, int count)
+{
+    size_t kept = 0;
+    l->total_bytes = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if ((int)(i % (size_t)count) != index) {
+            free(l->items[i].path);
+            continue;
+        }
+        l->total_bytes += l->items[i].bytes;
+        l->items[kept++] = l->items[i];
+    }
+    l->n = kept;
+}

@@ -3,10 +3,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,18 +49,10 @@ ns_status ns_emb_file_path(const ns_store *s, const char *model_id, uint32_t sha
     return NS_OK;
 }
 
-ns_status ns_emb_lock(const ns_store *s, const char *model_id, int wait, int *fd)
+/* Removes what a killed run left half-written; the caller holds the lock
+ * exclusively. */
+static void sweep_temps(const char *dir)
 {
-    char dir[PATH_MAX], path[PATH_MAX + 8], what[PATH_MAX + 64];
-    ns_status st = model_dir(s, model_id, dir, sizeof dir);
-    if (st != NS_OK || (st = ns_mkdir_p(dir)) != NS_OK)
-        return st;
-    snprintf(path, sizeof path, "%s/lock", dir);
-    snprintf(what, sizeof what, "embeddings of model %.12s in '%s'", model_id,
-             ns_store_dir(s));
-    if ((st = ns_flock_take(path, wait, what, fd)) != NS_OK)
-        return st;
-    /* Holding the lock, remove what a killed run left half-written. */
     DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
@@ -70,6 +64,53 @@ ns_status ns_emb_lock(const ns_store *s, const char *model_id, int wait, int *fd
     }
     if (d)
         closedir(d);
+}
+
+static ns_status lock_path(const ns_store *s, const char *model_id, char *dir, size_t cap,
+                           char *path, size_t pcap)
+{
+    ns_status st = model_dir(s, model_id, dir, cap);
+    if (st != NS_OK || (st = ns_mkdir_p(dir)) != NS_OK)
+        return st;
+    if ((size_t)snprintf(path, pcap, "%s/lock", dir) >= pcap)
+        return ns_error(NS_ERR_USAGE, "path too long under '%s'", dir);
+    return NS_OK;
+}
+
+ns_status ns_emb_lock(const ns_store *s, const char *model_id, int wait, int *fd)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 8], what[PATH_MAX + 64];
+    ns_status st = lock_path(s, model_id, dir, sizeof dir, path, sizeof path);
+    if (st != NS_OK)
+        return st;
+    snprintf(what, sizeof what, "embeddings of model %.12s in '%s'", model_id,
+             ns_store_dir(s));
+    if ((st = ns_flock_take(path, wait, what, fd)) != NS_OK)
+        return st;
+    sweep_temps(dir);
+    return NS_OK;
+}
+
+ns_status ns_emb_lock_shared(const ns_store *s, const char *model_id, int *fd)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 8];
+    ns_status st = lock_path(s, model_id, dir, sizeof dir, path, sizeof path);
+    if (st != NS_OK)
+        return st;
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0)
+        return ns_error(NS_ERR_IO, "cannot open lock file '%s': %s", path, strerror(errno));
+    int alone = flock(*fd, LOCK_EX | LOCK_NB) == 0;
+    if (alone)
+        sweep_temps(dir);
+    while (flock(*fd, LOCK_SH) != 0) {
+        if (errno != EINTR) {
+            st = ns_error(NS_ERR_IO, "cannot lock '%s': %s", path, strerror(errno));
+            close(*fd);
+            *fd = -1;
+            return st;
+        }
+    }
     return NS_OK;
 }
 

@@ -308,6 +308,8 @@ ns_status ns_shard_begin(ns_store *s, const char *night, ns_shard_writer **out)
         w->col[c] = H5I_INVALID_HID;
     s->active = w;
     w->id = s->next_shard_id;
+    if (s->shared && (st = ns_store_take_shard_id(s, &w->id)) != NS_OK)
+        goto done;
     snprintf(w->night, sizeof w->night, "%s", night);
     snprintf(name, sizeof name, "%06u.h5", (unsigned)w->id);
     snprintf(w->rel_path, sizeof w->rel_path, "shards/%s/%s", night, name);
@@ -618,12 +620,28 @@ ns_status ns_shard_commit(ns_shard_writer *w)
     }
     if (w->n_clips == 0)
         goto done; /* nothing to commit */
+    if (s->shared) {
+        /* The slow part (flush, fsync, checksum) stays outside the lock. */
+        if ((st = finish_file(w)) != NS_OK || (st = ns_store_catalog_lock(s)) != NS_OK)
+            goto done;
+        old_shards = s->n_shards;
+        old_clips = s->n_clips;
+        old_next = s->next_shard_id;
+        for (size_t i = 0; i < w->n_clips; i++)
+            if (ns_store_find_clip(s, w->recs[i].sha256) >= 0) {
+                st = ns_error(NS_ERR_EXISTS,
+                              "shard '%s': clip %s was committed by another writer meanwhile; "
+                              "not committed (a rerun ingests the rest)",
+                              w->tmp_path, w->recs[i].sha256);
+                goto done;
+            }
+    }
     /* Room first: after the rename nothing may fail for lack of memory. */
     if ((st = ns_store_reserve(s, 1, w->n_clips)) != NS_OK ||
         (st = ns_store_path(s, w->rel_path, final, sizeof final)) != NS_OK)
         goto done;
     snprintf(nightdir, sizeof nightdir, "%s/shards/%s", s->dir, w->night);
-    if ((st = finish_file(w)) != NS_OK || (st = ns_mkdir_p(nightdir)) != NS_OK)
+    if ((!s->shared && (st = finish_file(w)) != NS_OK) || (st = ns_mkdir_p(nightdir)) != NS_OK)
         goto done;
     if ((st = ns_atomic_rename(w->tmp_path, final)) != NS_OK)
         goto done;
@@ -663,7 +681,8 @@ ns_status ns_shard_commit(ns_shard_writer *w)
     }
     s->n_shards++;
     s->n_clips += w->n_clips;
-    s->next_shard_id++;
+    if (!s->shared) /* a shared writer took its id at the start */
+        s->next_shard_id++;
     if ((st = ns_catalog_save(s)) != NS_OK)
         goto done;
     committed = 1;
@@ -682,6 +701,7 @@ done:
             rmdir(nightdir); /* only succeeds when we just made it */
         }
     }
+    ns_store_catalog_unlock(s);
     writer_free(w);
     return st;
 }

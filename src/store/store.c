@@ -35,6 +35,36 @@ static ns_status take_lock(ns_store *s, int wait)
     return ns_flock_take(path, wait, what, &s->lock_fd);
 }
 
+/* A shared writer: the writer lock exclusively when no one else holds it
+ * (*alone = 1: debris may be cleared), else shared, waiting out an
+ * exclusive writer. */
+static ns_status take_lock_shared(ns_store *s, int *alone)
+{
+    char path[PATH_MAX];
+    ns_status st = ns_store_path(s, "lock", path, sizeof path);
+    if (st != NS_OK)
+        return st;
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0)
+        return ns_error(NS_ERR_IO, "cannot open lock file '%s': %s", path, strerror(errno));
+    *alone = flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0;
+    if (!*alone)
+        while (flock(s->lock_fd, LOCK_SH) != 0)
+            if (errno != EINTR)
+                return ns_error(NS_ERR_IO, "cannot lock '%s': %s", path, strerror(errno));
+    return NS_OK;
+}
+
+/* Converts the exclusive hold of a lone shared writer to a shared one. */
+static ns_status share_lock(ns_store *s)
+{
+    while (flock(s->lock_fd, LOCK_SH) != 0)
+        if (errno != EINTR)
+            return ns_error(NS_ERR_IO, "cannot share the lock of store '%s': %s", s->dir,
+                            strerror(errno));
+    return NS_OK;
+}
+
 /* ---- catalog -------------------------------------------------------------- */
 
 static ns_status write_table(hid_t f, const char *path, const char *name, hid_t mtype,
@@ -231,6 +261,53 @@ ns_status ns_store_reserve(ns_store *s, size_t more_shards, size_t more_clips)
     return NS_OK;
 }
 
+ns_status ns_store_catalog_lock(ns_store *s)
+{
+    char path[PATH_MAX];
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    ns_status st = ns_store_path(s, "catalog.lock", path, sizeof path);
+    if (st != NS_OK)
+        return st;
+    s->catalog_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (s->catalog_fd < 0)
+        return ns_error(NS_ERR_IO, "cannot open catalog lock '%s': %s", path, strerror(errno));
+    while (fcntl(s->catalog_fd, F_SETLKW, &fl) != 0) {
+        if (errno != EINTR) {
+            st = ns_error(NS_ERR_IO, "cannot lock '%s': %s", path, strerror(errno));
+            ns_store_catalog_unlock(s);
+            return st;
+        }
+    }
+    /* Others have committed since we last looked: read the catalog afresh. */
+    free(s->shards);
+    free(s->clips);
+    s->shards = NULL;
+    s->clips = NULL;
+    s->n_shards = s->n_clips = s->cap_shards = s->cap_clips = 0;
+    ns_store_cache_drop(s);
+    if ((st = catalog_load(s)) != NS_OK)
+        ns_store_catalog_unlock(s);
+    return st;
+}
+
+void ns_store_catalog_unlock(ns_store *s)
+{
+    if (s->catalog_fd >= 0)
+        close(s->catalog_fd); /* releases the record lock */
+    s->catalog_fd = -1;
+}
+
+ns_status ns_store_take_shard_id(ns_store *s, uint32_t *id)
+{
+    ns_status st = ns_store_catalog_lock(s);
+    if (st != NS_OK)
+        return st;
+    *id = s->next_shard_id++;
+    st = ns_catalog_save(s);
+    ns_store_catalog_unlock(s);
+    return st;
+}
+
 static size_t hash_hex(const char *hex)
 {
     /* The id is already a uniform hash: its first 16 hex digits suffice. */
@@ -324,7 +401,7 @@ static ns_status store_alloc(const char *dir, ns_store **out)
     }
     while (len > 1 && s->dir[len - 1] == '/')
         s->dir[--len] = '\0';
-    s->lock_fd = -1;
+    s->lock_fd = s->catalog_fd = -1;
     for (int i = 0; i < NS_STORE_CACHE; i++) {
         s->cache[i].shard = -1;
         s->cache[i].file = s->cache[i].frames = s->cache[i].clips = H5I_INVALID_HID;
@@ -452,10 +529,11 @@ static ns_status clean_debris(const ns_store *s)
     return st;
 }
 
-ns_status ns_store_open_write(const char *dir, int frame_size, int wait, ns_store **out)
+static ns_status open_writer(const char *dir, int frame_size, int wait, int shared,
+                             ns_store **out)
 {
     ns_store *s = NULL;
-    int state = 0;
+    int state = 0, alone = 1;
     char sub[PATH_MAX];
     ns_status st;
     *out = NULL;
@@ -465,6 +543,7 @@ ns_status ns_store_open_write(const char *dir, int frame_size, int wait, ns_stor
     if ((st = store_alloc(dir, &s)) != NS_OK)
         return st;
     s->writable = 1;
+    s->shared = shared;
     if (!catalog_exists(s)) {
         /* Checked before the lock so a foreign directory gets no lock file. */
         if ((st = dir_state(s->dir, &state)) != NS_OK)
@@ -476,8 +555,17 @@ ns_status ns_store_open_write(const char *dir, int frame_size, int wait, ns_stor
         if ((st = ns_mkdir_p(s->dir)) != NS_OK)
             goto done;
     }
-    if ((st = take_lock(s, wait)) != NS_OK)
+    if ((st = shared ? take_lock_shared(s, &alone) : take_lock(s, wait)) != NS_OK)
         goto done;
+    if (!alone) { /* another shared writer has set the store up */
+        if ((st = ns_store_catalog_lock(s)) != NS_OK)
+            goto done;
+        ns_store_catalog_unlock(s);
+        if (frame_size && frame_size != s->frame_size)
+            st = ns_error(NS_ERR_USAGE, "store '%s' holds %dx%d frames, not %dx%d", s->dir,
+                          s->frame_size, s->frame_size, frame_size, frame_size);
+        goto done;
+    }
     if ((st = ns_store_path(s, "tmp", sub, sizeof sub)) != NS_OK || (st = ns_mkdir_p(sub)) != NS_OK ||
         (st = ns_store_path(s, "shards", sub, sizeof sub)) != NS_OK || (st = ns_mkdir_p(sub)) != NS_OK)
         goto done;
@@ -500,14 +588,26 @@ ns_status ns_store_open_write(const char *dir, int frame_size, int wait, ns_stor
     }
     if ((st = clean_debris(s)) != NS_OK)
         goto done;
-    if (!ns_view_is_current(s))
-        st = ns_view_write(s);
+    if (!ns_view_is_current(s) && (st = ns_view_write(s)) != NS_OK)
+        goto done;
+    if (shared)
+        st = share_lock(s);
 done:
     if (st != NS_OK)
         ns_store_close(s);
     else
         *out = s;
     return st;
+}
+
+ns_status ns_store_open_write(const char *dir, int frame_size, int wait, ns_store **out)
+{
+    return open_writer(dir, frame_size, wait, 0, out);
+}
+
+ns_status ns_store_open_append(const char *dir, int frame_size, ns_store **out)
+{
+    return open_writer(dir, frame_size, 1, 1, out);
 }
 
 void ns_store_cache_drop(ns_store *s)
@@ -529,6 +629,7 @@ void ns_store_close(ns_store *s)
     if (s->active)
         ns_shard_discard(s->active);
     ns_store_cache_drop(s);
+    ns_store_catalog_unlock(s);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the flock */
     free(s->shards);

@@ -26,6 +26,8 @@ struct ns_store {
     int frame_size;
     int writable;
     int lock_fd;
+    int shared;               /* one of several concurrent shard writers */
+    int catalog_fd;           /* DIR/catalog.lock while held (shared writers), else -1 */
     double created;
     uint32_t next_shard_id;
     ns_shard_entry *shards;   /* (n_shards) */
@@ -132,5 +134,14 @@ ns_status ns_store_path(const ns_store *s, const char *rel, char *buf, size_t ca
 ns_status ns_view_write(ns_store *s);
 /* 1 when DIR/view.h5 exists and matches the catalog's counts. */
 int ns_view_is_current(ns_store *s);
+
+/* Shared writers (ns_store_open_append) serialise their catalog updates:
+ * the lock is a POSIX record lock on DIR/catalog.lock, held for one commit,
+ * and taking it reloads the catalog, since other writers commit meanwhile. */
+ns_status ns_store_catalog_lock(ns_store *s);
+void ns_store_catalog_unlock(ns_store *s);
+/* Takes the next shard id for a shared writer and records it in the catalog,
+ * so concurrent writers never share one (a killed writer leaves a gap). */
+ns_status ns_store_take_shard_id(ns_store *s, uint32_t *id);
 
 #endif
