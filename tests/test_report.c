@@ -213,7 +213,7 @@ static void build_result(ns_detect_result *r, const ns_reference *ref, size_t n_
         c->n_ref = k;
         c->share_tonight = (double)c->n_frames / N_FRAMES;
         c->share_ref = (double)(k + 1) / 41.0;
-        c->n_clips = 2;
+        c->n_clips = k == 1 ? 1 : 2; /* condition 2 rests on one clip */
         c->n_clusters = 1 + (int)(k % 2);
         c->median_p = 0.004 * (double)(k + 1);
         c->t_first = 1.7e9;
@@ -232,6 +232,17 @@ static void build_result(ns_detect_result *r, const ns_reference *ref, size_t n_
         c->attr.rel[NS_PROP_CONTRAST] = 0.13;
         c->attr.paired_z[NS_PROP_MEAN_LUMA] = -1.5;
         c->attr.rel[NS_PROP_MEAN_LUMA] = NAN;
+        /* Absolute levels lead; the relative change only where the base is
+         * far from zero (contrast), never for a near-zero share. */
+        c->attr.ref_mean[NS_PROP_FRAC_BLACK] = 0.002;
+        c->attr.mean[NS_PROP_FRAC_BLACK] = 0.0398;
+        c->attr.rel_ok[NS_PROP_FRAC_BLACK] = 0;
+        c->attr.ref_mean[NS_PROP_CONTRAST] = 40.0;
+        c->attr.mean[NS_PROP_CONTRAST] = 45.2;
+        c->attr.rel_ok[NS_PROP_CONTRAST] = 1;
+        c->attr.ref_mean[NS_PROP_MEAN_LUMA] = 112.0;
+        c->attr.mean[NS_PROP_MEAN_LUMA] = 98.4;
+        c->attr.rel_ok[NS_PROP_MEAN_LUMA] = 1;
         {
             static const int order[NS_PROP_COUNT] = {NS_PROP_FRAC_BLACK, NS_PROP_CONTRAST,
                                                      NS_PROP_MEAN_LUMA, 1, 2, 3, 4, 6, 8};
@@ -358,8 +369,11 @@ START_TEST(test_html_content)
     ck_assert_ptr_nonnull(strstr(html, "a &quot;quoted&quot;, comma\nnewline &amp; amp.jpg"));
     ck_assert_ptr_nonnull(strstr(html, "resnet &quot;&lt;i&gt;big&lt;/i&gt;&quot;"));
     ck_assert_ptr_nonnull(strstr(html, "Shift detected"));
-    ck_assert_ptr_nonnull(strstr(html, "frac_black +1891% (z=+9.5), contrast +13% (z=+2.8), "
-                                       "mean_luma (z=-1.5)"));
+    ck_assert_ptr_nonnull(strstr(html, "near-black pixels 0.2% -&gt; 4.0%, z = +9.5; contrast "
+                                       "40.0 -&gt; 45.2, z = +2.8 (+13%); mean luma 112 -&gt; 98, "
+                                       "z = -1.5<"));
+    ck_assert_ptr_null(strstr(html, "+1891%"));
+    ck_assert_ptr_nonnull(strstr(html, "1 clip only"));
     ck_assert_ptr_nonnull(strstr(html, "data:image/jpeg;base64,/9j/"));
     ck_assert_ptr_nonnull(strstr(html, "18446744073709551557"));
     ck_assert_ptr_nonnull(strstr(html, "3 tonight vs 8 reference"));

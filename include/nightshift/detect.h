@@ -68,17 +68,25 @@ typedef struct ns_detect_opts {
 
 void ns_detect_default_opts(ns_detect_opts *o);
 
-#define NS_DETECT_EXAMPLES 6 /* boundary frames kept per condition */
+#define NS_DETECT_EXAMPLES 6
+#define NS_DETECT_REL_MIN_BASE 2.0 /* boundary frames kept per condition */
 
 /* A condition seen in fewer clips is listed but never novel: the frames of a
  * clip are near-duplicates, so one odd clip is one observation, however many
  * frames it has (measured on synthetic null nights: without this rule a
- * third of them had a "novel" one-clip condition). */
+ * third of them had a "novel" one-clip condition).  The report still lists
+ * it, marked "1 clip only". */
 #define NS_DETECT_NOVEL_MIN_CLIPS 2
 
 typedef struct ns_detect_attr {
     double paired_z[NS_PROP_COUNT];  /* mean paired difference / delta_std */
     double rel[NS_PROP_COUNT];       /* (mean - ref mean) / |ref mean| of the same cameras */
+    double mean[NS_PROP_COUNT];      /* over the condition's frames */
+    double ref_mean[NS_PROP_COUNT];  /* the same cameras' reference mean, weighted by frames */
+    /* 1 where ref_mean is far from zero (|ref_mean| >= NS_DETECT_REL_MIN_BASE
+     * reference standard deviations): only there is the relative change
+     * worth saying (a near-zero base turns 0.2% -> 9.1% into "+4400%"). */
+    uint8_t rel_ok[NS_PROP_COUNT];
     int top[NS_PROP_COUNT];          /* property indices by |paired_z| descending */
     int n_top;                       /* how many have |paired_z| >= 1 */
 } ns_detect_attr;

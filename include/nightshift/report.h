@@ -51,6 +51,11 @@ ns_status ns_report_write(ns_store *s, const ns_reference *ref, const ns_detect_
                           const ns_report_opts *o, const char *out_dir);
 
 /* HTML entity escaping of untrusted text (& < > " '), appended to sb. */
+/* The attribution of a condition as one line of plain text, cut to cap:
+ * "near-black pixels 0.2% -> 9.1%, z = +14.7; mean luma 112 -> 98, z = -3.2
+ * (-13%)" (the relative change only where its base is not near zero). */
+void ns_report_attr_text(const ns_detect_attr *a, char *buf, size_t cap);
+
 ns_status ns_report_html_escape(ns_strbuf *sb, const char *s);
 
 #endif

@@ -117,21 +117,15 @@ static void print_result(const ns_detect_result *r, const char *out)
     for (size_t i = 0; i < r->n_conditions && i < 3; i++) {
         const ns_detect_condition *c = &r->conditions[i];
         char a[16], b[16], what[256] = "";
-        size_t len = 0;
         if (!c->novel)
             break;
         iso_time(c->t_first, a, sizeof a);
         iso_time(c->t_last, b, sizeof b);
-        for (int j = 0; j < c->attr.n_top && j < 3; j++) {
-            int p = c->attr.top[j];
-            int w = snprintf(what + len, sizeof what - len, "%s%s %+.0f%%", j ? ", " : "",
-                             ns_prop_names[p], 100.0 * c->attr.rel[p]);
-            if (w < 0 || (size_t)w >= sizeof what - len)
-                break;
-            len += (size_t)w;
-        }
-        printf("  novel condition %zu: %zu frames, %zu clips, %zu camera(s), %s-%s UTC%s%s\n",
-               i + 1, c->n_frames, c->n_clips, c->n_cams, a, b, len ? "; " : "", what);
+        if (c->attr.n_top > 0)
+            ns_report_attr_text(&c->attr, what, sizeof what);
+        printf("  novel condition %zu: %zu frames, %zu clip%s, %zu camera(s), %s-%s UTC%s%s\n",
+               i + 1, c->n_frames, c->n_clips, c->n_clips == 1 ? " only" : "s", c->n_cams, a, b,
+               what[0] ? "; " : "", what);
     }
     printf("  time (%s): load %.2f s, kNN %.2f s, shift test %.2f s, clusters %.2f s, attribution "
            "%.2f s; total %.2f s\n",

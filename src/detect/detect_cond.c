@@ -328,7 +328,7 @@ static ns_status attribute_one(const ns_reference *ref, const ns_detect_cands *c
     const ns_frameset *t = &r->tonight;
     size_t m = 0, d = (size_t)c->d, medoid = 0;
     double psum[NS_PROP_COUNT] = {0}, pzsum[NS_PROP_COUNT] = {0}, norm = 0.0, best = -INFINITY;
-    double rw[NS_PROP_COUNT] = {0}, rn = 0.0;
+    double rw[NS_PROP_COUNT] = {0}, rsd[NS_PROP_COUNT] = {0}, rn = 0.0;
     memset(w->cam_cnt, 0, w->n_cam * sizeof *w->cam_cnt);
     memset(w->cam_sum, 0, w->n_cam * NS_PROP_COUNT * sizeof *w->cam_sum);
     memset(w->mres, 0, d * sizeof *w->mres);
@@ -387,15 +387,21 @@ static ns_status attribute_one(const ns_reference *ref, const ns_detect_cands *c
     for (size_t k = 0; k < w->n_cam; k++) {
         if (!w->cam_cnt[k] || w->cam_ref[k] < 0)
             continue;
-        for (int p = 0; p < NS_PROP_COUNT; p++)
-            rw[p] += (double)w->cam_cnt[k] *
-                     ref->cam_mean[(size_t)w->cam_ref[k] * NS_PROP_COUNT + (size_t)p];
+        for (int p = 0; p < NS_PROP_COUNT; p++) {
+            size_t at = (size_t)w->cam_ref[k] * NS_PROP_COUNT + (size_t)p;
+            rw[p] += (double)w->cam_cnt[k] * ref->cam_mean[at];
+            rsd[p] += (double)w->cam_cnt[k] * ref->cam_std[at] * ref->cam_std[at];
+        }
         rn += (double)w->cam_cnt[k];
     }
     for (int p = 0; p < NS_PROP_COUNT; p++) {
         double rm = rn > 0 ? rw[p] / rn : ref->prop_mean[p];
+        double sd = rn > 0 ? sqrt(rsd[p] / rn) : ref->prop_std[p];
         cd->attr.paired_z[p] = pzsum[p] / (double)m;
+        cd->attr.mean[p] = psum[p] / (double)m;
+        cd->attr.ref_mean[p] = rm;
         cd->attr.rel[p] = rm != 0 ? (psum[p] / (double)m - rm) / fabs(rm) : NAN;
+        cd->attr.rel_ok[p] = rm != 0 && fabs(rm) >= NS_DETECT_REL_MIN_BASE * sd;
     }
     top_props(&cd->attr);
     return cam_attr(ref, w, cd);

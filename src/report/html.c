@@ -203,7 +203,8 @@ static void cond_table(ns_strbuf *sb, const ns_detect_result *r)
         pct(sb, c->share_tonight);
         ns_strbuf_printf(sb, "</td><td>");
         pct(sb, c->share_ref);
-        ns_strbuf_printf(sb, "</td><td>%zu</td><td>%zu</td><td>", c->n_clips, c->n_cams);
+        ns_strbuf_printf(sb, "</td><td>%zu%s</td><td>%zu</td><td>", c->n_clips,
+                         c->n_clips == 1 ? " (1 clip only)" : "", c->n_cams);
         num(sb, "%.3g", c->median_p);
         ns_strbuf_printf(sb, "</td><td>");
         ns_rep_attr_sentence(&sent, &c->attr);
@@ -308,8 +309,10 @@ static ns_status cond_detail(ns_strbuf *sb, ns_thumbs *th, const ns_detect_resul
     pct(sb, c->share_ref);
     ns_strbuf_printf(sb, " of the reference); %d cluster%s</td></tr>\n", c->n_clusters,
                      c->n_clusters == 1 ? "" : "s");
-    ns_strbuf_printf(sb, "<tr><th>Clips</th><td>%zu</td></tr>\n<tr><th>Cameras</th><td>",
-                     c->n_clips);
+    ns_strbuf_printf(sb, "<tr><th>Clips</th><td>%zu%s</td></tr>\n<tr><th>Cameras</th><td>",
+                     c->n_clips,
+                     c->n_clips == 1 ? " (1 clip only: the frames of a clip are near-duplicates, "
+                                       "so this is one observation)" : "");
     for (size_t k = 0; k < c->n_cams && k < NS_REP_MAX_CAM_ROWS; k++) {
         if (k)
             ns_strbuf_printf(sb, ", ");

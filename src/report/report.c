@@ -94,6 +94,39 @@ const char *ns_rep_iso(char *buf, size_t cap, double t, int millis)
     return buf;
 }
 
+/* How a property reads in a sentence: its name, and whether its values are
+ * shares of pixels (shown in percent) or levels. */
+static const struct {
+    const char *label;
+    const char *fmt;   /* of the value; percent values are multiplied by 100 */
+    int percent;
+} prop_words[NS_PROP_COUNT] = {
+    [NS_PROP_MEAN_LUMA] = {"mean luma", "%.0f", 0},
+    [NS_PROP_MEAN_R] = {"mean red", "%.0f", 0},
+    [NS_PROP_MEAN_G] = {"mean green", "%.0f", 0},
+    [NS_PROP_MEAN_B] = {"mean blue", "%.0f", 0},
+    [NS_PROP_SATURATION] = {"saturation", "%.2f", 0},
+    [NS_PROP_CONTRAST] = {"contrast", "%.1f", 0},
+    [NS_PROP_SHARPNESS] = {"sharpness", "%.0f", 0},
+    [NS_PROP_FRAC_BLACK] = {"near-black pixels", "%.1f", 1},
+    [NS_PROP_FRAC_WHITE] = {"near-white pixels", "%.1f", 1},
+};
+
+static void prop_value(ns_strbuf *sb, int p, double v)
+{
+    char t[48];
+    if (!isfinite(v)) {
+        ns_strbuf_printf(sb, "?");
+        return;
+    }
+    ns_strbuf_printf(sb, "%s%s", ns_rep_num(t, sizeof t, prop_words[p].fmt,
+                                            prop_words[p].percent ? 100.0 * v : v),
+                     prop_words[p].percent ? "%" : "");
+}
+
+/* "near-black pixels 0.2% -> 9.1%, z = +14.7; mean luma 112 -> 98, z = -3.2
+ * (-13%)": the standardized difference and the absolute values lead; the
+ * relative change follows only where its base is not near zero. */
 void ns_rep_attr_sentence(ns_strbuf *sb, const ns_detect_attr *a)
 {
     char r[48], z[48];
@@ -106,13 +139,24 @@ void ns_rep_attr_sentence(ns_strbuf *sb, const ns_detect_attr *a)
         int p = a->top[i];
         if (p < 0 || p >= NS_PROP_COUNT)
             continue;
-        ns_rep_num(z, sizeof z, "%+.1f", a->paired_z[p]);
-        if (isfinite(a->rel[p]))
-            ns_strbuf_printf(sb, "%s%s %s%% (z=%s)", i ? ", " : "", ns_prop_names[p],
-                             ns_rep_num(r, sizeof r, "%+.0f", 100.0 * a->rel[p]), z);
-        else
-            ns_strbuf_printf(sb, "%s%s (z=%s)", i ? ", " : "", ns_prop_names[p], z);
+        ns_strbuf_printf(sb, "%s%s ", i ? "; " : "", prop_words[p].label);
+        prop_value(sb, p, a->ref_mean[p]);
+        ns_strbuf_printf(sb, " -> ");
+        prop_value(sb, p, a->mean[p]);
+        ns_strbuf_printf(sb, ", z = %s", ns_rep_num(z, sizeof z, "%+.1f", a->paired_z[p]));
+        if (a->rel_ok[p] && isfinite(a->rel[p]))
+            ns_strbuf_printf(sb, " (%s%%)", ns_rep_num(r, sizeof r, "%+.0f", 100.0 * a->rel[p]));
     }
+}
+
+void ns_report_attr_text(const ns_detect_attr *a, char *buf, size_t cap)
+{
+    ns_strbuf sb = {0};
+    if (cap == 0)
+        return;
+    ns_rep_attr_sentence(&sb, a);
+    snprintf(buf, cap, "%s", sb.data && !sb.oom ? sb.data : "");
+    ns_strbuf_release(&sb);
 }
 
 /* ---- CSV -------------------------------------------------------------------- */
@@ -284,7 +328,8 @@ static void json_condition(ns_strbuf *b, const ns_detect_result *r, const ns_det
     ns_strbuf_append(b, ",", 1);
     json_key(b, "share_ref");
     ns_strbuf_json_num(b, c->share_ref);
-    ns_strbuf_printf(b, ",\"clips\":%zu,\"clusters\":%d,", c->n_clips, c->n_clusters);
+    ns_strbuf_printf(b, ",\"clips\":%zu,\"single_clip\":%s,\"clusters\":%d,", c->n_clips,
+                     c->n_clips == 1 ? "true" : "false", c->n_clusters);
     json_key(b, "median_p");
     ns_strbuf_json_num(b, c->median_p);
     ns_strbuf_append(b, ",", 1);
@@ -325,6 +370,10 @@ static void json_condition(ns_strbuf *b, const ns_detect_result *r, const ns_det
         ns_strbuf_json_num(b, c->attr.paired_z[p]);
         ns_strbuf_append(b, ",\"rel\":", 7);
         ns_strbuf_json_num(b, c->attr.rel[p]);
+        ns_strbuf_printf(b, ",\"rel_meaningful\":%s,\"mean\":", c->attr.rel_ok[p] ? "true" : "false");
+        ns_strbuf_json_num(b, c->attr.mean[p]);
+        ns_strbuf_printf(b, ",\"ref_mean\":");
+        ns_strbuf_json_num(b, c->attr.ref_mean[p]);
         ns_strbuf_append(b, "}", 1);
     }
     ns_strbuf_append(b, "],\"text\":", 9);

@@ -27,8 +27,8 @@ const char *ns_rep_num(char *buf, size_t cap, const char *fmt, double v);
  * millis, ".mmm" before the Z.  Returns buf (cap >= 32). */
 const char *ns_rep_iso(char *buf, size_t cap, double t, int millis);
 
-/* The attribution sentence of a condition ("frac_black +1891% (z=+9.5), ..."),
- * plain text (property names are ours; callers escape anyway). */
+/* The attribution sentence of a condition ("near-black pixels 0.2% -> 9.1%,
+ * z = +14.7; ..."), plain text (property names are ours; callers escape anyway). */
 void ns_rep_attr_sentence(ns_strbuf *sb, const ns_detect_attr *a);
 
 /* Charts, appended to sb as inline <svg> elements. */
