@@ -24,6 +24,10 @@ void ns_strbuf_json_num(ns_strbuf *b, double v);
  * valid UTF-8 sequence (overlong forms and surrogates included), or
  * (size_t)-1 when s is valid UTF-8. */
 size_t ns_utf8_invalid_at(const char *s);
+/* Copies at most max_bytes of untrusted text into dst (cap bytes, at least
+ * 4 * max_bytes + 4 to never cut an escape) for a terminal or log line:
+ * control characters and invalid UTF-8 as \xNN, "..." when cut. */
+void ns_text_show(char *dst, size_t cap, const char *src, size_t max_bytes);
 /* NS_ERR_NOMEM if any append failed. */
 ns_status ns_strbuf_status(const ns_strbuf *b);
 void ns_strbuf_release(ns_strbuf *b);

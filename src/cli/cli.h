@@ -59,5 +59,6 @@ int cmd_model(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_reference(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
+int cmd_labels(int argc, char **argv);
 
 #endif

@@ -140,3 +140,36 @@ void ns_strbuf_release(ns_strbuf *b)
     free(b->data);
     memset(b, 0, sizeof *b);
 }
+
+void ns_text_show(char *dst, size_t cap, const char *src, size_t max_bytes)
+{
+    size_t o = 0, i = 0;
+    const unsigned char *p = (const unsigned char *)src;
+    if (cap == 0)
+        return;
+    while (p[i] && i < max_bytes && o + 8 < cap) {
+        unsigned char c = p[i];
+        size_t n = 1;
+        if (c >= 0x80) {
+            char tmp[5] = {0};
+            for (n = 0; n < 4 && p[i + n] && (n == 0 || (p[i + n] & 0xC0) == 0x80); n++)
+                tmp[n] = (char)p[i + n];
+            /* Re-check the sequence on its own bytes. */
+            size_t bad = ns_utf8_invalid_at(tmp);
+            n = bad == (size_t)-1 ? n : (bad == 0 ? 0 : bad);
+        }
+        if (c < 0x20 || c == 0x7f || n == 0) {
+            o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", c);
+            i++;
+            continue;
+        }
+        memcpy(dst + o, p + i, n);
+        o += n;
+        i += n;
+    }
+    if (p[i] && o + 4 <= cap) {
+        memcpy(dst + o, "...", 3);
+        o += 3;
+    }
+    dst[o < cap ? o : cap - 1] = '\0';
+}
