@@ -9,6 +9,7 @@ pkgs=(
   libturbojpeg0-dev                 # JPEG decode (TurboJPEG API)
   libarchive-dev nettle-dev         # tar/zip clips; SHA-256 (clip ids)
   libxxhash-dev python3-xxhash      # shard checksums (XXH3-128); tests check them from Python
+  libcyaml-dev libyaml-dev          # the nightly job's YAML config (schema-checked)
   check                             # unit tests
   python3 python3-h5py python3-numpy python3-pil   # tests read the store like users do
   python3-torch python3-torchvision python3-onnx    # PyTorch parity of the backbones, onnx2ns.py

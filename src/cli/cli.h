@@ -60,5 +60,6 @@ int cmd_embed(int argc, char **argv);
 int cmd_reference(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
 int cmd_labels(int argc, char **argv);
+int cmd_nightly(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const command commands[] = {
     {"reference", cmd_reference, "condense reference nights into a reference file for detect"},
     {"detect", cmd_detect, "compare a night with a reference: shift test, novel conditions, report"},
     {"labels", cmd_labels, "import labels (CSV, Label Studio JSON) as versioned sets; summarise them"},
+    {"nightly", cmd_nightly, "the whole night from a YAML config, resumable; exit code for cron"},
 };
 
 static void usage(FILE *f)
@@ -29,8 +30,8 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nEvery command that works on a store takes --store DIR (default: $NIGHTSHIFT_STORE).\n"
-               "Exit codes: 0 ok, 1 failure, 2 usage error, 3 shift found (detect --fail-on-shift),\n"
-               "75 store busy.\n"
+               "Exit codes: 0 ok, 1 failure, 2 usage error, 3 shift found (detect --fail-on-shift,\n"
+               "nightly), 75 store busy, 143 nightly stopped by SIGTERM (rerun resumes).\n"
                "The demo data generator is the separate program nightshift-gen.\n");
 }
 

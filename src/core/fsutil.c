@@ -154,6 +154,34 @@ done:
     return st;
 }
 
+/* `nightshift nightly` holds the store's lock for the whole night and runs
+ * each stage as a child process; the child must not wait for its own parent.
+ * The parent names the descriptor in NIGHTSHIFT_LOCK_FD: when it is the same
+ * file as fd, the child takes a duplicate, which shares the parent's lock
+ * (flock locks belong to the open file description), and lets fd go.  Any
+ * other file takes the lock the ordinary way. */
+static int inherited_lock(int fd, int *fd_out)
+{
+    const char *env = getenv("NIGHTSHIFT_LOCK_FD");
+    struct stat a, b;
+    char *end;
+    if (!env || !*env)
+        return 0;
+    long held = strtol(env, &end, 10);
+    if (*end || held < 0 || held > 1 << 20 || fstat((int)held, &a) != 0 || fstat(fd, &b) != 0 ||
+        a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        return 0;
+    int dup_fd = fcntl((int)held, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0 || flock(dup_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        return 0;
+    }
+    close(fd);
+    *fd_out = dup_fd;
+    return 1;
+}
+
 ns_status ns_flock_take(const char *path, int wait, const char *what, int *fd_out)
 {
     char pidbuf[32];
@@ -161,6 +189,8 @@ ns_status ns_flock_take(const char *path, int wait, const char *what, int *fd_ou
     *fd_out = -1;
     if (fd < 0)
         return ns_error(NS_ERR_IO, "cannot open lock file '%s': %s", path, strerror(errno));
+    if (inherited_lock(fd, fd_out))
+        return NS_OK;
     while (flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
         if (errno == EINTR)
             continue;

@@ -364,7 +364,10 @@ long ns_store_find_clip(const ns_store *s, const char sha256_hex[NS_SHA256_HEX])
 /* 1 when name is something a store (or a crashed store creation) holds. */
 static int store_entry(const char *name)
 {
+    /* runs/: the nightly job keeps its run folders here by default and takes
+     * the lock before the first ingest creates the store. */
     return !strcmp(name, "lock") || !strcmp(name, "tmp") || !strcmp(name, "shards") ||
+           !strcmp(name, "runs") ||
            !strncmp(name, "catalog.h5", 10) || !strncmp(name, "view.h5", 7);
 }
 

@@ -1,0 +1,16 @@
+#!/bin/sh
+# nightly-wrapper.sh -- an alternative crontab target that turns the exit code
+# into a one-line subject for cron mail; use it as
+#   15 6 * * *  flock -n /var/lock/nightshift-nightly.lock /usr/local/bin/nightly-wrapper.sh
+set -u
+night=$(date -d yesterday +%F)
+nightshift nightly --config /etc/nightshift/nightly.yaml --night "$night"
+rc=$?
+case $rc in
+  0) echo "nightshift $night: nothing needs a human" ;;
+  3) echo "nightshift $night: SHIFT or novel condition: open the morning page" ;;
+  75) echo "nightshift $night: store busy, another run holds it" ;;
+  143) echo "nightshift $night: stopped by SIGTERM, rerun resumes" ;;
+  *) echo "nightshift $night: FAILED with exit $rc" ;;
+esac
+exit $rc

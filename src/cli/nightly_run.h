@@ -1,0 +1,64 @@
+/* nightly_run.h -- shared by cmd_nightly.c (the job) and nightly_stages.c
+ * (what each stage runs and records). */
+#ifndef NIGHTSHIFT_CLI_NIGHTLY_RUN_H
+#define NIGHTSHIFT_CLI_NIGHTLY_RUN_H
+
+#include <limits.h>
+#include <signal.h>
+
+#include "nightshift/nightly.h"
+
+enum { NS_STAGE_INGEST, NS_STAGE_EMBED, NS_STAGE_REFERENCE, NS_STAGE_DETECT, NS_STAGE_COUNT };
+
+/* Exit codes of the nightly job (README "Exit codes"). */
+enum {
+    NS_EXIT_NOVEL = 3,      /* a shift or a novel condition was found */
+    NS_EXIT_INTERRUPTED = 143, /* 128 + SIGTERM: stopped at a stage boundary, rerun resumes */
+};
+
+typedef struct ns_night_run {
+    ns_nightly_config cfg;
+    char night[16];
+    char runs[PATH_MAX];     /* the runs folder */
+    char dir[PATH_MAX];      /* runs/<night> */
+    char logs[PATH_MAX];     /* runs/<night>/logs */
+    char manifest_path[PATH_MAX];
+    char self[PATH_MAX];     /* the binary the stages run */
+    ns_run_manifest m;
+    ns_stage_record cur[NS_STAGE_COUNT]; /* this run's view of each stage */
+    int have[NS_STAGE_COUNT];
+    int lock_fd;
+    /* results the later stages and the summary use */
+    char ref_path[PATH_MAX]; /* "" when there is no reference tonight */
+    char detect_dir[PATH_MAX];
+    ns_detect_brief det;
+    int have_det;
+    ns_ingest_brief ing;
+    int have_ing;
+} ns_night_run;
+
+typedef struct ns_stage_def {
+    const char *name;
+    /* Fills rec's inputs and key.  May decide the stage has nothing to do
+     * tonight: status "skipped" and a note, and no execute. */
+    ns_status (*prepare)(ns_night_run *r, ns_stage_record *rec);
+    /* Runs the stage's command (a child process). */
+    ns_status (*execute)(ns_night_run *r, ns_stage_record *rec);
+    /* Outputs and count from what is on disk, and the results the run
+     * needs (NS_ERR_NOT_FOUND when an output is missing). */
+    ns_status (*measure)(ns_night_run *r, ns_stage_record *rec);
+} ns_stage_def;
+
+extern const ns_stage_def ns_stages[NS_STAGE_COUNT];
+
+/* Stop requested (SIGTERM, SIGINT): the signal number, else 0. */
+extern volatile sig_atomic_t ns_nightly_stop;
+
+/* Runs `self argv...` with stdout and stderr appended to logs/<stage>.log,
+ * the store's lock handed down, SIGTERM passed on.  NS_OK when it exits 0;
+ * NS_ERR_USAGE / NS_ERR_BUSY for 2 / 75, NS_ERR_INTERRUPTED when it stopped
+ * on a signal, NS_ERR_IO otherwise, each with the log's path in the message.
+ * *rc gets the exit code (or 128 + signal). */
+ns_status ns_nightly_spawn(ns_night_run *r, const char *stage, char *const *argv, int *rc);
+
+#endif
