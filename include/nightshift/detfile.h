@@ -50,4 +50,24 @@ ns_status ns_detfile_history(const char *dir, const char *model_id, const ns_ref
                              const char *before, size_t max, ns_history_point **out,
                              size_t *n);
 
+/* The per-frame part of a detect.h5, for the stages that follow detection
+ * (dataset build, selection). */
+typedef struct ns_det_frames {
+    char night[NS_NIGHT_LEN];
+    char model_id[NS_SHA256_HEX];
+    size_t n;
+    uint32_t *clip;                /* (n) row in clips */
+    uint32_t *index;               /* (n) frame number within its clip */
+    int32_t *condition;            /* (n) -1 none */
+    uint8_t *novel;                /* (n) */
+    float *score;                  /* (n) kNN novelty score */
+    size_t n_clips;
+    char (*clips)[NS_SHA256_HEX];  /* (n_clips) clip SHA-256 */
+} ns_det_frames;
+
+/* Reads path (a detect.h5, or a directory holding one), checking format,
+ * shapes and clip rows. */
+ns_status ns_detfile_frames(const char *path, ns_det_frames *out);
+void ns_det_frames_release(ns_det_frames *f); /* NULL-safe, idempotent */
+
 #endif

@@ -61,5 +61,6 @@ int cmd_reference(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
 int cmd_labels(int argc, char **argv);
 int cmd_nightly(int argc, char **argv);
+int cmd_dataset(int argc, char **argv);
 
 #endif

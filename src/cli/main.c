@@ -19,6 +19,7 @@ static const command commands[] = {
     {"model", cmd_model, "describe, import (ONNX, torchvision) or write out a backbone model"},
     {"reference", cmd_reference, "condense reference nights into a reference file for detect"},
     {"detect", cmd_detect, "compare a night with a reference: shift test, novel conditions, report"},
+    {"dataset", cmd_dataset, "build a leakage-safe train/val/test dataset from labelled frames; describe one"},
     {"labels", cmd_labels, "import labels (CSV, Label Studio JSON) as versioned sets; summarise them"},
     {"nightly", cmd_nightly, "the whole night from a YAML config, resumable; exit code for cron"},
 };
