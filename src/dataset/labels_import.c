@@ -58,6 +58,7 @@ typedef struct importer {
     char (*classes)[NS_LABEL_LEN];
     size_t n_classes, cap_classes;
     size_t *file_bad; /* (n_files) bad rows per file */
+    uint8_t *file_json; /* (n_files) rows are numbered by task, not line */
     const char *map[COL_N]; /* --columns: header name for each of our columns */
     ns_status fatal;
 } importer;
@@ -112,7 +113,8 @@ static void bad_row(importer *im, uint32_t file, size_t line, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    ns_warn(&im->rep->problems, "'%s' line %zu: %s", im->files[file], line, msg);
+    ns_warn(&im->rep->problems, "'%s' %s %zu: %s", im->files[file],
+            im->file_json[file] ? "task" : "line", line, msg);
     im->rep->bad_rows++;
     im->file_bad[file]++;
 }
@@ -328,8 +330,8 @@ static void on_task(void *ctx, const ns_lstask *t)
     if (j->im->fatal != NS_OK)
         return;
     if (t->err)
-        return bad_row(j->im, j->file, t->line, "task %zu: %s", t->number, t->err);
-    add_row(j->im, j->file, t->line, t->clip, t->frame, t->label, t->annotator, t->time, NULL);
+        return bad_row(j->im, j->file, t->number, "%s (line %zu)", t->err, t->line);
+    add_row(j->im, j->file, t->number, t->clip, t->frame, t->label, t->annotator, t->time, NULL);
 }
 
 static int looks_like_json(const ns_csv_reader *r)
@@ -363,6 +365,7 @@ static void read_file(importer *im, uint32_t file)
     }
     if (looks_like_json(&r)) {
         json_ctx j = {im, file};
+        im->file_json[file] = 1;
         if (ns_lsjson_parse(r.text + r.pos, r.len - r.pos, path, on_task, &j) != NS_OK) {
             ns_warn(&im->rep->problems, "%s", ns_errmsg());
             im->rep->bad_rows++;
@@ -480,8 +483,9 @@ static void conflict_msg(importer *im, const pend *p, const char *was, const cha
     char a[4 * SHOW + 8], b[4 * SHOW + 8];
     ns_text_show(a, sizeof a, was, SHOW);
     ns_text_show(b, sizeof b, im->classes[p->cls], SHOW);
-    ns_warn(&im->rep->problems, "'%s' line %u: frame %u of clip %.12s is labelled '%s' %s, this "
-            "row says '%s': %s", im->files[p->file], (unsigned)p->line, (unsigned)p->index,
+    ns_warn(&im->rep->problems, "'%s' %s %u: frame %u of clip %.12s is labelled '%s' %s, this "
+            "row says '%s': %s", im->files[p->file], im->file_json[p->file] ? "task" : "line",
+            (unsigned)p->line, (unsigned)p->index,
             g_clips[p->clip].sha256, a, where, b, why);
 }
 
@@ -519,8 +523,9 @@ static ns_status reconcile(importer *im, const ns_labelmap *cur)
             for (size_t j = i0 + 1; j < i1; j++)
                 if (im->rows[j].cls != first->cls) {
                     char where[600];
-                    snprintf(where, sizeof where, "by line %u of '%s'", (unsigned)first->line,
-                             im->files[first->file]);
+                    snprintf(where, sizeof where, "by %s %u of '%s'",
+                             im->file_json[first->file] ? "task" : "line",
+                             (unsigned)first->line, im->files[first->file]);
                     conflict_msg(im, &im->rows[j], im->classes[first->cls], where,
                                  rule_outcome(rule));
                 }
@@ -663,7 +668,8 @@ ns_status ns_labels_import(ns_store *s, const ns_labels_import_opts *o, const ch
     if ((st = ns_labels_load(s, NULL, &cur)) != NS_OK ||
         (st = ns_clipref_create(s, &im.refs)) != NS_OK)
         goto done;
-    if (!(im.file_bad = calloc(n_files, sizeof *im.file_bad))) {
+    im.file_json = calloc(n_files, 1);
+    if (!(im.file_bad = calloc(n_files, sizeof *im.file_bad)) || !im.file_json) {
         st = ns_error(NS_ERR_NOMEM, "out of memory importing labels");
         goto done;
     }
@@ -701,5 +707,6 @@ done:
     free(im.rows);
     free(im.classes);
     free(im.file_bad);
+    free(im.file_json);
     return st;
 }
