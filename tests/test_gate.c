@@ -6,6 +6,7 @@
 #include "helpers.h"
 #include "nightshift/bootstrap.h"
 #include "nightshift/evalset.h"
+#include "nightshift/evaluate.h"
 #include "nightshift/gate.h"
 #include "nightshift/metrics.h"
 
@@ -606,6 +607,103 @@ START_TEST(no_test_rows_is_an_error)
 }
 END_TEST
 
+/* ---- evaluate ------------------------------------------------------------------ */
+
+/* Six frames, two clips, three classes: every metric by hand. */
+START_TEST(evaluate_by_hand)
+{
+    static const int frames[] = {3, 3};
+    static const char *const cams[] = {"a", "b"};
+    static const int lab[] = {0, 0, 1, 1, 2, 2}, ok[] = {1, 0, 1, 1, 1, 0};
+    static const float conf[] = {0.9f, 0.6f, 0.8f, 0.7f, 0.95f, 0.5f};
+    fx f;
+    ns_eval_set es;
+    ns_eval_pred p;
+    ns_eval_result r;
+    fx_make(&f, 2, frames, cams, 3);
+    for (size_t i = 0; i < 6; i++) {
+        f.ds.label[i] = lab[i];
+        fx_set(&f, f.pc, i, ok[i], conf[i]);
+        f.ds.condition[i] = i < 3 ? 4 : -1;
+    }
+    ck_assert_ns_ok(ns_eval_set_build(&f.ds, NULL, 0, &es));
+    ck_assert_ns_ok(ns_eval_pred_from_probs(&es, &f.ds, f.pc, 3,
+                                            (const char(*)[NS_LABEL_LEN])f.ds.classes, &p));
+    ck_assert_ns_ok(ns_eval_run(&es, &f.ds, &p, 200, 0.95, 1, 2, &r));
+    const ns_eval_slice_metrics *a = &r.slice[0];
+    ck_assert_double_eq_tol(a->accuracy.est, 4.0 / 6, 1e-12);
+    ck_assert(a->accuracy.lo <= a->accuracy.est && a->accuracy.est <= a->accuracy.hi);
+    /* the two clips score 2/3 and 1: every replicate lies between */
+    ck_assert(a->accuracy.lo >= 2.0 / 3 - 1e-12 && a->accuracy.hi <= 1 + 1e-12);
+    ck_assert_double_eq_tol(r.precision[0].est, 0.5, 1e-12);
+    ck_assert_double_eq_tol(r.precision[1].est, 2.0 / 3, 1e-12);
+    ck_assert_double_eq_tol(r.precision[2].est, 1.0, 1e-12);
+    ck_assert_double_eq_tol(r.recall[0].est, 0.5, 1e-12);
+    ck_assert_double_eq_tol(r.recall[1].est, 1.0, 1e-12);
+    ck_assert_double_eq_tol(r.recall[2].est, 0.5, 1e-12);
+    ck_assert_double_eq_tol(r.f1[1].est, 0.8, 1e-12);
+    ck_assert_double_eq_tol(a->macro_f1.est, (0.5 + 0.8 + 2.0 / 3) / 3, 1e-12);
+    /* each frame has a bin of its own: ECE is the mean |conf - correct| */
+    ck_assert_double_eq_tol(a->ece.est, (0.1 + 0.6 + 0.2 + 0.3 + 0.05 + 0.5) / 6, 1e-6);
+    ck_assert_double_eq_tol(a->expected_accuracy.est, 4.45 / 6, 1e-6);
+    ck_assert_double_eq_tol(a->log_loss.est,
+                            -(log(0.9) + log(0.2) + log(0.8) + log(0.7) + log(0.95) + log(0.25)) /
+                                6,
+                            1e-6);
+    static const uint64_t cm[3][4] = {{1, 1, 0, 0}, {0, 2, 0, 0}, {1, 0, 1, 0}};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++)
+            ck_assert_uint_eq(r.confusion[i * 4 + j], cm[i][j]);
+    /* slices: all, 2 cameras, 3 nights (clip c on night c % 3), condition 4, 3 classes */
+    ck_assert_uint_eq(es.n_slices, 1 + 2 + 2 + 1 + 3);
+    for (size_t s = 0; s < es.n_slices; s++)
+        if (es.slices[s].kind == NS_SLICE_CONDITION) {
+            ck_assert_str_eq(es.slices[s].name, "4");
+            ck_assert_uint_eq(es.slices[s].n_rows, 3);
+            /* one clip: the interval collapses onto the estimate */
+            ck_assert_double_eq_tol(r.slice[s].accuracy.lo, 2.0 / 3, 1e-12);
+            ck_assert_double_eq_tol(r.slice[s].accuracy.hi, 2.0 / 3, 1e-12);
+        }
+    double mean, mx;
+    size_t n;
+    ns_eval_cbpe_error(&es, &r, 1, &mean, &mx, &n);
+    ck_assert_uint_eq(n, 3); /* two cameras, one condition */
+    ck_assert(mean > 0 && mx >= mean);
+    ns_eval_result_release(&r);
+    ns_eval_pred_release(&p);
+    ns_eval_set_release(&es);
+    fx_free(&f);
+}
+END_TEST
+
+/* A head class the dataset lacks is a wrong prediction of no dataset class. */
+START_TEST(evaluate_foreign_head_class)
+{
+    static const int frames[] = {2};
+    static const char *const cams[] = {"a"};
+    char hc[3][NS_LABEL_LEN] = {"class0", "ghost", "class1"};
+    float prob[] = {0.1f, 0.8f, 0.1f, 0.7f, 0.1f, 0.2f};
+    fx f;
+    ns_eval_set es;
+    ns_eval_pred p;
+    ns_eval_result r;
+    fx_make(&f, 1, frames, cams, 2);
+    ck_assert_ns_ok(ns_eval_set_build(&f.ds, NULL, 0, &es));
+    ck_assert_ns_ok(
+        ns_eval_pred_from_probs(&es, &f.ds, prob, 3, (const char(*)[NS_LABEL_LEN])hc, &p));
+    ck_assert_int_eq(p.pred[0], -1);
+    ck_assert_int_eq(p.pred[1], 0);
+    ck_assert(p.known[0] && p.known[1]);
+    ck_assert_ns_ok(ns_eval_run(&es, &f.ds, &p, 10, 0.95, 1, 1, &r));
+    ck_assert_double_eq_tol(r.slice[0].accuracy.est, 0.5, 1e-12);
+    ck_assert_uint_eq(r.confusion[0 * 3 + 2], 1); /* the "other" column */
+    ns_eval_result_release(&r);
+    ns_eval_pred_release(&p);
+    ns_eval_set_release(&es);
+    fx_free(&f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("gate");
@@ -625,6 +723,8 @@ static Suite *suite(void)
     tcase_add_test(t, subset_slice);
     tcase_add_test(t, policy_file);
     tcase_add_test(t, no_test_rows_is_an_error);
+    tcase_add_test(t, evaluate_by_hand);
+    tcase_add_test(t, evaluate_foreign_head_class);
     suite_add_tcase(s, t);
     return s;
 }
