@@ -7,6 +7,7 @@
 #include "nightshift/bootstrap.h"
 #include "nightshift/evalset.h"
 #include "nightshift/evaluate.h"
+#include "nightshift/evalreport.h"
 #include "nightshift/gate.h"
 #include "nightshift/metrics.h"
 
@@ -704,6 +705,85 @@ START_TEST(evaluate_foreign_head_class)
 }
 END_TEST
 
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    long n;
+    char *s;
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    s = malloc((size_t)n + 1);
+    ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* Both reports from a dataset whose names are hostile: escaped in HTML,
+ * quoted in CSV, valid in JSON; the verdict is in summary.json. */
+START_TEST(reports_escape_and_carry_the_verdict)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    fx f;
+    ns_gate_policy pol;
+    run r;
+    ns_eval_result rc, rp;
+    ns_report_opts o;
+    int known[2] = {1, 1};
+    ns_evrep_head hc = {"cand.h5", "c0ffee", "softmax", 1.5, 2, known};
+    ns_evrep_head hp = {"<prod>.h5", "beef00", "mlp", 1.0, 2, known};
+    fx_make_even(&f, 30, 20, 2, "<script>alert(1)</script>", "=cmd|calc");
+    snprintf(f.ds.classes[1], sizeof f.ds.classes[1], "glove\"<b>");
+    for (size_t i = 0; i < f.n; i++) {
+        f.ds.label[i] = (int)(i / 20) % 3 == 0;
+        fx_set(&f, f.pc, i, i % 20 < 19, 0.95f);
+        fx_set(&f, f.pp, i, i % 20 < 16, 0.8f);
+    }
+    fast_policy(&pol);
+    fx_gate(&f, &pol, &r, 2);
+    ck_assert_ns_ok(ns_eval_run(&r.es, &f.ds, &r.c, 200, 0.95, 1, 2, &rc));
+    ck_assert_ns_ok(ns_eval_run(&r.es, &f.ds, &r.p, 200, 0.95, 1, 2, &rp));
+    ns_report_default_opts(&o);
+    ns_test_tmpdir(dir, sizeof dir, "gate-report");
+    ck_assert_ns_ok(ns_gate_report_write(NULL, &f.ds, &r.es, &pol, &r.g, &r.c, &r.p, &rc, &rp,
+                                         &hc, &hp, &o, dir));
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    char *html = slurp(path);
+    ck_assert(strstr(html, "<script>") == NULL);
+    ck_assert(strstr(html, "&lt;script&gt;alert(1)&lt;/script&gt;") != NULL);
+    ck_assert(strstr(html, "glove&quot;&lt;b&gt;") != NULL);
+    ck_assert(strstr(html, "PROMOTE") != NULL);
+    ck_assert(strstr(html, "<svg") != NULL);
+    free(html);
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    char *js = slurp(path);
+    ck_assert(strstr(js, "\"verdict\":\"promote\"") != NULL);
+    ck_assert(strstr(js, "\"head_id\":\"c0ffee\"") != NULL);
+    ck_assert(strstr(js, "\"name\":\"glove\\\"<b>\"") != NULL);
+    free(js);
+    snprintf(path, sizeof path, "%s/checks.csv", dir);
+    char *csv = slurp(path);
+    ck_assert(strstr(csv, ",\"'=cmd|calc\",") != NULL); /* no formula for a spreadsheet */
+    free(csv);
+    ck_assert_ns_ok(ns_evaluate_report_write(NULL, &f.ds, &r.es, &r.c, &rc, &hc, &o, dir));
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    html = slurp(path);
+    ck_assert(strstr(html, "<script>") == NULL);
+    ck_assert(strstr(html, "Label-free expected accuracy") != NULL);
+    free(html);
+    snprintf(path, sizeof path, "%s/slices.csv", dir);
+    csv = slurp(path);
+    ck_assert(strstr(csv, "camera,<script>alert(1)</script>,300,15,") != NULL);
+    free(csv);
+    ns_eval_result_release(&rc);
+    ns_eval_result_release(&rp);
+    run_free(&r);
+    fx_free(&f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("gate");
@@ -725,6 +805,7 @@ static Suite *suite(void)
     tcase_add_test(t, no_test_rows_is_an_error);
     tcase_add_test(t, evaluate_by_hand);
     tcase_add_test(t, evaluate_foreign_head_class);
+    tcase_add_test(t, reports_escape_and_carry_the_verdict);
     suite_add_tcase(s, t);
     return s;
 }

@@ -334,7 +334,9 @@ ns_status ns_gate_run(const ns_eval_set *es, const ns_dataset *ds, const ns_eval
                 c->fixed += okc && !okp;
                 c->broken += okp && !okc;
             }
-            c->mcnemar_p = ns_gate_mcnemar(c->fixed, c->broken);
+            /* McNemar compares correctness, so only beside accuracy */
+            c->mcnemar_p = c->metric == NS_GATE_ACCURACY ? ns_gate_mcnemar(c->fixed, c->broken)
+                                                         : NAN;
             ns_gate_check_from_reps(c, rp[j], B);
         }
     }

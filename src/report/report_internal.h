@@ -31,6 +31,13 @@ const char *ns_rep_iso(char *buf, size_t cap, double t, int millis);
  * z = +14.7; ..."), plain text (property names are ours; callers escape anyway). */
 void ns_rep_attr_sentence(ns_strbuf *sb, const ns_detect_attr *a);
 
+/* Chart pieces (svg.c): an <svg> 600 wide and h high; a text element (s is
+ * trusted markup: escape untrusted names first); the two axes. */
+void ns_svg_open(ns_strbuf *sb, double h, const char *label);
+void ns_svg_text(ns_strbuf *sb, double x, double y, const char *anchor, const char *cls,
+                 const char *s);
+void ns_svg_axes(ns_strbuf *sb, double x0, double y0, double x1, double y1);
+
 /* Charts, appended to sb as inline <svg> elements. */
 void ns_svg_histogram(ns_strbuf *sb, const float *tonight, size_t n_tonight, const float *ref,
                       size_t n_ref);

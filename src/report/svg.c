@@ -15,7 +15,7 @@
 #define MB 40.0
 #define PW (W - ML - MR)
 
-static void svg_open(ns_strbuf *sb, double h, const char *label)
+void ns_svg_open(ns_strbuf *sb, double h, const char *label)
 {
     ns_strbuf_printf(sb,
                      "<svg class=\"chart\" "
@@ -24,14 +24,14 @@ static void svg_open(ns_strbuf *sb, double h, const char *label)
                      W, h, W, h, label);
 }
 
-static void text(ns_strbuf *sb, double x, double y, const char *anchor, const char *cls,
+void ns_svg_text(ns_strbuf *sb, double x, double y, const char *anchor, const char *cls,
                  const char *s)
 {
     ns_strbuf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" class=\"%s\">%s</text>\n",
                      x, y, anchor, cls, s);
 }
 
-static void axes(ns_strbuf *sb, double x0, double y0, double x1, double y1)
+void ns_svg_axes(ns_strbuf *sb, double x0, double y0, double x1, double y1)
 {
     ns_strbuf_printf(sb,
                      "<path class=\"axis\" d=\"M%.1f %.1f L%.1f %.1f L%.1f %.1f\"/>\n",
@@ -107,7 +107,7 @@ void ns_svg_histogram(ns_strbuf *sb, const float *tonight, size_t n_tonight, con
     }
     if (ymax <= 0)
         ymax = 1;
-    svg_open(sb, H, "Histogram of novelty scores, tonight against the reference");
+    ns_svg_open(sb, H, "Histogram of novelty scores, tonight against the reference");
     bars(sb, "ref", cr, HBINS, ymax, bw, y0, ph);
     ns_strbuf_printf(sb, "<path class=\"tonight\" d=\"M%.1f %.1f", ML, y0);
     for (int k = 0; k < HBINS; k++) {
@@ -115,20 +115,20 @@ void ns_svg_histogram(ns_strbuf *sb, const float *tonight, size_t n_tonight, con
         ns_strbuf_printf(sb, " L%.1f %.1f L%.1f %.1f", ML + k * bw, y, ML + (k + 1) * bw, y);
     }
     ns_strbuf_printf(sb, " L%.1f %.1f\"/>\n", ML + PW, y0);
-    axes(sb, ML, y0, ML + PW, MT);
-    text(sb, ML, y0 + 16, "start", "tick", ns_rep_num(a, sizeof a, "%.3g", lo));
-    text(sb, ML + PW, y0 + 16, "end", "tick", ns_rep_num(b, sizeof b, "%.3g", hi));
-    text(sb, ML + PW / 2, y0 + 32, "middle", "label", "novelty score (k-th neighbour distance)");
+    ns_svg_axes(sb, ML, y0, ML + PW, MT);
+    ns_svg_text(sb, ML, y0 + 16, "start", "tick", ns_rep_num(a, sizeof a, "%.3g", lo));
+    ns_svg_text(sb, ML + PW, y0 + 16, "end", "tick", ns_rep_num(b, sizeof b, "%.3g", hi));
+    ns_svg_text(sb, ML + PW / 2, y0 + 32, "middle", "label", "novelty score (k-th neighbour distance)");
     snprintf(a, sizeof a, "%.0f%%", ymax * 100);
-    text(sb, ML - 6, MT + 4, "end", "tick", a);
-    text(sb, ML - 6, y0, "end", "tick", "0%");
+    ns_svg_text(sb, ML - 6, MT + 4, "end", "tick", a);
+    ns_svg_text(sb, ML - 6, y0, "end", "tick", "0%");
     ns_strbuf_printf(sb,
                      "<rect class=\"ref\" x=\"%.1f\" y=\"8\" width=\"12\" height=\"10\"/>\n",
                      ML + PW - 300);
-    text(sb, ML + PW - 284, 17, "start", "legend", "reference (leave-one-clip-out)");
+    ns_svg_text(sb, ML + PW - 284, 17, "start", "legend", "reference (leave-one-clip-out)");
     ns_strbuf_printf(sb, "<path class=\"tonight\" d=\"M%.1f 13 L%.1f 13\"/>\n", ML + PW - 90,
                      ML + PW - 76);
-    text(sb, ML + PW - 72, 17, "start", "legend", "tonight");
+    ns_svg_text(sb, ML + PW - 72, 17, "start", "legend", "tonight");
     ns_strbuf_printf(sb, "</svg>\n");
 }
 
@@ -168,24 +168,24 @@ void ns_svg_null(ns_strbuf *sb, const double *null_stats, size_t n, double obser
     }
     for (int k = 0; k < NBINS; k++)
         cmax = fmax(cmax, c[k]);
-    svg_open(sb, H, "Permutation null distribution of the MMD statistic with the observed value");
+    ns_svg_open(sb, H, "Permutation null distribution of the MMD statistic with the observed value");
     bars(sb, "null", c, NBINS, cmax, bw, y0, ph);
-    axes(sb, ML, y0, ML + PW, MT);
+    ns_svg_axes(sb, ML, y0, ML + PW, MT);
     if (isfinite(observed)) {
         double x = ML + (observed - lo) / (hi - lo) * PW;
         ns_strbuf_printf(sb, "<path class=\"obs\" d=\"M%.1f %.1f L%.1f %.1f\"/>\n", x, y0, x,
                          MT - 6);
         snprintf(b, sizeof b, "observed %s", ns_rep_num(a, sizeof a, "%.3g", observed));
-        text(sb, x > ML + PW / 2 ? x - 4 : x + 4, MT + 4, x > ML + PW / 2 ? "end" : "start",
+        ns_svg_text(sb, x > ML + PW / 2 ? x - 4 : x + 4, MT + 4, x > ML + PW / 2 ? "end" : "start",
              "obs-label", b);
     }
-    text(sb, ML, y0 + 16, "start", "tick", ns_rep_num(a, sizeof a, "%.3g", lo));
-    text(sb, ML + PW, y0 + 16, "end", "tick", ns_rep_num(a, sizeof a, "%.3g", hi));
+    ns_svg_text(sb, ML, y0 + 16, "start", "tick", ns_rep_num(a, sizeof a, "%.3g", lo));
+    ns_svg_text(sb, ML + PW, y0 + 16, "end", "tick", ns_rep_num(a, sizeof a, "%.3g", hi));
     snprintf(b, sizeof b, "MMD\xc2\xb2 under %zu clip permutations", used);
-    text(sb, ML + PW / 2, y0 + 32, "middle", "label", b);
+    ns_svg_text(sb, ML + PW / 2, y0 + 32, "middle", "label", b);
     snprintf(a, sizeof a, "%.0f", cmax);
-    text(sb, ML - 6, MT + 4, "end", "tick", a);
-    text(sb, ML - 6, y0, "end", "tick", "0");
+    ns_svg_text(sb, ML - 6, MT + 4, "end", "tick", a);
+    ns_svg_text(sb, ML - 6, y0, "end", "tick", "0");
     ns_strbuf_printf(sb, "</svg>\n");
 }
 
@@ -212,23 +212,23 @@ void ns_svg_timeline(ns_strbuf *sb, const ns_history_point *h, size_t n,
     }
     if (mmax <= 0)
         mmax = 1;
-    svg_open(sb, H, "Timeline of the shift statistic and p-value over earlier nights and tonight");
-    axes(sb, ML, top1 + h1, ML + PW, top1);
-    axes(sb, ML, top2 + h2, ML + PW, top2);
-    text(sb, ML - 6, top1 + 4, "end", "tick", ns_rep_num(a, sizeof a, "%.3g", mmax));
-    text(sb, ML - 6, top1 + h1, "end", "tick", "0");
-    text(sb, ML + 4, top1 - 6, "start", "label", "MMD\xc2\xb2");
+    ns_svg_open(sb, H, "Timeline of the shift statistic and p-value over earlier nights and tonight");
+    ns_svg_axes(sb, ML, top1 + h1, ML + PW, top1);
+    ns_svg_axes(sb, ML, top2 + h2, ML + PW, top2);
+    ns_svg_text(sb, ML - 6, top1 + 4, "end", "tick", ns_rep_num(a, sizeof a, "%.3g", mmax));
+    ns_svg_text(sb, ML - 6, top1 + h1, "end", "tick", "0");
+    ns_svg_text(sb, ML + 4, top1 - 6, "start", "label", "MMD\xc2\xb2");
     for (int e = 0; e <= (int)PMIN_LOG; e++) {
         snprintf(a, sizeof a, e == 0 ? "1" : "1e-%d", e);
-        text(sb, ML - 6, top2 + e / PMIN_LOG * h2 + 4, "end", "tick", a);
+        ns_svg_text(sb, ML - 6, top2 + e / PMIN_LOG * h2 + 4, "end", "tick", a);
     }
-    text(sb, ML + 4, top2 - 6, "start", "label", "p-value (log scale)");
+    ns_svg_text(sb, ML + 4, top2 - 6, "start", "label", "p-value (log scale)");
     if (alpha > 0 && alpha < 1) {
         double y = p_y(alpha, top2, h2);
         ns_strbuf_printf(sb, "<path class=\"alpha\" d=\"M%.1f %.1f L%.1f %.1f\"/>\n", ML, y,
                          ML + PW, y);
         snprintf(a, sizeof a, "alpha %g", alpha);
-        text(sb, ML + PW - 4, y - 4, "end", "tick", a);
+        ns_svg_text(sb, ML + PW - 4, y - 4, "end", "tick", a);
     }
     for (int panel = 0; panel < 2; panel++) {
         int pen = 0;
@@ -279,12 +279,12 @@ void ns_svg_attr_bars(ns_strbuf *sb, const ns_detect_attr *at)
     for (int p = 0; p < NS_PROP_COUNT; p++)
         if (isfinite(at->paired_z[p]))
             zmax = fmax(zmax, fabs(at->paired_z[p]));
-    svg_open(sb, H, "Paired z of each property for this condition");
+    ns_svg_open(sb, H, "Paired z of each property for this condition");
     for (int p = 0; p < NS_PROP_COUNT; p++) {
         double z = at->paired_z[p], y = MT + p * row;
-        text(sb, LW - 8, y + 12, "end", "tick", ns_prop_names[p]);
+        ns_svg_text(sb, LW - 8, y + 12, "end", "tick", ns_prop_names[p]);
         if (!isfinite(z)) {
-            text(sb, cx + 4, y + 12, "start", "tick", "n/a");
+            ns_svg_text(sb, cx + 4, y + 12, "start", "tick", "n/a");
             continue;
         }
         double w = fabs(z) / zmax * (cw / 2);
@@ -294,10 +294,10 @@ void ns_svg_attr_bars(ns_strbuf *sb, const ns_detect_attr *at)
                          z >= 0 ? "pos" : "neg", fabs(z) >= 1 ? " named" : "",
                          z >= 0 ? cx : cx - w, y + 2, w, row - 5);
         snprintf(a, sizeof a, "%+.1f", z);
-        text(sb, z >= 0 ? cx + w + 4 : cx - w - 4, y + 12, z >= 0 ? "start" : "end", "tick", a);
+        ns_svg_text(sb, z >= 0 ? cx + w + 4 : cx - w - 4, y + 12, z >= 0 ? "start" : "end", "tick", a);
     }
     ns_strbuf_printf(sb, "<path class=\"axis\" d=\"M%.1f %.1f L%.1f %.1f\"/>\n", cx, MT - 4, cx,
                      MT + NS_PROP_COUNT * row);
-    text(sb, cx, H - 6, "middle", "label", "paired z (difference from the nearest normal frames)");
+    ns_svg_text(sb, cx, H - 6, "middle", "label", "paired z (difference from the nearest normal frames)");
     ns_strbuf_printf(sb, "</svg>\n");
 }
