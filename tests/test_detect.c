@@ -306,14 +306,32 @@ START_TEST(test_errors)
     ck_assert_msg(strstr(ns_errmsg(), "night 2026-02-01 has no frames"), "%s", ns_errmsg());
     ck_assert_ptr_null(r.score);
 
-    ck_assert_ns_status(ns_detect_run(fx.s, &fx.ref, NIGHT_SMALL, &fx.o, &r), NS_ERR_USAGE);
-    ck_assert_msg(strstr(ns_errmsg(), "has 3 clips") && strstr(ns_errmsg(), "at least 5") &&
-                      strstr(ns_errmsg(), "reference: 48"),
-                  "%s", ns_errmsg());
+    /* A thin night is reported in full: INSUFFICIENT, with the reason and
+     * the exact test over every clip assignment (3 clips, one per camera,
+     * against 16 per camera: 17^3 assignments). */
+    ck_assert_ns_ok(ns_detect_run(fx.s, &fx.ref, NIGHT_SMALL, &fx.o, &r));
+    check_consistent(&r);
+    ck_assert_int_eq(r.verdict, NS_VERDICT_INSUFFICIENT);
+    ck_assert_int_eq(r.shift, 0);
+    ck_assert_int_eq(r.exact, 1);
+    ck_assert(r.n_assign == 17.0 * 17 * 17);
+    ck_assert(fabs(r.p_min - 1.0 / 4913) < 1e-12);
+    ck_assert_int_eq(r.test.n_perm, 4913);
+    ck_assert(r.test.p_value >= r.p_min && r.test.p_value <= 1);
+    ck_assert_msg(strstr(r.verdict_reason, "3 clips tonight") &&
+                      strstr(r.verdict_reason, "the 5 on each side") &&
+                      strstr(r.verdict_reason, "1/4913"),
+                  "%s", r.verdict_reason);
+    ck_assert_uint_eq(r.tonight.n, 3 * FRAMES);
+    ck_assert_ptr_nonnull(r.score);
+    ns_detect_result_release(&r);
 
     fx.o.min_clips = 60; /* the reference side is short too */
-    ck_assert_ns_status(ns_detect_run(fx.s, &fx.ref, NIGHT_NULL, &fx.o, &r), NS_ERR_USAGE);
-    ck_assert_msg(strstr(ns_errmsg(), "at least 60"), "%s", ns_errmsg());
+    ck_assert_ns_ok(ns_detect_run(fx.s, &fx.ref, NIGHT_NULL, &fx.o, &r));
+    ck_assert_int_eq(r.verdict, NS_VERDICT_INSUFFICIENT);
+    ck_assert_int_eq(r.exact, 0); /* far too many assignments: random permutations */
+    ck_assert_msg(strstr(r.verdict_reason, "the 60 on each side"), "%s", r.verdict_reason);
+    ns_detect_result_release(&r);
     fx.o.min_clips = 5;
 
     ck_assert_ns_status(ns_detect_run(fx.s, &fx.ref, NIGHT_NOEMB, &fx.o, &r), NS_ERR_NOT_FOUND);

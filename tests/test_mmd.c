@@ -515,6 +515,49 @@ START_TEST(test_strata_usage_errors)
 }
 END_TEST
 
+/* The exact test: every within-camera assignment once, against a brute
+ * force over bit masks (2 cameras: 3 vs 2 and 2 vs 3 clips, C(5,3) C(5,2) =
+ * 100 assignments), and its refusal above max_assign. */
+START_TEST(test_exact_matches_brute_force)
+{
+    static const int nx[2] = {3, 2}, ny[2] = {2, 3};
+    int32_t stratum[10];
+    clipset c = strata_night(2, nx, ny, 4, 6, 3.0, 0.8, 2, 77, stratum);
+    ns_mmd_test t;
+    uint8_t gp[10];
+    size_t ge = 0, total = 0;
+    double obs;
+    ck_assert_uint_eq(c.nb, 10);
+    ck_assert(ns_mmd_assignments(c.size, c.nb, c.g, stratum) == 100.0);
+    ck_assert(ns_mmd_assignments(c.size, c.nb, c.g, NULL) == 252.0); /* C(10, 5) */
+    ck_assert_ns_ok(ns_mmd_exact_test_strata(c.S, c.size, c.nb, c.g, stratum, 1000, 1, &t));
+    obs = ns_mmd2_from_blocks(c.S, c.size, c.nb, c.g);
+    for (unsigned m = 0; m < 1024; m++) {
+        int want[2] = {0, 0}, have[2] = {0, 0};
+        for (size_t a = 0; a < c.nb; a++) { /* strata_night's values: -4 and -1 */
+            gp[a] = (m >> a) & 1;
+            want[stratum[a] == -4 ? 0 : 1] += c.g[a];
+            have[stratum[a] == -4 ? 0 : 1] += gp[a];
+        }
+        if (want[0] != have[0] || want[1] != have[1])
+            continue;
+        total++;
+        ge += ns_mmd2_from_blocks(c.S, c.size, c.nb, gp) >= obs - 1e-12 * (1 + fabs(obs));
+    }
+    ck_assert_uint_eq(total, 100);
+    ck_assert_int_eq(t.n_perm, 100);
+    ck_assert(t.mmd2 == obs);
+    ck_assert_msg(fabs(t.p_value - (double)ge / 100.0) < 1e-12, "p %g, brute force %zu/100",
+                  t.p_value, ge);
+    ck_assert(t.p_value >= 0.01);
+    ck_assert_ptr_nonnull(t.null_stats);
+    free(t.null_stats);
+    ck_assert_ns_status(ns_mmd_exact_test_strata(c.S, c.size, c.nb, c.g, stratum, 99, 0, &t),
+                        NS_ERR_USAGE);
+    clipset_free(&c);
+}
+END_TEST
+
 START_TEST(test_median_sigma)
 {
     float line[4] = {0, 1, 2, 3}, three[3] = {0, 1, 3}, same[6] = {1, 2, 1, 2, 1, 2};
@@ -590,6 +633,7 @@ static Suite *mmd_suite(void)
     tcase_add_test(tc, test_strata_matches_naive);
     tcase_add_test(tc, test_strata_calibration_and_power);
     tcase_add_test(tc, test_strata_usage_errors);
+    tcase_add_test(tc, test_exact_matches_brute_force);
     tcase_add_test(tc, test_median_sigma);
     tcase_add_test(tc, test_usage_errors);
     suite_add_tcase(s, tc);

@@ -9,6 +9,7 @@
 #include "nightshift/frameset.h"
 #include "nightshift/knn.h"
 #include "nightshift/reference.h"
+#include "nightshift/whiten.h"
 #include "nightshift/store.h"
 
 #define S 16
@@ -319,7 +320,11 @@ START_TEST(test_reference_build)
     build_fixture(dir, sizeof dir);
     ck_assert_ns_ok(ns_store_open_read(dir, &s));
     ref_opts(&o, "..", 1000, 7);
+    o.whiten = 0; /* the raw-space distances are checked below; whitening after */
     ck_assert_ns_ok(ns_reference_build_from(s, MODEL_A, "synthetic", DIM, &o, &r));
+    ck_assert_int_eq(r.whiten, 0);
+    ck_assert_ptr_null(r.wemb);
+    ck_assert_ptr_eq(ns_reference_space(&r), r.sample.emb);
     ck_assert_str_eq(r.model_id, MODEL_A);
     ck_assert_str_eq(r.model_name, "synthetic");
     ck_assert_str_eq(r.store, dir);
@@ -429,6 +434,37 @@ START_TEST(test_reference_build)
     }
     ns_reference_release(&r);
     ns_reference_release(&r);
+
+    /* With whitening: the transform of the whole sample, the sample in its
+     * space, and cross-fitted loco distances (other clips only, finite). */
+    o.whiten = 1;
+    o.whiten_folds = 3;
+    ck_assert_ns_ok(ns_reference_build_from(s, MODEL_A, "synthetic", DIM, &o, &r));
+    ck_assert_int_eq(r.whiten, 1);
+    ck_assert_int_eq(r.whiten_folds, 3);
+    ck_assert_int_eq(r.wh.d, DIM);
+    ck_assert(r.wh.shrinkage > 0 && r.wh.shrinkage <= 1);
+    {
+        float *z = malloc(r.sample.n * DIM * sizeof *z);
+        ck_assert_ptr_nonnull(z);
+        ns_whiten_apply_ref(&r.wh, r.sample.emb, r.sample.n, z);
+        for (size_t i = 0; i < r.sample.n * DIM; i++)
+            ck_assert_msg(fabsf(z[i] - r.wemb[i]) <= 1e-3f * (1 + fabsf(z[i])), "wemb[%zu]", i);
+        free(z);
+    }
+    ck_assert_ptr_eq(ns_reference_space(&r), r.wemb);
+    for (size_t i = 0; i < r.sample.n; i++) {
+        ck_assert(isfinite(r.loco[i]) && r.loco[i] > 0);
+        for (size_t t = 0; t < k; t++) {
+            int64_t j = r.loco_idx[i * k + t];
+            ck_assert(j >= 0 && (size_t)j < r.sample.n);
+            ck_assert_uint_ne(r.sample.clip[j], r.sample.clip[i]);
+        }
+    }
+    ns_reference_release(&r);
+    o.whiten_folds = 1;
+    ck_assert_ns_status(ns_reference_build_from(s, MODEL_A, "synthetic", DIM, &o, &r),
+                        NS_ERR_USAGE);
     ns_store_close(s);
 }
 END_TEST
@@ -558,6 +594,15 @@ static void assert_same(const ns_reference *a, const ns_reference *b)
     ck_assert(a->created == b->created);
     ck_assert_uint_eq(n, b->sample.n);
     ck_assert_int_eq(a->sample.d, b->sample.d);
+    ck_assert_int_eq(a->whiten, b->whiten);
+    ck_assert_int_eq(a->whiten_folds, b->whiten_folds);
+    ck_assert_int_eq(b->format_version, NS_REF_FORMAT_VERSION);
+    if (a->whiten) {
+        ck_assert(a->wh.shrinkage == b->wh.shrinkage);
+        ck_assert_int_eq(memcmp(a->wh.W, b->wh.W, (size_t)a->wh.d * a->wh.d * sizeof *a->wh.W), 0);
+        ck_assert_int_eq(memcmp(a->wh.mean, b->wh.mean, (size_t)a->wh.d * sizeof *a->wh.mean), 0);
+        SAME(wemb, n * (size_t)a->sample.d);
+    }
     ck_assert_uint_eq(a->sample.n_clips, b->sample.n_clips);
     ck_assert_str_eq(a->sample.model_id, b->sample.model_id);
     SAME(sample.emb, n * DIM);
@@ -738,10 +783,18 @@ START_TEST(test_reference_file)
     assert_msg_has("nightshift-model");
     /* another version */
     copy_file(path, bad, -1);
-    set_attr(bad, "ns_format_version", NULL, 2);
+    set_attr(bad, "ns_format_version", NULL, 3);
     ck_assert_ns_status(ns_reference_load(bad, &b), NS_ERR_FORMAT);
     assert_msg_has(bad);
-    assert_msg_has("version 2, expected 1");
+    assert_msg_has("version 3, expected 1..2");
+    /* version 1 (no whitening) still loads: raw distances, as it was built */
+    copy_file(path, bad, -1);
+    set_attr(bad, "ns_format_version", NULL, 1);
+    ck_assert_ns_ok(ns_reference_load(bad, &b));
+    ck_assert_int_eq(b.format_version, 1);
+    ck_assert_int_eq(b.whiten, 0);
+    ck_assert_ptr_null(b.wemb);
+    ns_reference_release(&b);
     /* a shape that does not match the header */
     copy_file(path, bad, -1);
     set_attr(bad, "knn_k", NULL, 4);

@@ -187,6 +187,8 @@ static void build_result(ns_detect_result *r, const ns_reference *ref, size_t n_
         r->test.null_stats[i] = 0.001 + 0.002 * ((double)(lcg(&rng) % 1000) / 1000.0 - 0.5);
     r->sigma = ref->sigma;
     r->shift = shift;
+    r->verdict = shift ? NS_VERDICT_SHIFT : NS_VERDICT_NO_SHIFT;
+    r->p_min = 0.000999;
     r->ref_scores = ref->loco;
     r->n_ref_scores = ref->sample.n;
     r->n_ref_frames = ref->sample.n;

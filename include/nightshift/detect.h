@@ -53,7 +53,8 @@ typedef struct ns_detect_opts {
     int n_perm;               /* 1000 */
     int test_frames_per_clip; /* 32 (<= 0: every frame) */
     int permute_frames;       /* 0 */
-    int min_clips;            /* 5: clips needed on each side of the test */
+    int min_clips;            /* 5: clips on each side below which the verdict is
+                               * INSUFFICIENT (the test still runs when it can) */
     double cand_p;            /* 0.2 */
     int novel_k;              /* 8 */
     int min_frames;           /* 5 */
@@ -77,6 +78,20 @@ void ns_detect_default_opts(ns_detect_opts *o);
  * third of them had a "novel" one-clip condition).  The report still lists
  * it, marked "1 clip only". */
 #define NS_DETECT_NOVEL_MIN_CLIPS 2
+
+/* The shift test's verdict.  INSUFFICIENT: the night is reported in full
+ * (novelty, conditions, attribution need no test), but the clip counts
+ * cannot carry the test at its level: fewer than 2 clips on a side (no test
+ * at all), fewer than min_clips, no camera on both sides, or a smallest
+ * attainable p-value 1 / n_assign above alpha. */
+enum { NS_VERDICT_NO_SHIFT = 0, NS_VERDICT_SHIFT, NS_VERDICT_INSUFFICIENT };
+
+/* "no-shift", "shift", "insufficient" (the summary's and detect.h5's words). */
+const char *ns_detect_verdict_name(int verdict);
+
+/* With at most this many clip assignments the test enumerates them all
+ * (exact p-value) instead of drawing n_perm at random. */
+#define NS_DETECT_EXACT_MAX 20000
 
 typedef struct ns_detect_attr {
     double paired_z[NS_PROP_COUNT];  /* mean paired difference / delta_std */
@@ -145,7 +160,12 @@ typedef struct ns_detect_result {
     /* the shift test */
     ns_mmd_test test;                /* null_stats kept */
     double sigma;
-    int shift;                       /* test.p_value < alpha */
+    int shift;                       /* verdict == NS_VERDICT_SHIFT */
+    int verdict;                     /* NS_VERDICT_* */
+    char verdict_reason[256];        /* INSUFFICIENT: why, in words; else "" */
+    double n_assign;                 /* clip assignments the test draws from */
+    double p_min;                    /* the smallest p the clip counts allow (NAN: no test) */
+    int exact;                       /* 1: every assignment enumerated (exact p) */
     size_t n_novel;                  /* novel frames */
     /* reference scores for the histogram: the LOCO distances (not owned) */
     const float *ref_scores;
@@ -166,8 +186,9 @@ typedef struct ns_detect_result {
 
 /* Runs detection for one night of an open store.  Errors before anything is
  * computed: the night has no frames (NS_ERR_NOT_FOUND), its shards lack
- * embeddings for the reference's model (NS_ERR_NOT_FOUND, naming the model),
- * fewer than min_clips clips on either side (NS_ERR_USAGE, with the counts). */
+ * embeddings for the reference's model (NS_ERR_NOT_FOUND, naming the model).
+ * A night with few clips is not an error: the verdict is INSUFFICIENT, with
+ * the reason, and everything else is computed. */
 ns_status ns_detect_run(ns_store *s, const ns_reference *ref, const char *night,
                         const ns_detect_opts *o, ns_detect_result *r);
 

@@ -86,6 +86,22 @@ ns_status ns_mmd_perm_test_strata(const double *S, const size_t *size, size_t nb
                                   const uint8_t *g, const int32_t *stratum, int n_perm,
                                   uint64_t seed, int threads, int keep_null, ns_mmd_test *out);
 
+/* The number of distinct X/Y assignments the stratified test draws from:
+ * the product over strata of C(blocks, X blocks), blocks with frames only
+ * (a double: it can be astronomically large).  1 / it is the smallest
+ * p-value any permutation test on these clips can give. */
+double ns_mmd_assignments(const size_t *size, size_t nblocks, const uint8_t *g,
+                          const int32_t *stratum);
+
+/* The same test as ns_mmd_perm_test_strata by enumerating every assignment
+ * once (the observed one included): p = #{stat >= observed - 1e-12 (1 +
+ * |observed|)} / assignments, exact.  out->n_perm = the number of
+ * assignments.  NS_ERR_USAGE: fewer than 2 clips with frames on a side, or
+ * more than max_assign assignments. */
+ns_status ns_mmd_exact_test_strata(const double *S, const size_t *size, size_t nblocks,
+                                   const uint8_t *g, const int32_t *stratum, size_t max_assign,
+                                   int keep_null, ns_mmd_test *out);
+
 /* O(m n d) direct unbiased MMD^2 in double: the reference for tests. */
 ns_status ns_ref_mmd2(const float *x, size_t m, const float *y, size_t n, int d, double sigma,
                       double *mmd2);

@@ -13,6 +13,7 @@ enum {
     NS_EXIT_FAILURE = 1,
     NS_EXIT_USAGE = 2,
     NS_EXIT_SHIFT = 3, /* detect --fail-on-shift: the night differs from the reference */
+    NS_EXIT_INSUFFICIENT = 4, /* detect: too few clips for the shift test (outputs written) */
     NS_EXIT_BUSY = 75, /* EX_TEMPFAIL: the store is locked by another run */
 };
 

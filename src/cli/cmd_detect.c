@@ -43,7 +43,8 @@ static void help(const ns_detect_opts *d)
            "  --alpha A            level of the shift test [%g]\n"
            "  --frame-alpha A      a frame is novel when its p-value is below A [%g]\n"
            "  --test-frames N      frames per clip in the shift test [%d]\n"
-           "  --min-clips N        clips needed on each side of the test [%d]\n"
+           "  --min-clips N        below N clips on a side the verdict is INSUFFICIENT\n"
+           "                       (the test still runs, exactly when few) [%d]\n"
            "  --novel-k N          k-means clusters of the novelty candidates [%d]\n"
            "  --seed N             seed of permutations and clustering [%" PRIu64 "]\n"
            "  --permute MODE       clips, or frames (a diagnostic that shows why frames\n"
@@ -54,8 +55,9 @@ static void help(const ns_detect_opts *d)
            "  --device D           auto|cpu|cuda: where kNN, kernel sums and k-means run\n"
            "                       [auto: the GPU when built with CUDA and present]\n"
            "  --quiet              only errors\n"
-           "Exit codes: 0 ok, 1 failure, 2 usage (also: fewer clips than the test needs, a\n"
-           "reference from another model), 3 shift found with --fail-on-shift.\n",
+           "Exit codes: 0 ok, 1 failure, 2 usage (also: a reference from another model),\n"
+           "3 shift found with --fail-on-shift, 4 INSUFFICIENT: too few clips for the test\n"
+           "(every output is still written).\n",
            d->n_perm, d->alpha, d->frame_alpha, d->test_frames_per_clip, d->min_clips,
            d->novel_k, d->seed);
 }
@@ -109,10 +111,15 @@ static void iso_time(double t, char *buf, size_t cap)
 static void print_result(const ns_detect_result *r, const char *out)
 {
     const ns_mmd_test *t = &r->test;
-    printf("detect %s: %s (MMD^2 %.3g, p = %.4g with %d %s permutations; %zu clips tonight vs "
-           "%zu in the reference)\n",
-           r->night, r->shift ? "SHIFT DETECTED" : "no shift detected", t->mmd2, t->p_value,
-           t->n_perm, r->opts.permute_frames ? "frame" : "clip", t->blocks_x, t->blocks_y);
+    if (r->verdict == NS_VERDICT_INSUFFICIENT)
+        printf("detect %s: INSUFFICIENT (%s; MMD^2 %.3g, p = %.4g%s)\n", r->night,
+               r->verdict_reason, t->mmd2, t->p_value, r->exact ? ", exact" : "");
+    else
+        printf("detect %s: %s (MMD^2 %.3g, p = %.4g with %d %s %s; %zu clips tonight vs "
+               "%zu in the reference)\n",
+               r->night, r->shift ? "SHIFT DETECTED" : "no shift detected", t->mmd2, t->p_value,
+               t->n_perm, r->exact ? "(all) clip" : r->opts.permute_frames ? "frame" : "clip",
+               r->exact ? "assignments" : "permutations", t->blocks_x, t->blocks_y);
     printf("  %zu of %zu frames novel (p < %g)\n", r->n_novel, r->tonight.n, r->opts.frame_alpha);
     for (size_t i = 0; i < r->n_conditions && i < 3; i++) {
         const ns_detect_condition *c = &r->conditions[i];
@@ -331,6 +338,8 @@ int cmd_detect(int argc, char **argv)
         print_result(&r, out_dir);
     if (fail_on_shift && r.shift)
         rc = NS_EXIT_SHIFT;
+    else if (r.verdict == NS_VERDICT_INSUFFICIENT)
+        rc = NS_EXIT_INSUFFICIENT;
     goto done;
 fail:
     rc = ns_cli_fail("detect", st);

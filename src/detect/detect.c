@@ -17,6 +17,7 @@
 #include "detect_internal.h"
 #include "nightshift/kmeans.h"
 #include "nightshift/knn.h"
+#include "nightshift/whiten.h"
 
 /* Frame-level permutation keeps an (N, N) block-sum matrix of doubles:
  * 20000 frames is 3.2 GB already. */
@@ -40,6 +41,13 @@ void ns_detect_default_opts(ns_detect_opts *o)
     o->seed = 1;
     o->threads = 0;
     o->device = NS_DEVICE_AUTO;
+}
+
+const char *ns_detect_verdict_name(int verdict)
+{
+    return verdict == NS_VERDICT_SHIFT ? "shift"
+           : verdict == NS_VERDICT_INSUFFICIENT ? "insufficient"
+                                                : "no-shift";
 }
 
 void ns_detect_result_release(ns_detect_result *r)
@@ -134,31 +142,97 @@ done:
     return st;
 }
 
-/* Step 3: kNN novelty against the reference sample and the nearest
- * reference centroid.  dist/nbr (n, k) are kept for the residuals. */
-static ns_status novelty(const ns_reference *ref, const ns_detect_opts *o, float *dist,
-                         int64_t *nbr, ns_detect_result *r)
+/* Step 2: the nearest reference centroid (raw space, as the centroids). */
+static ns_status ref_modes(const ns_reference *ref, ns_detect_result *r)
 {
     const ns_frameset *t = &r->tonight;
-    int k = ref->knn_k, kk = ref->kmeans_k;
-    ns_status st = ns_det_knn(r->device, t->emb, t->n, ref->sample.emb, ref->sample.n, t->d, k,
-                              NULL, NULL, o->threads, dist, nbr);
-    if (st != NS_OK)
-        return st;
-    for (size_t i = 0; i < t->n; i++) {
-        r->score[i] = dist[i * (size_t)k + (size_t)(k - 1)];
-        r->pval[i] = ns_reference_pvalue(ref, t->clips[t->clip[i]].camera, r->score[i]);
-        r->novel[i] = r->pval[i] < o->frame_alpha;
-        r->n_novel += r->novel[i];
-    }
-    st = ns_det_kmeans_assign(r->device, t->emb, t->n, t->d, ref->centroids, kk, r->ref_cluster,
-                              NULL);
+    int kk = ref->kmeans_k;
+    ns_status st = ns_det_kmeans_assign(r->device, t->emb, t->n, t->d, ref->centroids, kk,
+                                        r->ref_cluster, NULL);
     if (st != NS_OK)
         return st;
     for (size_t i = 0; i < t->n; i++)
         r->tonight_counts[r->ref_cluster[i]]++;
     memcpy(r->ref_counts, ref->counts, (size_t)kk * sizeof *r->ref_counts);
     return NS_OK;
+}
+
+/* Tonight's rows per whitening chunk: the whitened copy stays small. */
+#define DET_WHITEN_CHUNK 4096
+
+/* The attribution's neighbours of tonight's candidates (p < cand_p) in the
+ * raw space, into their rows of nbr; dist is scratch.  Why raw: the
+ * attribution compares a frame with its nearest normal frames, and in the
+ * whitened space the nearest frames are those that match the change itself
+ * (reference.h). */
+static ns_status raw_neighbours(const ns_reference *ref, const ns_detect_opts *o, float *dist,
+                                int64_t *nbr, ns_detect_result *r)
+{
+    const ns_frameset *t = &r->tonight;
+    size_t k = (size_t)ref->knn_k, d = (size_t)t->d, m = 0;
+    ns_status st = NS_OK;
+    size_t *rows = malloc((t->n ? t->n : 1) * sizeof *rows);
+    float *q = NULL;
+    int64_t *nb = NULL;
+    for (size_t i = 0; rows && i < t->n; i++)
+        if (r->pval[i] < o->cand_p)
+            rows[m++] = i;
+    q = malloc((m ? m : 1) * d * sizeof *q);
+    nb = malloc((m ? m : 1) * k * sizeof *nb);
+    if (!rows || !q || !nb) {
+        st = ns_error(NS_ERR_NOMEM, "no memory for the neighbours of %zu candidates", m);
+        goto done;
+    }
+    for (size_t j = 0; j < m; j++)
+        memcpy(q + j * d, t->emb + rows[j] * d, d * sizeof *q);
+    if ((st = ns_det_knn(r->device, q, m, ref->sample.emb, ref->sample.n, t->d, ref->knn_k, NULL,
+                         NULL, o->threads, dist, nb)) != NS_OK)
+        goto done;
+    for (size_t j = 0; j < m; j++)
+        memcpy(nbr + rows[j] * k, nb + j * k, k * sizeof *nb);
+done:
+    free(rows);
+    free(q);
+    free(nb);
+    return st;
+}
+
+/* Step 4: kNN novelty against the reference sample in its novelty space
+ * (tonight whitened chunk by chunk when the reference whitens), then the
+ * raw-space neighbours of the candidates.  dist/nbr (n, k): nbr is kept
+ * for the residuals and the attribution. */
+static ns_status novelty(const ns_reference *ref, const ns_detect_opts *o, float *dist,
+                         int64_t *nbr, ns_detect_result *r)
+{
+    const ns_frameset *t = &r->tonight;
+    size_t k = (size_t)ref->knn_k, d = (size_t)t->d;
+    ns_status st = NS_OK;
+    float *z = NULL;
+    if (!ref->whiten) {
+        st = ns_det_knn(r->device, t->emb, t->n, ref->sample.emb, ref->sample.n, t->d,
+                        ref->knn_k, NULL, NULL, o->threads, dist, nbr);
+    } else {
+        z = malloc(DET_WHITEN_CHUNK * d * sizeof *z);
+        if (!z)
+            return ns_error(NS_ERR_NOMEM, "no memory to whiten tonight's frames");
+        for (size_t i0 = 0; st == NS_OK && i0 < t->n; i0 += DET_WHITEN_CHUNK) {
+            size_t m = t->n - i0 < DET_WHITEN_CHUNK ? t->n - i0 : DET_WHITEN_CHUNK;
+            st = ns_whiten_apply(&ref->wh, t->emb + i0 * d, m, z);
+            if (st == NS_OK)
+                st = ns_det_knn(r->device, z, m, ref->wemb, ref->sample.n, t->d, ref->knn_k,
+                                NULL, NULL, o->threads, dist + i0 * k, nbr + i0 * k);
+        }
+        free(z);
+    }
+    if (st != NS_OK)
+        return st;
+    for (size_t i = 0; i < t->n; i++) {
+        r->score[i] = dist[i * k + k - 1];
+        r->pval[i] = ns_reference_pvalue(ref, t->clips[t->clip[i]].camera, r->score[i]);
+        r->novel[i] = r->pval[i] < o->frame_alpha;
+        r->n_novel += r->novel[i];
+    }
+    return ref->whiten ? raw_neighbours(ref, o, dist, nbr, r) : NS_OK;
 }
 
 static size_t test_rows(const ns_fs_clip *c, int per_clip)
@@ -223,7 +297,8 @@ static ns_status clip_strata(const ns_frameset *rs, const ns_frameset *t, size_t
  * like the reference" means. */
 static ns_status strata_perm_test(const ns_reference *ref, const ns_frameset *t, const double *S,
                                   const size_t *size, size_t nb, const uint8_t *g,
-                                  const ns_detect_opts *o, ns_mmd_test *out)
+                                  const ns_detect_opts *o, ns_mmd_test *out, double *n_assign,
+                                  int *exact)
 {
     ns_status st;
     int32_t *stratum = malloc((nb ? nb : 1) * sizeof *stratum);
@@ -235,15 +310,20 @@ static ns_status strata_perm_test(const ns_reference *ref, const ns_frameset *t,
     }
     if ((st = clip_strata(&ref->sample, t, nb, size, stratum, names)) != NS_OK)
         goto done;
-    st = ns_mmd_perm_test_strata(S, size, nb, g, stratum, o->n_perm, o->seed, o->threads, 1,
-                                 out);
+    *n_assign = ns_mmd_assignments(size, nb, g, stratum);
+    *exact = *n_assign <= NS_DETECT_EXACT_MAX;
+    if (*exact)
+        st = ns_mmd_exact_test_strata(S, size, nb, g, stratum, NS_DETECT_EXACT_MAX, 1, out);
+    else
+        st = ns_mmd_perm_test_strata(S, size, nb, g, stratum, o->n_perm, o->seed, o->threads, 1,
+                                     out);
 done:
     free(stratum);
     free(names);
     return st;
 }
 
-/* Step 4: unbiased MMD^2 between the reference sample and tonight,
+/* Step 3: unbiased MMD^2 between the reference sample and tonight,
  * permuting whole clips (or frames, the diagnostic). */
 static ns_status shift_test(const ns_reference *ref, const ns_detect_opts *o,
                             ns_detect_result *r)
@@ -287,14 +367,16 @@ static ns_status shift_test(const ns_reference *ref, const ns_detect_opts *o,
     if ((st = ns_det_block_sums(r->device, x, at, t->d, off, nb, ref->sigma, o->threads, S)) !=
         NS_OK)
         goto done;
-    if (o->permute_frames)
+    if (o->permute_frames) {
         st = ns_mmd_perm_test(S, size, nb, g, o->n_perm, o->seed, o->threads, 1, &r->test);
-    else
-        st = strata_perm_test(ref, t, S, size, nb, g, o, &r->test);
+        r->n_assign = ns_mmd_assignments(size, nb, g, NULL);
+    } else {
+        st = strata_perm_test(ref, t, S, size, nb, g, o, &r->test, &r->n_assign, &r->exact);
+    }
     if (st != NS_OK)
         goto done;
     r->sigma = ref->sigma;
-    r->shift = r->test.p_value < o->alpha;
+    r->p_min = r->exact ? 1.0 / r->n_assign : fmax(1.0 / r->n_assign, 1.0 / (o->n_perm + 1.0));
 done:
     free(x);
     free(off);
@@ -302,6 +384,56 @@ done:
     free(g);
     free(S);
     return st;
+}
+
+/* The shift test where the clips allow one, and the verdict: SHIFT or
+ * NO_SHIFT, or INSUFFICIENT with the reason (a thin night is reported, not
+ * refused). */
+static ns_status run_test(const ns_reference *ref, const ns_detect_opts *o, ns_detect_result *r)
+{
+    size_t nt = r->tonight.n_clips, nr = ref->sample.n_clips;
+    char pm[64];
+    ns_status st;
+    r->p_min = NAN;
+    r->test.mmd2 = r->test.p_value = NAN;
+    r->test.blocks_x = nt; /* X is tonight */
+    r->test.blocks_y = nr;
+    if (nt < 2 || nr < 2) {
+        r->verdict = NS_VERDICT_INSUFFICIENT;
+        snprintf(r->verdict_reason, sizeof r->verdict_reason,
+                 "%zu clip%s tonight and %zu in the reference: the shift test needs at least 2 "
+                 "on each side", nt, nt == 1 ? "" : "s", nr);
+        return NS_OK;
+    }
+    st = shift_test(ref, o, r);
+    if (st == NS_ERR_USAGE && !o->permute_frames) {
+        /* The strata test's refusals (no camera on both sides): a verdict. */
+        r->verdict = NS_VERDICT_INSUFFICIENT;
+        snprintf(r->verdict_reason, sizeof r->verdict_reason, "%s", ns_errmsg());
+        r->test.mmd2 = r->test.p_value = NAN;
+        return NS_OK;
+    }
+    if (st != NS_OK)
+        return st;
+    snprintf(pm, sizeof pm, "%.3g", r->p_min);
+    if (isfinite(r->n_assign) && r->n_assign < 1e9)
+        snprintf(pm, sizeof pm, "1/%.0f = %.3g", r->n_assign, r->p_min);
+    if (!(r->p_min <= o->alpha)) {
+        r->verdict = NS_VERDICT_INSUFFICIENT;
+        snprintf(r->verdict_reason, sizeof r->verdict_reason,
+                 "%zu clips tonight vs %zu in the reference allow p >= %s, above the level %g",
+                 nt, nr, pm, o->alpha);
+    } else if (nt < (size_t)o->min_clips || nr < (size_t)o->min_clips) {
+        r->verdict = NS_VERDICT_INSUFFICIENT;
+        snprintf(r->verdict_reason, sizeof r->verdict_reason,
+                 "%zu clips tonight vs %zu in the reference, fewer than the %d on each side the "
+                 "test needs (--min-clips); the smallest p they allow is %s", nt, nr,
+                 o->min_clips, pm);
+    } else {
+        r->verdict = r->test.p_value < o->alpha ? NS_VERDICT_SHIFT : NS_VERDICT_NO_SHIFT;
+    }
+    r->shift = r->verdict == NS_VERDICT_SHIFT;
+    return NS_OK;
 }
 
 /* x - mean of the base rows in nb[0..k) (missing neighbours are -1),
@@ -456,13 +588,6 @@ ns_status ns_detect_run(ns_store *s, const ns_reference *ref, const char *night,
         return st;
     if ((st = load_night(s, ref, night, &r->tonight)) != NS_OK)
         goto done;
-    if (r->tonight.n_clips < (size_t)o->min_clips || ref->sample.n_clips < (size_t)o->min_clips) {
-        st = ns_error(NS_ERR_USAGE,
-                      "night %s has %zu clips; the shift test needs at least %d on each side "
-                      "(reference: %zu)",
-                      night, r->tonight.n_clips, o->min_clips, ref->sample.n_clips);
-        goto done;
-    }
     r->seconds[0] = det_now() - t0;
 
     t1 = det_now();
@@ -485,14 +610,19 @@ ns_status ns_detect_run(ns_store *s, const ns_reference *ref, const char *night,
         st = ns_error(NS_ERR_NOMEM, "no memory for detection over %zu frames", n);
         goto done;
     }
-    if ((st = novelty(ref, o, dist, nbr, r)) != NS_OK)
+    if ((st = ref_modes(ref, r)) != NS_OK)
         goto done;
     r->seconds[1] = det_now() - t1;
 
     t1 = det_now();
-    if ((st = shift_test(ref, o, r)) != NS_OK)
+    if ((st = run_test(ref, o, r)) != NS_OK)
         goto done;
     r->seconds[2] = det_now() - t1;
+
+    t1 = det_now();
+    if ((st = novelty(ref, o, dist, nbr, r)) != NS_OK)
+        goto done;
+    r->seconds[1] += det_now() - t1;
 
     if ((st = conditions(ref, o, nbr, r, &r->seconds[3], &r->seconds[4])) != NS_OK)
         goto done;

@@ -13,6 +13,7 @@
 #include "nightshift/knn.h"
 #include "nightshift/mmd.h"
 #include "nightshift/model.h"
+#include "nightshift/whiten.h"
 
 #include "compute.h"
 #include "detect_util.h"
@@ -27,6 +28,8 @@ void ns_reference_default_opts(ns_reference_opts *o)
     o->frame_cap = 20000;
     o->knn_k = 5;
     o->kmeans_k = 16;
+    o->whiten = 1;
+    o->whiten_folds = 5;
     o->seed = 1;
     o->threads = 0;
     o->device = NS_DEVICE_AUTO;
@@ -51,6 +54,8 @@ void ns_reference_release(ns_reference *r)
     free(r->cam_n);
     free(r->cam_loco_sorted);
     free(r->cam_loco_off);
+    free(r->wemb);
+    ns_whiten_release(&r->wh);
     memset(r, 0, sizeof *r);
 }
 
@@ -99,6 +104,21 @@ ns_status ns_reference_calibrate(ns_reference *r)
     for (size_t c = 0; c < nc; c++)
         qsort(r->cam_loco_sorted + r->cam_loco_off[c], r->cam_loco_off[c + 1] - r->cam_loco_off[c],
               sizeof *r->cam_loco_sorted, ns_cmp_float);
+    free(r->wemb);
+    r->wemb = NULL;
+    if (r->whiten) {
+        if (!r->wh.W || r->wh.d != f->d) {
+            st = ns_error(NS_ERR_CORRUPT, "reference: whitening of dimension %d for embeddings "
+                          "of %d", r->wh.d, f->d);
+            goto done;
+        }
+        r->wemb = malloc((n ? n : 1) * (size_t)f->d * sizeof *r->wemb);
+        if (!r->wemb) {
+            st = ns_error(NS_ERR_NOMEM, "no memory to whiten %zu reference frames", n);
+            goto done;
+        }
+        st = ns_whiten_apply(&r->wh, f->emb, n, r->wemb);
+    }
 done:
     free(fill);
     free(cam);
@@ -210,6 +230,106 @@ done:
     return st;
 }
 
+/* Fold of each sample clip: clips in a seeded random order, dealt round
+ * robin within their camera, so every fold holds every camera. */
+static ns_status clip_folds(const ns_reference *r, int folds, int *fold)
+{
+    const ns_frameset *f = &r->sample;
+    size_t nc = f->n_clips, *order = malloc((nc ? nc : 1) * sizeof *order);
+    size_t *dealt = calloc(nc ? nc : 1, sizeof *dealt), n_cam = 0;
+    const char **cam = malloc((nc ? nc : 1) * sizeof *cam);
+    uint64_t state = r->seed ^ 0xF01D5ull;
+    if (!order || !dealt || !cam) {
+        free(order);
+        free(dealt);
+        free(cam);
+        return ns_error(NS_ERR_NOMEM, "no memory for the folds of %zu clips", nc);
+    }
+    for (size_t c = 0; c < nc; c++)
+        order[c] = c;
+    for (size_t i = nc; i > 1; i--) {
+        size_t j = (size_t)(ns_sm64_next(&state) % i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    /* The camera table is built later (fit_props): cameras by name here. */
+    for (size_t i = 0; i < nc; i++) {
+        const char *name = f->clips[order[i]].camera;
+        size_t k = 0;
+        while (k < n_cam && strcmp(cam[k], name) != 0)
+            k++;
+        if (k == n_cam)
+            cam[n_cam++] = name;
+        fold[order[i]] = (int)(dealt[k]++ % (size_t)folds);
+    }
+    free(order);
+    free(dealt);
+    free(cam);
+    return NS_OK;
+}
+
+/* Whitening and the cross-fitted leave-one-clip-out distances (see
+ * reference.h): fold by fold, the fold's frames against every frame of
+ * another clip, all whitened with the transform fitted without the fold.
+ * Only loco changes: loco_idx stays the raw-space neighbours, which the
+ * attribution compares with (see detect.h). */
+static ns_status fit_loco_whitened(ns_reference *r, ns_device dev, int threads, int64_t *groups)
+{
+    const ns_frameset *f = &r->sample;
+    const size_t n = f->n, k = (size_t)r->knn_k, d = (size_t)f->d;
+    ns_status st = NS_OK;
+    int folds = r->whiten_folds < (int)f->n_clips ? r->whiten_folds : (int)f->n_clips;
+    int *fold = malloc((f->n_clips ? f->n_clips : 1) * sizeof *fold);
+    uint8_t *skip = malloc(n ? n : 1);
+    float *z = malloc((n ? n : 1) * d * sizeof *z), *q = malloc((n ? n : 1) * d * sizeof *q);
+    float *dist = malloc((n ? n : 1) * k * sizeof *dist);
+    int64_t *idx = malloc((n ? n : 1) * k * sizeof *idx), *qg = malloc((n ? n : 1) * sizeof *qg);
+    /* idx: the fold's neighbours, needed by the search, not kept */
+    size_t *rows = malloc((n ? n : 1) * sizeof *rows);
+    ns_whiten wf = {0};
+    if (!fold || !skip || !z || !q || !dist || !idx || !qg || !rows) {
+        st = ns_error(NS_ERR_NOMEM, "no memory to cross-fit the whitening of %zu frames", n);
+        goto done;
+    }
+    if ((st = ns_whiten_fit(f->emb, n, f->d, NULL, &r->wh)) != NS_OK ||
+        (st = clip_folds(r, folds < 2 ? 2 : folds, fold)) != NS_OK)
+        goto done;
+    r->whiten_folds = folds < 2 ? 2 : folds;
+    for (int g = 0; g < r->whiten_folds; g++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            skip[i] = fold[f->clip[i]] == g;
+        ns_whiten_release(&wf);
+        if ((st = ns_whiten_fit(f->emb, n, f->d, skip, &wf)) != NS_OK ||
+            (st = ns_whiten_apply(&wf, f->emb, n, z)) != NS_OK)
+            goto done;
+        for (size_t i = 0; i < n; i++)
+            if (skip[i]) {
+                memcpy(q + m * d, z + i * d, d * sizeof *q);
+                qg[m] = groups[i];
+                rows[m++] = i;
+            }
+        if (m == 0)
+            continue;
+        if ((st = ns_det_knn(dev, q, m, z, n, f->d, r->knn_k, qg, groups, threads, dist, idx)) !=
+            NS_OK)
+            goto done;
+        for (size_t j = 0; j < m; j++)
+            r->loco[rows[j]] = dist[j * k + k - 1];
+    }
+done:
+    ns_whiten_release(&wf);
+    free(fold);
+    free(skip);
+    free(z);
+    free(q);
+    free(dist);
+    free(idx);
+    free(qg);
+    free(rows);
+    return st;
+}
+
 /* Leave-one-clip-out k-th neighbour distances and their sorted copy. */
 static ns_status fit_loco(ns_reference *r, ns_device dev, int threads)
 {
@@ -233,6 +353,8 @@ static ns_status fit_loco(ns_reference *r, ns_device dev, int threads)
     }
     for (size_t i = 0; i < n; i++)
         r->loco[i] = dist[i * k + k - 1];
+    if (r->whiten && (st = fit_loco_whitened(r, dev, threads, groups)) != NS_OK)
+        st = ns_error_wrap(st, "reference whitening");
 done:
     free(groups);
     free(dist);
@@ -355,6 +477,9 @@ ns_status ns_reference_build_from(ns_store *s, const char *model_id, const char 
         return ns_error(NS_ERR_USAGE, "reference: knn_k %d, kmeans_k %d, frame cap %llu and "
                         "dimension %d must all be positive", o->knn_k, o->kmeans_k,
                         (unsigned long long)o->frame_cap, dim);
+    if (o->whiten && o->whiten_folds < 2)
+        return ns_error(NS_ERR_USAGE, "reference: whitening needs at least 2 folds, not %d",
+                        o->whiten_folds);
     if (!model_id || strlen(model_id) != NS_SHA256_HEX - 1)
         return ns_error(NS_ERR_USAGE, "reference: model id '%.70s' is not a hex digest",
                         model_id ? model_id : "");
@@ -362,6 +487,9 @@ ns_status ns_reference_build_from(ns_store *s, const char *model_id, const char 
     snprintf(r.model_name, sizeof r.model_name, "%s", model_name ? model_name : "");
     r.knn_k = o->knn_k;
     r.seed = o->seed;
+    r.format_version = NS_REF_FORMAT_VERSION;
+    r.whiten = o->whiten != 0;
+    r.whiten_folds = o->whiten_folds;
     r.frame_cap = o->frame_cap;
     snprintf(r.store, sizeof r.store, "%s", ns_store_dir(s));
     clock_gettime(CLOCK_REALTIME, &now);

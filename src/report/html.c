@@ -96,9 +96,16 @@ static void verdict(ns_strbuf *sb, const ns_detect_result *r)
     size_t nn = 0;
     for (size_t i = 0; i < r->n_conditions; i++)
         nn += r->conditions[i].novel != 0;
+    int thin = r->verdict == NS_VERDICT_INSUFFICIENT;
     ns_strbuf_printf(sb, "<section class=\"verdict %s\">\n<div class=\"big\">%s</div>\n",
                      r->shift ? "shift" : "noshift",
-                     r->shift ? "Shift detected" : "No shift detected");
+                     thin ? "Insufficient clips for the shift test"
+                     : r->shift ? "Shift detected" : "No shift detected");
+    if (thin) {
+        ns_strbuf_printf(sb, "<p class=\"reason\">");
+        esc(sb, r->verdict_reason);
+        ns_strbuf_printf(sb, ". Novelty and conditions below need no test.</p>\n");
+    }
     ns_strbuf_printf(sb, "<p>p = ");
     num(sb, "%.4g", r->test.p_value);
     ns_strbuf_printf(sb, " at level &alpha; = ");

@@ -391,7 +391,12 @@ static void summary_json(const ns_reference *ref, const ns_detect_result *r, ns_
         top = r->n_conditions;
     ns_strbuf_printf(b, "{\"format\":\"nightshift-detect-summary\",\"version\":1,\"night\":");
     ns_strbuf_json_str(b, r->night);
-    ns_strbuf_printf(b, ",\"verdict\":\"%s\",\"p_value\":", r->shift ? "shift" : "no-shift");
+    ns_strbuf_printf(b, ",\"verdict\":\"%s\",\"verdict_reason\":",
+                     ns_detect_verdict_name(r->verdict));
+    ns_strbuf_json_str(b, r->verdict_reason);
+    ns_strbuf_printf(b, ",\"exact\":%s,\"p_min\":", r->exact ? "true" : "false");
+    ns_strbuf_json_num(b, r->p_min);
+    ns_strbuf_append(b, ",\"p_value\":", 11);
     ns_strbuf_json_num(b, r->test.p_value);
     ns_strbuf_append(b, ",\"mmd2\":", 8);
     ns_strbuf_json_num(b, r->test.mmd2);

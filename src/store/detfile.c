@@ -163,6 +163,9 @@ static herr_t write_attrs(hid_t f, const ns_detect_result *r, const ns_reference
     e |= ns_h5_attr_num(f, "frames_test_ref", H5T_NATIVE_UINT64, &ft_ref);
     e |= ns_h5_attr_num(f, "n_novel", H5T_NATIVE_UINT64, &n_novel);
     e |= ns_h5_attr_num(f, "shift", H5T_NATIVE_INT32, &shift);
+    e |= ns_h5_attr_str(f, "verdict", ns_detect_verdict_name(r->verdict));
+    e |= ns_h5_attr_str(f, "verdict_reason", r->verdict_reason);
+    e |= ns_h5_attr_num(f, "p_min", H5T_NATIVE_DOUBLE, &r->p_min);
     e |= ns_h5_attr_num(f, "alpha", H5T_NATIVE_DOUBLE, &r->opts.alpha);
     e |= ns_h5_attr_num(f, "frame_alpha", H5T_NATIVE_DOUBLE, &r->opts.frame_alpha);
     e |= ns_h5_attr_num(f, "knn_k", H5T_NATIVE_INT32, &knn_k);

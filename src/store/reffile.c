@@ -61,7 +61,8 @@ static ns_status put(hid_t loc, const char *path, const char *name, hid_t ftype,
 static ns_status write_root_attrs(hid_t f, const ns_reference *r, const char *tmp)
 {
     int32_t ver = NS_REF_FORMAT_VERSION, dim = r->sample.d, knn_k = r->knn_k,
-            kmeans_k = r->kmeans_k, n_nights = (int32_t)r->n_nights;
+            kmeans_k = r->kmeans_k, n_nights = (int32_t)r->n_nights, whiten = r->whiten != 0,
+            folds = r->whiten_folds;
     const char *from = r->n_nights ? r->nights[0] : "";
     const char *to = r->n_nights ? r->nights[r->n_nights - 1] : "";
     if (ns_h5_attr_str(f, "ns_format", NS_REF_FORMAT) < 0 ||
@@ -80,6 +81,8 @@ static ns_status write_root_attrs(hid_t f, const ns_reference *r, const char *tm
         ns_h5_attr_num(f, "frames_total", H5T_NATIVE_UINT64, &r->frames_total) < 0 ||
         ns_h5_attr_str(f, "store", r->store) < 0 ||
         ns_h5_attr_num(f, "created", H5T_NATIVE_DOUBLE, &r->created) < 0 ||
+        ns_h5_attr_num(f, "whiten", H5T_NATIVE_INT32, &whiten) < 0 ||
+        ns_h5_attr_num(f, "whiten_folds", H5T_NATIVE_INT32, &folds) < 0 ||
         ns_h5_attr_str(f, "writer", "nightshift " NS_VERSION) < 0)
         return ns_h5_error(NS_ERR_IO, "cannot write the attributes of '%s'", tmp);
     return NS_OK;
@@ -154,11 +157,36 @@ done:
     return st;
 }
 
+/* Version 2: the whitening transform (whiten = 1 only). */
+static ns_status write_whiten(hid_t f, const ns_reference *r, const char *tmp)
+{
+    ns_status st = NS_OK;
+    hsize_t d = (hsize_t)r->wh.d;
+    hid_t g;
+    if (!r->whiten)
+        return NS_OK;
+    if (!r->wh.W || r->wh.d != r->sample.d)
+        return ns_error(NS_ERR_INTERNAL, "reference '%s': whitening missing or of the wrong "
+                        "dimension", tmp);
+    if ((g = H5Gcreate2(f, "whiten", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        return ns_h5_error(NS_ERR_IO, "cannot create /whiten in '%s'", tmp);
+    if ((st = put(g, tmp, "mean", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, d, 1, r->wh.mean)) ==
+            NS_OK &&
+        (st = put(g, tmp, "matrix", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, d, d, r->wh.W)) ==
+            NS_OK &&
+        ns_h5_attr_num(g, "shrinkage", H5T_NATIVE_DOUBLE, &r->wh.shrinkage) < 0)
+        st = ns_h5_error(NS_ERR_IO, "cannot write /whiten of '%s'", tmp);
+    H5Gclose(g);
+    return st;
+}
+
 static ns_status write_all(hid_t f, const char *tmp, void *ctx)
 {
     const ns_reference *r = ctx;
     ns_status st = write_root_attrs(f, r, tmp);
-    return st != NS_OK ? st : write_body(f, r, tmp);
+    if (st == NS_OK)
+        st = write_body(f, r, tmp);
+    return st != NS_OK ? st : write_whiten(f, r, tmp);
 }
 
 ns_status ns_reference_save(const ns_reference *r, const char *path)
@@ -220,9 +248,22 @@ static ns_status read_attrs(hid_t f, const char *path, ns_reference *r, int *dim
                         NS_REF_FORMAT);
     if ((st = ns_h5_read_attr(f, path, "ns_format_version", H5T_NATIVE_INT32, &ver)) != NS_OK)
         return st;
-    if (ver != NS_REF_FORMAT_VERSION)
-        return ns_error(NS_ERR_FORMAT, "'%s': %s version %d, expected %d (rebuild the "
+    /* Version 1 lacks the whitening only: it still loads, with raw distances. */
+    if (ver != 1 && ver != NS_REF_FORMAT_VERSION)
+        return ns_error(NS_ERR_FORMAT, "'%s': %s version %d, expected 1..%d (rebuild the "
                         "reference)", path, NS_REF_FORMAT, (int)ver, NS_REF_FORMAT_VERSION);
+    r->format_version = ver;
+    if (ver >= 2) {
+        int32_t wh = 0, folds = 0;
+        if ((st = ns_h5_read_attr(f, path, "whiten", H5T_NATIVE_INT32, &wh)) != NS_OK ||
+            (st = ns_h5_read_attr(f, path, "whiten_folds", H5T_NATIVE_INT32, &folds)) != NS_OK)
+            return st;
+        if ((wh != 0 && wh != 1) || (wh && folds < 2))
+            return ns_error(NS_ERR_CORRUPT, "'%s': bad whiten attributes (%d, %d folds)", path,
+                            (int)wh, (int)folds);
+        r->whiten = wh;
+        r->whiten_folds = folds;
+    }
     if ((st = ns_h5_read_str_attr(f, path, "model_id", buf, sizeof buf)) != NS_OK)
         return st;
     size_t id_len = strlen(buf);
@@ -286,6 +327,34 @@ static ns_status check_body(const ns_reference *r, const char *path)
             return ns_error(NS_ERR_CORRUPT, "'%s': /sample/loco_idx holds %lld, outside 0..%zu",
                             path, (long long)r->loco_idx[i], s->n);
     return NS_OK;
+}
+
+static ns_status read_whiten(hid_t f, const char *path, ns_reference *r)
+{
+    ns_status st = NS_OK;
+    hsize_t d = (hsize_t)r->sample.d;
+    hid_t g;
+    if (!r->whiten)
+        return NS_OK;
+    if ((g = H5Gopen2(f, "whiten", H5P_DEFAULT)) < 0)
+        return ns_h5_error(NS_ERR_CORRUPT, "'%s': whiten = 1 but no /whiten", path);
+    r->wh.d = r->sample.d;
+    r->wh.mean = malloc((size_t)d * sizeof *r->wh.mean);
+    r->wh.W = malloc((size_t)(d * d) * sizeof *r->wh.W);
+    if (!r->wh.mean || !r->wh.W)
+        st = ns_error(NS_ERR_NOMEM, "'%s': no memory for the whitening (dim %d)", path,
+                      r->sample.d);
+    if (st == NS_OK)
+        st = get(f, path, "whiten/mean", H5T_NATIVE_FLOAT, 1, d, 0, r->wh.mean);
+    if (st == NS_OK)
+        st = get(f, path, "whiten/matrix", H5T_NATIVE_FLOAT, 2, d, d, r->wh.W);
+    if (st == NS_OK)
+        st = ns_h5_read_attr(g, path, "shrinkage", H5T_NATIVE_DOUBLE, &r->wh.shrinkage);
+    H5Gclose(g);
+    for (hsize_t i = 0; st == NS_OK && i < d * d; i++)
+        if (!isfinite(r->wh.W[i]))
+            st = ns_error(NS_ERR_CORRUPT, "'%s': /whiten/matrix holds a non-finite value", path);
+    return st;
 }
 
 ns_status ns_reference_load(const char *path, ns_reference *out)
@@ -412,7 +481,7 @@ ns_status ns_reference_load(const char *path, ns_reference *out)
         fc->sha256[NS_SHA256_HEX - 1] = fc->camera[NS_CAMERA_LEN - 1] = '\0';
         fc->night[NS_NIGHT_LEN - 1] = fc->source[NS_SOURCE_LEN - 1] = '\0';
     }
-    if ((st = check_body(&r, path)) != NS_OK)
+    if ((st = check_body(&r, path)) != NS_OK || (st = read_whiten(f, path, &r)) != NS_OK)
         goto done;
     if ((st = ns_reference_calibrate(&r)) != NS_OK) {
         st = ns_error_wrap(st, "'%s'", path);

@@ -5,8 +5,9 @@
 #    attribution names luma; likewise for the lighting drop;
 #  - outputs: detect.h5, CSVs, summary.json, report.html (opens in headless
 #    Chromium, not blank), byte-identical reruns, hostile names escaped;
-#  - bad input: a night with no frames, a reference from another model, too
-#    few clips: documented exit codes, clear messages, nothing half-written.
+#  - bad input: a night with no frames, a reference from another model:
+#    documented exit codes, clear messages, nothing half-written;
+#  - too few clips for the test: INSUFFICIENT (exit 4), every output written.
 source "$(dirname "$0")/lib.sh"
 
 # scenario NAME SHIFT: 6 nights, the change on night 6; reference = nights 1..5.
@@ -120,9 +121,23 @@ expect_rc 1 "a reference whose model never embedded the night" sh -c "'$NS_BIN' 
   --nights 2026-11-01..2026-11-05 --model '$T/other.h5' --out '$T/other.ref.h5' 2> '$T/err3.txt'"
 check "  message says to run embed" grep -q "nightshift embed" "$T/err3.txt"
 check "  no reference file written" test ! -e "$T/other.ref.h5"
-expect_rc 2 "fewer clips than the test needs" sh -c "'$NS_BIN' detect --store '$T/glove.store' --night 2026-11-06 \
-  --reference '$T/glove.ref.h5' --min-clips 50 --out '$T/out/2026-11-06' 2> '$T/err4.txt'"
-check "  message gives the counts" grep -q "at least 50" "$T/err4.txt"
+expect_rc 4 "fewer clips than --min-clips: INSUFFICIENT (exit 4), not a usage error" sh -c "'$NS_BIN' detect \
+  --store '$T/glove.store' --night 2026-11-06 --reference '$T/glove.ref.h5' --min-clips 50 --out '$T/thin' > '$T/thin.txt'"
+check "  it says so, with the counts" grep -q "INSUFFICIENT (48 clips tonight vs 240 in the reference, fewer than the 50" "$T/thin.txt"
+for f in detect.h5 clusters.csv clips.csv frames.csv summary.json report.html; do
+  check "  the thin night still writes $f" test -s "$T/thin/$f"
+done
+check "  summary.json: verdict insufficient, reason, p_min; conditions kept" $PY - "$T/thin" <<'PY'
+import json, sys, h5py
+s = json.load(open(f"{sys.argv[1]}/summary.json"))
+assert s["verdict"] == "insufficient" and "the 50 on each side" in s["verdict_reason"], s["verdict_reason"]
+assert 0 < s["p_min"] < 0.01 and s["p_value"] is not None, (s["p_min"], s["p_value"])
+assert s["top_conditions"] and s["top_conditions"][0]["novel"], s["top_conditions"][:1]
+with h5py.File(f"{sys.argv[1]}/detect.h5") as f:
+    v = f.attrs["verdict"]
+    assert (v.decode() if isinstance(v, bytes) else v) == "insufficient", v
+PY
+check "  the report says why" grep -q "Insufficient clips for the shift test" "$T/thin/report.html"
 expect_rc 1 "a reference over nights the store does not have" sh -c "'$NS_BIN' reference build --store '$T/glove.store' \
   --nights 2030-01-01..2030-02-01 --out '$T/none.ref.h5' 2> '$T/err5.txt'"
 check "  message names the nights" grep -q "2030-01-01" "$T/err5.txt"
