@@ -609,7 +609,9 @@ static ns_status detect_execute(ns_night_run *r, ns_stage_record *rec)
     arg(&a, "%" PRIu64, r->cfg.detect_seed);
     arg(&a, "--device");
     arg(&a, "%s", r->cfg.device);
-    return ns_nightly_spawn(r, "detect", a.v, &rc);
+    st = ns_nightly_spawn(r, "detect", a.v, &rc);
+    /* INSUFFICIENT (exit 4): a thin night, reported in full; the stage is done. */
+    return rc == NS_EXIT_INSUFFICIENT ? NS_OK : st;
 }
 
 static ns_status detect_measure(ns_night_run *r, ns_stage_record *rec)
