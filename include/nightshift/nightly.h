@@ -9,7 +9,8 @@
  * Manifest: RUNS/<night>/manifest.json (ns_format "nightshift-run-manifest",
  * ns_format_version 1), rewritten atomically after every stage:
  *   {"ns_format", "ns_format_version", "night", "tool_version",
- *    "config_sha256", "started", "updated", "exit_code",
+ *    "config_sha256", "started", "updated", "production_head" (the head
+ *    registry's production head when the night began, "" when none), "exit_code",
  *    "stages": [{"stage", "status" ("done"|"skipped"|"failed"|"interrupted"),
  *                "key" (SHA-256 over the stage's inputs, options and the tool
  *                version: equal key and intact outputs mean nothing to redo),
@@ -146,6 +147,7 @@ typedef struct ns_run_manifest {
     char tool_version[32];
     char config_sha256[NS_SHA256_HEX];
     char started[32], updated[32];
+    char production_head[NS_SHA256_HEX]; /* the registry's, when the night began ("" none) */
     int exit_code;              /* -1 while running */
     size_t n_stages;
     ns_stage_record *stages;

@@ -63,5 +63,6 @@ int cmd_detect(int argc, char **argv);
 int cmd_labels(int argc, char **argv);
 int cmd_nightly(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
+int cmd_registry(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@
 #include "nightly_run.h"
 #include "nightshift/fsutil.h"
 #include "nightshift/morning.h"
+#include "nightshift/registry.h"
 
 void ns_nightly_forward(int sig);
 
@@ -284,6 +285,8 @@ static void summary(const ns_night_run *r, int code)
                (unsigned long long)r->det.novel_conditions);
         printf("  detect report: %s/report.html\n", r->detect_dir);
     }
+    printf("  production head: %s (head registry)\n",
+           r->m.production_head[0] ? r->m.production_head : "none yet");
     printf("  manifest: %s\n  morning page: %s/index.html\n", r->manifest_path, r->dir);
 }
 
@@ -430,6 +433,12 @@ int cmd_nightly(int argc, char **argv)
         if (!r->m.started[0])
             memcpy(r->m.started, t, sizeof t);
         r->m.exit_code = -1;
+        /* The head the night's gate compares against, as the registry says. */
+        ns_registry reg;
+        if ((st = ns_registry_load(r->cfg.store, &reg)) != NS_OK)
+            goto fail;
+        memcpy(r->m.production_head, reg.production, sizeof reg.production);
+        ns_registry_release(&reg);
     } else {
         printf("nightly %s (dry run): store %s, runs %s\n", r->night, r->cfg.store, r->runs);
     }

@@ -22,6 +22,7 @@ static const command commands[] = {
     {"dataset", cmd_dataset, "build a leakage-safe train/val/test dataset from labelled frames; describe one"},
     {"labels", cmd_labels, "import labels (CSV, Label Studio JSON) as versioned sets; summarise them"},
     {"nightly", cmd_nightly, "the whole night from a YAML config, resumable; exit code for cron"},
+    {"registry", cmd_registry, "the head registry: production and candidate heads, promote, rollback"},
 };
 
 static void usage(FILE *f)

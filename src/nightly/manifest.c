@@ -26,7 +26,8 @@ typedef struct raw_stage {
 } raw_stage;
 
 typedef struct raw_manifest {
-    char *format, *version, *night, *tool_version, *config_sha256, *started, *updated, *exit_code;
+    char *format, *version, *night, *tool_version, *config_sha256, *started, *updated, *exit_code,
+        *production_head;
     raw_stage *stages;
     unsigned stages_count;
 } raw_manifest;
@@ -72,6 +73,7 @@ static const cyaml_schema_field_t manifest_fields[] = {
     STR("started", raw_manifest, started),
     STR("updated", raw_manifest, updated),
     STR("exit_code", raw_manifest, exit_code),
+    STR("production_head", raw_manifest, production_head),
     CYAML_FIELD_SEQUENCE("stages", CYAML_FLAG_POINTER | OPT, raw_manifest, stages, &stage_schema,
                          0, CYAML_UNLIMITED),
     CYAML_FIELD_END};
@@ -140,6 +142,7 @@ ns_status ns_run_manifest_load(const char *path, ns_run_manifest *m)
     copy(m->config_sha256, sizeof m->config_sha256, raw->config_sha256);
     copy(m->started, sizeof m->started, raw->started);
     copy(m->updated, sizeof m->updated, raw->updated);
+    copy(m->production_head, sizeof m->production_head, raw->production_head);
     m->exit_code = raw->exit_code ? atoi(raw->exit_code) : -1;
     for (unsigned i = 0; i < raw->stages_count && st == NS_OK; i++) {
         const raw_stage *r = &raw->stages[i];
@@ -189,8 +192,8 @@ ns_status ns_run_manifest_save(const ns_run_manifest *m, const char *path)
     ns_strbuf_printf(&b, ", \"tool_version\": ");
     ns_strbuf_json_str(&b, m->tool_version);
     ns_strbuf_printf(&b, ", \"config_sha256\": \"%s\",\n \"started\": \"%s\", \"updated\": \"%s\", "
-                         "\"exit_code\": ",
-                     m->config_sha256, m->started, m->updated);
+                         "\"production_head\": \"%s\", \"exit_code\": ",
+                     m->config_sha256, m->started, m->updated, m->production_head);
     if (m->exit_code >= 0)
         ns_strbuf_printf(&b, "%d", m->exit_code);
     else

@@ -229,7 +229,7 @@ ns_status ns_morning_write(const ns_morning_page *p)
     ns_strbuf sb = {0};
     night_row *rows = NULL;
     size_t n = 0;
-    char path[PATH_MAX + 16];
+    char path[PATH_MAX + 16], short_id[16];
     const ns_run_manifest *m = p->manifest;
     const char *cls, *what = outcome(m->exit_code, &cls);
     ns_status st = read_nights(p, &rows, &n);
@@ -247,11 +247,21 @@ ns_status ns_morning_write(const ns_morning_page *p)
     esc(&sb, p->night);
     ns_strbuf_printf(&sb, "</h1>\n<p class=\"sub\">nightshift ");
     esc(&sb, m->tool_version);
-    ns_strbuf_printf(&sb, " nightly &middot; config <code>%.12s</code> &middot; started ",
-                     m->config_sha256);
+    snprintf(short_id, sizeof short_id, "%.12s", m->config_sha256);
+    ns_strbuf_printf(&sb, " nightly &middot; config <code>");
+    esc(&sb, short_id);
+    ns_strbuf_printf(&sb, "</code> &middot; started ");
     esc(&sb, m->started);
     ns_strbuf_printf(&sb, ", updated ");
     esc(&sb, m->updated);
+    ns_strbuf_printf(&sb, " &middot; production head ");
+    if (m->production_head[0]) {
+        snprintf(short_id, sizeof short_id, "%.12s", m->production_head);
+        ns_strbuf_printf(&sb, "<code>");
+        esc(&sb, short_id);
+        ns_strbuf_printf(&sb, "</code>");
+    } else
+        ns_strbuf_printf(&sb, "none yet");
     ns_strbuf_printf(&sb, "</p>\n</header>\n<section class=\"verdict %s\">\n<div class=\"big\">"
                           "%s</div>\n<p>exit code %d</p>\n</section>\n",
                      cls, what, m->exit_code);

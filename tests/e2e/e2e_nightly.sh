@@ -106,8 +106,12 @@ for _ in $(seq 100); do [ -s "$T/store2/runs/$n2/logs/ingest.log" ] && break; sl
 kill -TERM $pid
 rc=0; wait $pid || rc=$?
 check "SIGTERM exits 143 (or the run had finished: 0)" test "$rc" -eq 143 -o "$rc" -eq 0
-check "manifest names the interrupted stage" \
-  sh -c "[ $rc -eq 0 ] || grep -q '\"status\": \"interrupted\"' '$T/store2/runs/$n2/manifest.json'"
+# Stopped inside a stage (recorded "interrupted") or at the boundary after one.
+check "manifest shows where the night stopped" $PY -c "
+import json, sys
+m = json.load(open(sys.argv[1])); st = [s['status'] for s in m['stages']]
+assert $rc == 0 or 'interrupted' in st or len(st) < 4, st
+assert $rc == 0 or m['exit_code'] == 143" "$T/store2/runs/$n2/manifest.json"
 expect_rc 0 "rerun after SIGTERM completes" "$NS_BIN" nightly --config "$T/t.yaml" --night "$n2" -q
 check "store verifies after the interrupted night" "$NS_BIN" verify --store "$T/store2"
 
