@@ -162,23 +162,6 @@ static ns_status check(const ns_dataset *ds, const char *path)
     return NS_OK;
 }
 
-static ns_status refuse_foreign(const char *path)
-{
-    hid_t f = H5I_INVALID_HID;
-    ns_status st;
-    if (access(path, F_OK) != 0)
-        return NS_OK;
-    if ((st = ns_h5_open_read(path, "dataset", &f)) == NS_OK)
-        st = ns_h5_check_format_in(f, path, NS_DATASET_FORMAT, 1, NS_DATASET_FORMAT_VERSION,
-                                   NULL);
-    if (f >= 0)
-        H5Fclose(f);
-    if (st != NS_OK)
-        return ns_error_wrap(NS_ERR_EXISTS, "refusing to replace '%s', which is not a dataset",
-                             path);
-    return NS_OK;
-}
-
 ns_status ns_dataset_save(ns_dataset *ds, const char *path)
 {
     ns_status st;
@@ -189,7 +172,8 @@ ns_status ns_dataset_save(ns_dataset *ds, const char *path)
     pad_strings(&ds->night[0][0], ds->n, NS_NIGHT_LEN);
     if ((st = check(ds, path)) != NS_OK)
         return ns_error_wrap(NS_ERR_USAGE, "dataset not written");
-    if ((st = refuse_foreign(path)) != NS_OK)
+    if ((st = ns_h5_refuse_foreign(path, "dataset", NS_DATASET_FORMAT,
+                                   NS_DATASET_FORMAT_VERSION)) != NS_OK)
         return st;
     ns_dataset_content_id(ds, ds->dataset_id);
     return ns_h5_save_atomic(path, "dataset", write_all, ds);

@@ -447,3 +447,20 @@ ns_status ns_h5_read_str_fit(hid_t obj, const char *path, const char *name, char
     memcpy(dst, buf, strlen(buf) + 1);
     return NS_OK;
 }
+
+ns_status ns_h5_refuse_foreign(const char *path, const char *what, const char *format,
+                               int version)
+{
+    hid_t f = H5I_INVALID_HID;
+    ns_status st;
+    if (access(path, F_OK) != 0)
+        return NS_OK;
+    if ((st = ns_h5_open_read(path, what, &f)) == NS_OK)
+        st = ns_h5_check_format_in(f, path, format, 1, version, NULL);
+    if (f >= 0)
+        H5Fclose(f);
+    if (st != NS_OK)
+        return ns_error_wrap(NS_ERR_EXISTS, "refusing to replace '%s', which is not a %s", path,
+                             what);
+    return NS_OK;
+}

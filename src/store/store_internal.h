@@ -102,6 +102,11 @@ ns_status ns_h5_open_read(const char *path, const char *what, hid_t *out);
 /* A string attribute of any stored width (under 1 KiB) that must fit dst:
  * NS_ERR_CORRUPT naming the attribute when it is longer than cap - 1. */
 ns_status ns_h5_read_str_fit(hid_t obj, const char *path, const char *name, char *dst, size_t cap);
+/* NS_OK when path does not exist or is a `format` file of version 1..version;
+ * otherwise NS_ERR_EXISTS "refusing to replace '<path>', which is not a
+ * <what>": a save never overwrites someone else's file. */
+ns_status ns_h5_refuse_foreign(const char *path, const char *what, const char *format,
+                               int version);
 /* Rows of a 1+ dimensional dataset (first dimension). */
 ns_status ns_h5_rows(hid_t dset, const char *path, const char *name, uint64_t *rows);
 
