@@ -127,10 +127,10 @@ static void fast_policy(ns_gate_policy *p)
 START_TEST(boot_gemm_matches_reference)
 {
     static const size_t clips[] = {1, 2, 7, 64, 301};
-    static const int qs[] = {1, 3, 50};
+    static const int qs[] = {1, 3, 9, 50}; /* both sides of the gather/GEMM switch */
     static const int reps[] = {1, 63, 64, 130};
     for (size_t a = 0; a < 5; a++)
-        for (size_t b = 0; b < 3; b++)
+        for (size_t b = 0; b < 4; b++)
             for (size_t c = 0; c < 4; c++) {
                 size_t n = clips[a];
                 int q = qs[b], B = reps[c];
@@ -140,7 +140,7 @@ START_TEST(boot_gemm_matches_reference)
                 double *o3 = malloc(sizeof *o3 * (size_t)B * (size_t)q);
                 for (size_t i = 0; i < n * (size_t)q; i++)
                     st[i] = (double)((i * 2654435761u) % 1000) / 7.0;
-                ns_boot_clip_sums_ref(st, n, q, B, 42, 3, o1);
+                ns_boot_clip_sums_ref(st, n, q, B, 42, 3, o1, 0);
                 ck_assert_ns_ok(ns_boot_clip_sums(st, n, q, B, 42, 3, 1, o2));
                 ck_assert_ns_ok(ns_boot_clip_sums(st, n, q, B, 42, 3, 2, o3));
                 for (size_t i = 0; i < (size_t)B * (size_t)q; i++) {

@@ -9,8 +9,9 @@
  * of heads the row holds both heads' sums, so both are resampled on the same
  * clips: the paired bootstrap.
  *
- * The sums of a block of replicates are one GEMM: the (replicates, clips)
- * matrix of multinomial draw counts times the (clips, q) matrix of rows.
+ * With many sums per clip, the sums of a block of replicates are one GEMM:
+ * the (replicates, clips) matrix of multinomial draw counts times the
+ * (clips, q) matrix of rows; with a few, the drawn rows are added directly.
  * Replicate b draws from its own splitmix64 stream (seed, stream, b), so the
  * result does not depend on the thread count or the block size.
  */
@@ -39,9 +40,11 @@ size_t ns_boot_stream_next(ns_boot_stream *r);
 ns_status ns_boot_clip_sums(const double *stats, size_t n_clips, int q, int n_rep,
                             uint64_t seed, uint64_t stream, int threads, double *out);
 
-/* Reference: the same draws, each drawn clip's row added in turn (tests). */
+/* Reference: the same draws, each drawn clip's row added in turn, for
+ * replicates first_rep .. first_rep + n_rep - 1.  (With a few sums per clip,
+ * ns_boot_clip_sums runs this, in parallel over replicates.) */
 void ns_boot_clip_sums_ref(const double *stats, size_t n_clips, int q, int n_rep,
-                           uint64_t seed, uint64_t stream, double *out);
+                           uint64_t seed, uint64_t stream, double *out, uint64_t first_rep);
 
 /* Quantile p (0..1) of v (n values, NaN skipped; sorted in place), linear
  * interpolation between order statistics (type 7).  NaN when none is finite. */

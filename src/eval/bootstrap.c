@@ -19,6 +19,8 @@
 /* Replicates per GEMM: enough rows to amortise the call, few enough that
  * the count rows of all threads stay in L2 for modest clip counts. */
 #define NS_BOOT_RB 64
+/* Up to this many sums per clip the drawn rows are added directly. */
+#define NS_BOOT_GATHER_Q 8
 
 void ns_boot_stream_init(ns_boot_stream *r, uint64_t seed, uint64_t stream, uint64_t rep,
                          size_t n_clips)
@@ -37,13 +39,13 @@ size_t ns_boot_stream_next(ns_boot_stream *r)
 }
 
 void ns_boot_clip_sums_ref(const double *stats, size_t n_clips, int q, int n_rep,
-                           uint64_t seed, uint64_t stream, double *out)
+                           uint64_t seed, uint64_t stream, double *out, uint64_t first_rep)
 {
     for (int b = 0; b < n_rep; b++) {
         ns_boot_stream r;
         double *o = out + (size_t)b * (size_t)q;
         memset(o, 0, sizeof *o * (size_t)q);
-        ns_boot_stream_init(&r, seed, stream, (uint64_t)b, n_clips);
+        ns_boot_stream_init(&r, seed, stream, first_rep + (uint64_t)b, n_clips);
         for (size_t j = 0; j < n_clips; j++) {
             const double *s = stats + ns_boot_stream_next(&r) * (size_t)q;
             for (int t = 0; t < q; t++)
@@ -62,6 +64,33 @@ ns_status ns_boot_clip_sums(const double *stats, size_t n_clips, int q, int n_re
                         n_clips, q);
     if (n_rep == 0)
         return NS_OK;
+    if (q <= NS_BOOT_GATHER_Q) {
+        /* A few sums per clip: adding the drawn rows costs less than
+         * writing and reading a count matrix, and is the reference order. */
+        nt = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int b = 0; b < n_rep; b++) {
+            if (q == 3) {
+                /* the gate's per-slice accuracy rows: unrolled, same order */
+                ns_boot_stream r;
+                double s0 = 0, s1 = 0, s2 = 0;
+                ns_boot_stream_init(&r, seed, stream, (uint64_t)b, n_clips);
+                for (size_t j = 0; j < n_clips; j++) {
+                    const double *v = stats + ns_boot_stream_next(&r) * 3;
+                    s0 += v[0];
+                    s1 += v[1];
+                    s2 += v[2];
+                }
+                out[(size_t)b * 3] = s0;
+                out[(size_t)b * 3 + 1] = s1;
+                out[(size_t)b * 3 + 2] = s2;
+            } else {
+                ns_boot_clip_sums_ref(stats, n_clips, q, 1, seed, stream,
+                                      out + (size_t)b * (size_t)q, (uint64_t)b);
+            }
+        }
+        return NS_OK;
+    }
     nblocks = (n_rep + NS_BOOT_RB - 1) / NS_BOOT_RB;
     nt = threads > 0 ? threads : omp_get_max_threads();
     if (nt > nblocks)

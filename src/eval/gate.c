@@ -226,6 +226,37 @@ static double delta_of(ns_gate_metric m, const double *sc, const double *sp, int
     return m == NS_GATE_ECE ? p - c : c - p;
 }
 
+/* Per-clip (frames, candidate correct, production correct) of a slice: all
+ * a per-slice accuracy check needs, so its bootstrap adds 3 sums, not the
+ * full rows (metrics.h) the "all" slice's calibration check needs. */
+enum { ACC_Q = 3 };
+
+static void accuracy_stats(const ns_eval_set *es, const ns_dataset *ds, const ns_slice *sl,
+                           const ns_eval_pred *cand, const ns_eval_pred *prod,
+                           uint32_t *clip_map, double *stats)
+{
+    uint32_t next = 0;
+    memset(stats, 0, sizeof *stats * sl->n_clips * ACC_Q);
+    for (size_t i = 0; i < sl->n_rows; i++)
+        clip_map[es->clip[sl->rows[i]]] = UINT32_MAX;
+    for (size_t i = 0; i < sl->n_rows; i++) {
+        uint32_t r = sl->rows[i], c = es->clip[r];
+        int lab = ds->label[es->ds_row[r]];
+        double *row;
+        if (clip_map[c] == UINT32_MAX)
+            clip_map[c] = next++;
+        row = stats + (size_t)clip_map[c] * ACC_Q;
+        row[0] += 1;
+        row[1] += cand->pred[r] == lab;
+        row[2] += prod->pred[r] == lab;
+    }
+}
+
+static double acc_delta(const double *s)
+{
+    return s[0] > 0 ? (s[1] - s[2]) / s[0] : NAN;
+}
+
 static void check_init(ns_gate_check *c, const ns_eval_set *es, size_t s, ns_gate_metric m,
                        double margin)
 {
@@ -244,7 +275,7 @@ ns_status ns_gate_run(const ns_eval_set *es, const ns_dataset *ds, const ns_eval
                       ns_gate_result *out)
 {
     ns_status st = NS_OK;
-    int K = es->n_classes, q1 = ns_ev_q(K), q = 2 * q1, B = pol->n_rep;
+    int K = es->n_classes, q1 = ns_ev_q(K), q = 2 * q1, qs, B = pol->n_rep;
     size_t max_clips = 1, cap = es->n_slices + 2, n = 0;
     const ns_eval_pred *preds[2] = {cand, prod};
     ns_gate_check *checks = NULL;
@@ -310,22 +341,36 @@ ns_status ns_gate_run(const ns_eval_set *es, const ns_dataset *ds, const ns_eval
             }
             continue;
         }
-        ns_eval_slice_stats(es, ds, sl, preds, 2, clip_map, stats);
+        if (s == 0) {
+            ns_eval_slice_stats(es, ds, sl, preds, 2, clip_map, stats);
+            qs = q;
+        } else {
+            accuracy_stats(es, ds, sl, cand, prod, clip_map, stats);
+            qs = ACC_Q;
+        }
         memset(point, 0, sizeof *point * (size_t)q);
         for (size_t c = 0; c < sl->n_clips; c++)
-            for (int t = 0; t < q; t++)
-                point[t] += stats[c * (size_t)q + (size_t)t];
-        st = ns_boot_clip_sums(stats, sl->n_clips, q, B, pol->seed, (uint64_t)s, threads, sums);
+            for (int t = 0; t < qs; t++)
+                point[t] += stats[c * (size_t)qs + (size_t)t];
+        st = ns_boot_clip_sums(stats, sl->n_clips, qs, B, pol->seed, (uint64_t)s, threads, sums);
         if (st != NS_OK)
             goto done;
         for (size_t j = first; j < n; j++) {
             ns_gate_check *c = &checks[j];
-            c->cand = metric_of(c->metric, point, K);
-            c->prod = metric_of(c->metric, point + q1, K);
-            c->delta = delta_of(c->metric, point, point + q1, K);
-            for (int b = 0; b < B; b++) {
-                const double *sb = sums + (size_t)b * (size_t)q;
-                rp[j][b] = delta_of(c->metric, sb, sb + q1, K);
+            if (s == 0) {
+                c->cand = metric_of(c->metric, point, K);
+                c->prod = metric_of(c->metric, point + q1, K);
+                c->delta = delta_of(c->metric, point, point + q1, K);
+                for (int b = 0; b < B; b++) {
+                    const double *sb = sums + (size_t)b * (size_t)q;
+                    rp[j][b] = delta_of(c->metric, sb, sb + q1, K);
+                }
+            } else {
+                c->cand = point[1] / point[0];
+                c->prod = point[2] / point[0];
+                c->delta = acc_delta(point);
+                for (int b = 0; b < B; b++)
+                    rp[j][b] = acc_delta(sums + (size_t)b * ACC_Q);
             }
             for (size_t i = 0; i < sl->n_rows; i++) {
                 uint32_t r = sl->rows[i];
