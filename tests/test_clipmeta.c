@@ -59,6 +59,36 @@ START_TEST(test_name_pattern)
     memset(&m, 0, sizeof m);
     m.start_time = NAN;
     ck_assert_int_eq(ns_name_pattern_match(NS_DEFAULT_NAME_PATTERN, "holiday.zip", &m), 0);
+    /* ISO 8601 date-times, basic and extended, with and without a zone, in
+     * the default pattern: 2024-03-06 01:00:00 UTC is 1709686800. */
+    {
+        static const struct { const char *name; double t; } iso[] = {
+            {"cam3_20240306T010000.tar", 1709686800.0},
+            {"cam3_20240306T010000Z.tar", 1709686800.0},
+            {"cam3_2024-03-06T01:00:00.tar", 1709686800.0},
+            {"cam3_2024-03-06T01:00:00Z.tar", 1709686800.0},
+            {"cam3_2024-03-06T01-00-00z.mjpg", 1709686800.0},
+            {"cam3_2024-03-06T03:00:00+02:00.tar", 1709686800.0},
+            {"cam3_20240306T030000+0200.zip", 1709686800.0},
+            {"cam3_20240305T200000-05.avi", 1709686800.0},
+            {"cam3_2024-03-05T19:30:00-05:30.tar.gz", 1709686800.0},
+        };
+        for (size_t i = 0; i < sizeof iso / sizeof iso[0]; i++) {
+            ns_clip_meta q = {.start_time = NAN};
+            ck_assert_msg(ns_name_pattern_match(NS_DEFAULT_NAME_PATTERN, iso[i].name, &q) == 1,
+                          "%s did not match", iso[i].name);
+            ck_assert_str_eq(q.camera, "cam3");
+            ck_assert_msg(q.start_time == iso[i].t, "%s: %.0f", iso[i].name, q.start_time);
+        }
+        ns_clip_meta q = {.start_time = NAN};
+        /* not a date-time: month 13, a lone T, a zone past +14 */
+        ck_assert_int_eq(ns_name_pattern_match(NS_DEFAULT_NAME_PATTERN, "cam3_20241306T010000", &q), 0);
+        ck_assert_int_eq(ns_name_pattern_match(NS_DEFAULT_NAME_PATTERN, "cam3_20240306T", &q), 0);
+        ck_assert_int_eq(ns_name_pattern_match(NS_DEFAULT_NAME_PATTERN, "cam3_20240306T010000+15", &q), 0);
+        ck_assert_int_eq(ns_name_pattern_match("{datetime}_{camera}", "20240306T010000_dock-2", &q), 1);
+        ck_assert_str_eq(q.camera, "dock-2");
+        ck_assert_ns_ok(ns_name_pattern_check(NS_DEFAULT_NAME_PATTERN));
+    }
     ck_assert_str_eq(m.camera, "");
     ck_assert(isnan(m.start_time));
     ck_assert_int_eq(ns_name_pattern_match("{*}-{camera}", "site4-cam9.mjpg", &m), 1);

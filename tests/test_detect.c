@@ -30,9 +30,11 @@
 #define NIGHT_SHIFT "2026-01-06"
 #define NIGHT_SMALL "2026-01-07"  /* 3 clips */
 #define NIGHT_NOEMB "2026-01-08"  /* not embedded */
+#define NIGHT_NOTS "2026-01-09"   /* the glove night without frame timestamps (no fps) */
 #define N_PERM 200
 
 static char store_dir[PATH_MAX];
+static int no_timestamps; /* write_night: frames without timestamps, as without fps */
 
 /* Fixed camera centres (norm ~12) and per-camera glove directions (norm 4). */
 static void camera_vectors(float centre[N_CAM][DIM], float glove[N_CAM][DIM])
@@ -81,7 +83,7 @@ static void write_night(ns_store *s, int night_no, const char *night, int n_clip
             ns_frame_record *r = &recs[f];
             memset(r, 0, sizeof *r);
             r->index = (uint32_t)f;
-            r->timestamp = 1.7e9 + night_no * 86400.0 + c * 600.0 + f;
+            r->timestamp = no_timestamps ? NAN : 1.7e9 + night_no * 86400.0 + c * 600.0 + f;
             snprintf(r->member, sizeof r->member, "frame_%03d.jpg", f);
             r->status = NS_FRAME_OK;
             for (int j = 0; j < DIM; j++)
@@ -142,6 +144,9 @@ static void build_store(void)
     write_night(s, 5, NIGHT_SHIFT, CLIPS, 1, 1);
     write_night(s, 6, NIGHT_SMALL, 3, 0, 1);
     write_night(s, 7, NIGHT_NOEMB, CLIPS, 0, 0);
+    no_timestamps = 1;
+    write_night(s, 5, NIGHT_NOTS, CLIPS, 1, 1);
+    no_timestamps = 0;
     ns_store_close(s);
 }
 
@@ -229,6 +234,32 @@ START_TEST(test_null_night)
                       "is novel", c, r.conditions[c].n_frames, r.conditions[c].n_clips, r.conditions[c].n_ref);
     ns_detect_result_release(&r);
     ns_detect_result_release(&r); /* idempotent */
+    fixture_close(&fx);
+}
+END_TEST
+
+/* No frame timestamps, clip start times known: the condition's span is its
+ * clips' start times, and says so. */
+START_TEST(test_span_from_clip_starts)
+{
+    fixture fx;
+    ns_detect_result r;
+    fixture_open(&fx);
+    ck_assert_ns_ok(ns_detect_run(fx.s, &fx.ref, NIGHT_NOTS, &fx.o, &r));
+    ck_assert_uint_ge(r.n_conditions, 1);
+    for (size_t g = 0; g < r.n_conditions; g++) {
+        const ns_detect_condition *cd = &r.conditions[g];
+        double lo = INFINITY, hi = -INFINITY;
+        for (size_t i = 0; i < r.tonight.n; i++)
+            if (r.condition[i] == cd->id) {
+                double st = r.tonight.clips[r.tonight.clip[i]].start_time;
+                lo = st < lo ? st : lo;
+                hi = st > hi ? st : hi;
+            }
+        ck_assert_int_eq(cd->t_from_clips, 1);
+        ck_assert(cd->t_first == lo && cd->t_last == hi);
+    }
+    ns_detect_result_release(&r);
     fixture_close(&fx);
 }
 END_TEST
@@ -407,6 +438,7 @@ static Suite *detect_suite(void)
     tcase_add_unchecked_fixture(tc, store_setup, store_teardown);
     tcase_add_test(tc, test_null_night);
     tcase_add_test(tc, test_glove_night);
+    tcase_add_test(tc, test_span_from_clip_starts);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_deterministic);
     suite_add_tcase(s, tc);

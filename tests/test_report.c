@@ -220,6 +220,7 @@ static void build_result(ns_detect_result *r, const ns_reference *ref, size_t n_
         c->median_p = 0.004 * (double)(k + 1);
         c->t_first = 1.7e9;
         c->t_last = k == 1 ? NAN : 1.7e9 + 1203;
+        c->t_from_clips = k == 0; /* its frames had no timestamps: the clips' starts */
         c->medoid = k % N_FRAMES;
         c->n_examples = NS_DETECT_EXAMPLES;
         for (int e = 0; e < NS_DETECT_EXAMPLES; e++)
@@ -376,6 +377,7 @@ START_TEST(test_html_content)
                                        "z = -1.5<"));
     ck_assert_ptr_null(strstr(html, "+1891%"));
     ck_assert_ptr_nonnull(strstr(html, "1 clip only"));
+    ck_assert_ptr_nonnull(strstr(html, "clips starting "));
     ck_assert_ptr_nonnull(strstr(html, "data:image/jpeg;base64,/9j/"));
     ck_assert_ptr_nonnull(strstr(html, "18446744073709551557"));
     ck_assert_ptr_nonnull(strstr(html, "3 tonight vs 8 reference"));

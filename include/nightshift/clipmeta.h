@@ -8,9 +8,14 @@
  *      by file name when that name is unique in the manifest;
  *   2. the clip's file name, matched against a pattern (--name-pattern), whose
  *      tokens are {camera} (letters, digits, '-', '.'), {date} (YYYYMMDD or
- *      YYYY-MM-DD), {time} (HHMMSS or HH-MM-SS or HH:MM:SS) and {*} (anything);
- *      other characters match themselves.  The extension is not part of the
- *      match.  Default: "{camera}_{date}_{time}";
+ *      YYYY-MM-DD), {time} (HHMMSS or HH-MM-SS or HH:MM:SS), {datetime} (an
+ *      ISO 8601 date-time, basic 20240306T010000 or extended
+ *      2024-03-06T01:00:00 (or 01-00-00), with or without a zone: Z, +HH:MM,
+ *      +HHMM, +HH or '-'; no zone means UTC) and {*} (anything); '|'
+ *      separates alternatives, tried in order; other characters match
+ *      themselves.  The extension is not part of the match.  Default:
+ *      "{camera}_{date}_{time}|{camera}_{datetime}": many recorders write
+ *      cam3_20240306T010000;
  *   3. defaults: camera "unknown", start time unknown (NaN), the night from
  *      --night (default: today's local date).
  */
@@ -20,7 +25,7 @@
 #include "nightshift/status.h"
 #include "nightshift/store.h"
 
-#define NS_DEFAULT_NAME_PATTERN "{camera}_{date}_{time}"
+#define NS_DEFAULT_NAME_PATTERN "{camera}_{date}_{time}|{camera}_{datetime}"
 
 typedef struct ns_clip_meta {
     char camera[NS_CAMERA_LEN]; /* "" when unknown */

@@ -130,6 +130,8 @@ typedef struct ns_detect_condition {
     int n_clusters;
     double median_p;
     double t_first, t_last;          /* timestamps (NAN if unknown) */
+    int t_from_clips;                /* 1: no frame had a timestamp (no fps), so t_first
+                                      * and t_last are its clips' start times */
     size_t medoid;                   /* row in tonight: nearest to the mean residual */
     size_t examples[NS_DETECT_EXAMPLES]; /* rows: frames farthest from the medoid (boundary) */
     int n_examples;

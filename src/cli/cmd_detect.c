@@ -130,9 +130,9 @@ static void print_result(const ns_detect_result *r, const char *out)
         iso_time(c->t_last, b, sizeof b);
         if (c->attr.n_top > 0)
             ns_report_attr_text(&c->attr, what, sizeof what);
-        printf("  novel condition %zu: %zu frames, %zu clip%s, %zu camera(s), %s-%s UTC%s%s\n",
-               i + 1, c->n_frames, c->n_clips, c->n_clips == 1 ? " only" : "s", c->n_cams, a, b,
-               what[0] ? "; " : "", what);
+        printf("  novel condition %zu: %zu frames, %zu clip%s, %zu camera(s), %s%s-%s UTC%s%s\n",
+               i + 1, c->n_frames, c->n_clips, c->n_clips == 1 ? " only" : "s", c->n_cams,
+               c->t_from_clips ? "clips starting " : "", a, b, what[0] ? "; " : "", what);
     }
     printf("  time (%s): load %.2f s, kNN %.2f s, shift test %.2f s, clusters %.2f s, attribution "
            "%.2f s; total %.2f s\n",

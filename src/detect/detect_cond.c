@@ -329,6 +329,7 @@ static ns_status attribute_one(const ns_reference *ref, const ns_detect_cands *c
     size_t m = 0, d = (size_t)c->d, medoid = 0;
     double psum[NS_PROP_COUNT] = {0}, pzsum[NS_PROP_COUNT] = {0}, norm = 0.0, best = -INFINITY;
     double rw[NS_PROP_COUNT] = {0}, rsd[NS_PROP_COUNT] = {0}, rn = 0.0;
+    double cs_first = NAN, cs_last = NAN; /* clip start times of the condition's clips */
     memset(w->cam_cnt, 0, w->n_cam * sizeof *w->cam_cnt);
     memset(w->cam_sum, 0, w->n_cam * NS_PROP_COUNT * sizeof *w->cam_sum);
     memset(w->mres, 0, d * sizeof *w->mres);
@@ -350,6 +351,12 @@ static ns_status attribute_one(const ns_reference *ref, const ns_detect_cands *c
             if (!(ts <= cd->t_last))
                 cd->t_last = ts;
         }
+        if (isfinite(t->clips[cl].start_time)) {
+            if (!(t->clips[cl].start_time >= cs_first))
+                cs_first = t->clips[cl].start_time;
+            if (!(t->clips[cl].start_time <= cs_last))
+                cs_last = t->clips[cl].start_time;
+        }
         w->cam_cnt[cam]++;
         for (int p = 0; p < NS_PROP_COUNT; p++) {
             double v = t->props[row * NS_PROP_COUNT + (size_t)p];
@@ -363,6 +370,13 @@ static ns_status attribute_one(const ns_reference *ref, const ns_detect_cands *c
     }
     if (m == 0) /* cannot happen: a condition holds its clusters' tonight frames */
         return ns_error(NS_ERR_INTERNAL, "condition %d has no frames", cd->id);
+    /* Frames without timestamps (no fps) but clips with start times: the
+     * span of the clips' starts, marked as such, beats "?-?". */
+    cd->t_from_clips = !isfinite(cd->t_first) && isfinite(cs_first);
+    if (cd->t_from_clips) {
+        cd->t_first = cs_first;
+        cd->t_last = cs_last;
+    }
     for (size_t j = 0; j < d; j++)
         norm += w->mres[j] * w->mres[j];
     norm = norm > 0 ? sqrt(norm) : 1.0;

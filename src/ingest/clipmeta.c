@@ -276,13 +276,18 @@ int ns_manifest_lookup(const ns_manifest *m, const char *clip_path, ns_clip_meta
 
 /* ---- file-name patterns ---------------------------------------------------- */
 
-enum { TOK_LIT, TOK_CAMERA, TOK_DATE, TOK_TIME, TOK_ANY };
+enum { TOK_LIT, TOK_CAMERA, TOK_DATE, TOK_TIME, TOK_DATETIME, TOK_ANY, TOK_ALT };
 
 /* Reads the token at pattern p; returns its length in the pattern (0 = bad). */
 static size_t pattern_token(const char *p, int *kind)
 {
     static const struct { const char *name; int kind; } toks[] = {
-        {"{camera}", TOK_CAMERA}, {"{date}", TOK_DATE}, {"{time}", TOK_TIME}, {"{*}", TOK_ANY}};
+        {"{camera}", TOK_CAMERA}, {"{date}", TOK_DATE},   {"{time}", TOK_TIME},
+        {"{datetime}", TOK_DATETIME}, {"{*}", TOK_ANY}};
+    if (*p == '|') {
+        *kind = TOK_ALT;
+        return 1;
+    }
     if (*p != '{') {
         *kind = TOK_LIT;
         return 1;
@@ -307,7 +312,7 @@ ns_status ns_name_pattern_check(const char *pattern)
         if (n == 0)
             return ns_error(NS_ERR_USAGE,
                             "file-name pattern '%s': unknown token at '%s' (known: {camera} "
-                            "{date} {time} {*})",
+                            "{date} {time} {datetime} {*}, and | between alternatives)",
                             pattern, p);
         p += n;
     }
@@ -319,8 +324,60 @@ static int camera_char(char c) { return isalnum((unsigned char)c) || c == '-' ||
 typedef struct capture {
     char camera[NS_CAMERA_LEN];
     int y, mo, d, h, mi, s;
+    int offset;                 /* seconds east of UTC ({datetime} with a zone) */
     int has_cam, has_date, has_time;
 } capture;
+
+/* An ISO 8601 date at s, basic (YYYYMMDD) or extended (YYYY-MM-DD); its length, or 0. */
+static size_t iso_date(const char *s, int *y, int *mo, int *d)
+{
+    size_t w = 0;
+    if (digits(s, 4, y) && s[4] == '-' && digits(s + 5, 2, mo) && s[7] == '-' &&
+        digits(s + 8, 2, d))
+        w = 10;
+    else if (digits(s, 4, y) && digits(s + 4, 2, mo) && digits(s + 6, 2, d))
+        w = 8;
+    return w && *mo >= 1 && *mo <= 12 && *d >= 1 && *d <= days_in_month(*y, *mo) ? w : 0;
+}
+
+/* A time of day at s, basic (HHMMSS) or with ':' or '-' between the fields
+ * (file systems that forbid ':' get '-'); its length, or 0. */
+static size_t iso_clock(const char *s, int *h, int *mi, int *se)
+{
+    size_t w = 0;
+    if (digits(s, 2, h) && (s[2] == ':' || s[2] == '-') && digits(s + 3, 2, mi) &&
+        s[5] == s[2] && digits(s + 6, 2, se))
+        w = 8;
+    else if (digits(s, 2, h) && digits(s + 2, 2, mi) && digits(s + 4, 2, se))
+        w = 6;
+    return w && *h < 24 && *mi < 60 && *se < 61 ? w : 0;
+}
+
+/* The zone designators a date-time may end in, longest first at s: "Z",
+ * "+HH:MM", "+HHMM", "+HH" (or '-'); their lengths into len[], offsets
+ * into off[]; returns how many apply (the empty zone is the caller's). */
+static int iso_zones(const char *s, size_t len[3], int off[3])
+{
+    int n = 0, hh, mm;
+    if (*s == 'Z' || *s == 'z') {
+        len[0] = 1;
+        off[0] = 0;
+        return 1;
+    }
+    if ((*s != '+' && *s != '-') || !digits(s + 1, 2, &hh) || hh > 14)
+        return 0;
+    int sign = *s == '-' ? -1 : 1;
+    if (s[3] == ':' && digits(s + 4, 2, &mm) && mm < 60) {
+        len[n] = 6;
+        off[n++] = sign * (hh * 3600 + mm * 60);
+    } else if (digits(s + 3, 2, &mm) && mm < 60) {
+        len[n] = 5;
+        off[n++] = sign * (hh * 3600 + mm * 60);
+    }
+    len[n] = 3;
+    off[n++] = sign * hh * 3600;
+    return n;
+}
 
 /* Backtracking matcher; names are short, patterns have a handful of tokens. */
 static int match_at(const char *p, const char *s, capture *c)
@@ -344,6 +401,24 @@ static int match_at(const char *p, const char *s, capture *c)
             mo <= 12 && d >= 1 && d <= days_in_month(y, mo) && match_at(p + n, s + 8, c)) {
             c->y = y, c->mo = mo, c->d = d, c->has_date = 1;
             return 1;
+        }
+        return 0;
+    }
+    if (kind == TOK_DATETIME) {
+        int y, mo, d, h, mi, se, off[3];
+        size_t wd = iso_date(s, &y, &mo, &d), wt, zl[3];
+        if (!wd || (s[wd] != 'T' && s[wd] != 't') || !(wt = iso_clock(s + wd + 1, &h, &mi, &se)))
+            return 0;
+        const char *end = s + wd + 1 + wt;
+        int nz = iso_zones(end, zl, off);
+        for (int z = 0; z <= nz; z++) { /* each zone form, then none (UTC) */
+            size_t l = z < nz ? zl[z] : 0;
+            if (match_at(p + n, end + l, c)) {
+                c->y = y, c->mo = mo, c->d = d, c->h = h, c->mi = mi, c->s = se;
+                c->offset = z < nz ? off[z] : 0;
+                c->has_date = c->has_time = 1;
+                return 1;
+            }
         }
         return 0;
     }
@@ -396,14 +471,28 @@ int ns_name_pattern_match(const char *pattern, const char *path, ns_clip_meta *m
             break;
         }
     }
-    if (!match_at(pattern, name, &c))
+    /* Alternatives ("a|b"): the first that matches the whole name. */
+    char alt[512];
+    const char *p = pattern;
+    int hit = 0;
+    while (!hit && *p) {
+        size_t len = strcspn(p, "|");
+        if (len < sizeof alt) {
+            memcpy(alt, p, len);
+            alt[len] = '\0';
+            memset(&c, 0, sizeof c);
+            hit = len > 0 && match_at(alt, name, &c);
+        }
+        p += len + (p[len] == '|');
+    }
+    if (!hit)
         return 0;
     if (c.has_cam)
         snprintf(meta->camera, sizeof meta->camera, "%s", c.camera);
     if (c.has_date) {
         double day = (double)days_from_civil(c.y, c.mo, c.d) * 86400.0;
         if (c.has_time)
-            meta->start_time = day + c.h * 3600.0 + c.mi * 60.0 + c.s;
+            meta->start_time = day + c.h * 3600.0 + c.mi * 60.0 + c.s - c.offset;
     }
     return 1;
 }

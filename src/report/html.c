@@ -43,12 +43,14 @@ static void iso(ns_strbuf *sb, double t)
     ns_strbuf_printf(sb, "%s", ns_rep_iso(b, sizeof b, t, 0));
 }
 
-static void span(ns_strbuf *sb, double a, double b)
+static void span(ns_strbuf *sb, double a, double b, int from_clips)
 {
     if (!isfinite(a) || !isfinite(b)) {
         ns_strbuf_printf(sb, "unknown");
         return;
     }
+    if (from_clips)
+        ns_strbuf_printf(sb, "clips starting ");
     iso(sb, a);
     ns_strbuf_printf(sb, " &ndash; ");
     iso(sb, b);
@@ -329,7 +331,7 @@ static ns_status cond_detail(ns_strbuf *sb, ns_thumbs *th, const ns_detect_resul
     if (c->n_cams > NS_REP_MAX_CAM_ROWS)
         ns_strbuf_printf(sb, ", &hellip; (%zu in all)", c->n_cams);
     ns_strbuf_printf(sb, "</td></tr>\n<tr><th>Time (UTC)</th><td>");
-    span(sb, c->t_first, c->t_last);
+    span(sb, c->t_first, c->t_last, c->t_from_clips);
     ns_strbuf_printf(sb, "</td></tr>\n<tr><th>Median frame p</th><td>");
     num(sb, "%.3g", c->median_p);
     ns_strbuf_printf(sb, "</td></tr>\n</table>\n<figure>\n");

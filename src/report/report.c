@@ -338,6 +338,7 @@ static void json_condition(ns_strbuf *b, const ns_detect_result *r, const ns_det
     ns_strbuf_append(b, ",", 1);
     json_key(b, "last");
     json_time(b, c->t_last);
+    ns_strbuf_printf(b, ",\"times\":\"%s\"", c->t_from_clips ? "clip_starts" : "frames");
     ns_strbuf_append(b, ",\"cameras\":[", 12);
     for (size_t i = 0; i < c->n_cams; i++) {
         if (i)
