@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "nightshift/dataset.h"
+#include "nightshift/head.h"
 #include "nightshift/labels.h"
 #include "nightshift/status.h"
 
@@ -89,6 +90,10 @@ typedef struct ns_eval_pred {
 ns_status ns_eval_pred_from_probs(const ns_eval_set *es, const ns_dataset *ds,
                                   const float *prob, int n_head,
                                   const char (*head_classes)[NS_LABEL_LEN], ns_eval_pred *out);
+/* Runs head h on the set's rows (refusing embeddings of another model,
+ * naming both ids) and maps its classes onto the dataset's by name. */
+ns_status ns_eval_pred_from_head(const ns_eval_set *es, const ns_dataset *ds, const ns_head *h,
+                                 ns_eval_pred *out);
 void ns_eval_pred_release(ns_eval_pred *p); /* NULL-safe, idempotent */
 
 /* Per-clip rows of sums (metrics.h) of slice sl for n_heads heads side by

@@ -13,7 +13,9 @@ enum {
     NS_EXIT_FAILURE = 1,
     NS_EXIT_USAGE = 2,
     NS_EXIT_SHIFT = 3, /* detect --fail-on-shift: the night differs from the reference */
-    NS_EXIT_INSUFFICIENT = 4, /* detect: too few clips for the shift test (outputs written) */
+    NS_EXIT_REJECT = 3,       /* gate: the candidate is inferior on some slice */
+    NS_EXIT_INSUFFICIENT = 4, /* detect: too few clips for the shift test (outputs written);
+                                 gate: no slice inferior, some undecided */
     NS_EXIT_BUSY = 75, /* EX_TEMPFAIL: the store is locked by another run */
 };
 
@@ -53,6 +55,23 @@ void ns_cli_progress_show_units(ns_cli_progress *p, const char *what, const char
 /* Ends a live line so the next message starts clean. */
 void ns_cli_progress_clear(ns_cli_progress *p);
 
+/* An output directory that appears whole (outdir.c): write into o->tmp,
+ * then commit swaps it in for o->dir; abort removes it. */
+typedef struct ns_cli_outdir {
+    char dir[4096];
+    char tmp[4096 + 32];
+} ns_cli_outdir;
+ns_status ns_cli_outdir_begin(ns_cli_outdir *o, const char *out);
+ns_status ns_cli_outdir_commit(ns_cli_outdir *o);
+void ns_cli_outdir_abort(ns_cli_outdir *o);
+/* Removes a directory of plain files (our own output directories). */
+void ns_cli_remove_flat_dir(const char *dir);
+
+/* --store for report thumbnails (cmd_evaluate.c): NULL, with a warning on
+ * stderr, when it is not the store the dataset was built from. */
+struct ns_dataset;
+struct ns_store *ns_cli_thumb_store(const char *cmd, const char *dir, const struct ns_dataset *ds);
+
 int cmd_ingest(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
@@ -64,5 +83,7 @@ int cmd_labels(int argc, char **argv);
 int cmd_nightly(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
+int cmd_gate(int argc, char **argv);
 
 #endif

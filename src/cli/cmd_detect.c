@@ -1,6 +1,5 @@
 /* nightshift detect -- one night against a reference: the shift test, novel
  * conditions and what changed, written as HDF5, CSV, JSON and one HTML page. */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -60,24 +59,6 @@ static void help(const ns_detect_opts *d)
            "(every output is still written).\n",
            d->n_perm, d->alpha, d->frame_alpha, d->test_frames_per_clip, d->min_clips,
            d->novel_k, d->seed);
-}
-
-/* Removes a directory of plain files (our own output directory). */
-static void remove_flat_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[PATH_MAX];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < (int)sizeof p)
-                unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
 }
 
 static ns_status check_model(const char *spec, const ns_reference *ref)
@@ -295,7 +276,7 @@ int cmd_detect(int argc, char **argv)
         st = ns_error(NS_ERR_USAGE, "--out path too long");
         goto fail;
     }
-    remove_flat_dir(tmp_dir);
+    ns_cli_remove_flat_dir(tmp_dir);
     st = ns_mkdir_p(tmp_dir);
     if (st != NS_OK)
         goto fail;
@@ -333,7 +314,7 @@ int cmd_detect(int argc, char **argv)
     }
     tmp_dir[0] = '\0';
     ns_fsync_parent(out_dir);
-    remove_flat_dir(old_dir);
+    ns_cli_remove_flat_dir(old_dir);
     if (!quiet)
         print_result(&r, out_dir);
     if (fail_on_shift && r.shift)
@@ -345,7 +326,7 @@ fail:
     rc = ns_cli_fail("detect", st);
 done:
     if (tmp_dir[0])
-        remove_flat_dir(tmp_dir);
+        ns_cli_remove_flat_dir(tmp_dir);
     free(hist);
     ns_detect_result_release(&r);
     ns_reference_release(&ref);

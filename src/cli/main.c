@@ -22,6 +22,8 @@ static const command commands[] = {
     {"dataset", cmd_dataset, "build a leakage-safe train/val/test dataset from labelled frames; describe one"},
     {"labels", cmd_labels, "import labels (CSV, Label Studio JSON) as versioned sets; summarise them"},
     {"nightly", cmd_nightly, "the whole night from a YAML config, resumable; exit code for cron"},
+    {"evaluate", cmd_evaluate, "score a head per slice with clip-bootstrap intervals; label-free expected accuracy"},
+    {"gate", cmd_gate, "candidate vs production head: paired clip bootstrap per slice; exit 0/3/4"},
     {"registry", cmd_registry, "the head registry: production and candidate heads, promote, rollback"},
 };
 
@@ -33,7 +35,8 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nEvery command that works on a store takes --store DIR (default: $NIGHTSHIFT_STORE).\n"
                "Exit codes: 0 ok, 1 failure, 2 usage error, 3 shift found (detect --fail-on-shift,\n"
-               "nightly), 75 store busy, 143 nightly stopped by SIGTERM (rerun resumes).\n"
+               "nightly) or gate REJECT, 4 INSUFFICIENT evidence (detect, gate), 75 store busy,\n"
+               "143 nightly stopped by SIGTERM (rerun resumes).\n"
                "The demo data generator is the separate program nightshift-gen.\n");
 }
 
