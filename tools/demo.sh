@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh BUILD_DIR -- the nightly job on built-in demo data: generate the
-# glove-shift scenario, ingest it night by night, print the store summary,
-# embed every frame with the built-in backbone, build a reference from the
-# first five nights and run detect on the last three (black gloves come to two
-# cameras on night 7); ends by printing the report's path.
+# glove-shift scenario (8 nights, black gloves reach two cameras on night 7),
+# then run `nightshift nightly` night by night as cron would, with a config
+# whose reference is the first five nights.  Each night ingests, embeds and
+# (from night 6 on) detects; the exit code says whether a human is needed.
+# Ends with the paths of the last night's detect report and morning page.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd)
@@ -15,25 +16,44 @@ mkdir -p "$out"
 echo "== generating the glove-shift scenario into $out/data"
 "$gen" glove --out "$out/data" --nights 8 --cameras 3 --clips 6 --frames 10 \
   --shift glove:7:cam01,cam02
-echo "== ingesting"
-for night in "$out"/data/20*; do
-  n=$(basename "$night")
-  "$ns" ingest --store "$out/store" --night "$n" --manifest "$out/data/manifest.csv" \
-    --summary "$out/ingest-$n.json" "$night"
+mapfile -t nights < <(ls "$out/data" | grep -E '^[0-9]{4}-' | sort)
+cat >"$out/nightly.yaml" <<EOF
+# The demo's nightly configuration (every key: examples/nightly.yaml).
+store: $out/store
+runs: $out/runs
+inbox: $out/data/{night}
+manifest: $out/data/manifest.csv
+model: default
+reference:
+  policy: fixed
+  nights: "${nights[0]}..${nights[4]}"
+EOF
+echo "== config: $out/nightly.yaml"
+meaning() {
+  case $1 in
+  0) echo "nothing needs a human" ;;
+  3) echo "a shift or novel condition was found" ;;
+  4) echo "a labeling batch is waiting" ;;
+  *) echo "see the log above" ;;
+  esac
+}
+codes=()
+for n in "${nights[@]}"; do
+  echo "== nightshift nightly --night $n"
+  rc=0
+  "$ns" nightly --config "$out/nightly.yaml" --night "$n" || rc=$?
+  case $rc in 0 | 3 | 4) ;; *) echo "demo: nightly failed on $n (exit $rc)" >&2; exit "$rc" ;; esac
+  codes+=("$n: exit $rc ($(meaning "$rc"))")
 done
-echo "== re-running every night ingests nothing twice"
-"$ns" ingest --store "$out/store" --manifest "$out/data/manifest.csv" "$out/data" | tail -1
-echo "== store summary"
+echo "== rerunning the last night redoes nothing (every stage is in its manifest)"
+"$ns" nightly --config "$out/nightly.yaml" --night "${nights[-1]}" --dry-run
+echo "== the store"
 "$ns" info --store "$out/store"
 "$ns" verify --store "$out/store"
-echo "== embedding every frame with the built-in backbone"
-"$ns" embed --store "$out/store" --model default
-echo "== reference: nights 1..5"
-mapfile -t nights < <(ls "$out/data" | grep -E '^[0-9]{4}-' | sort)
-"$ns" reference build --store "$out/store" --nights "${nights[0]}..${nights[4]}" --out "$out/reference.h5"
-for n in "${nights[@]:5}"; do
-  echo "== detect $n"
-  "$ns" detect --store "$out/store" --night "$n" --reference "$out/reference.h5" --out "$out/detect/$n"
-done
-echo "demo: store at $out/store (open $out/store/view.h5 with h5py); embeddings under $out/store/embeddings/"
-echo "demo: report of the last night: $out/detect/${nights[-1]}/report.html"
+echo "== the head registry"
+"$ns" registry list --store "$out/store"
+echo "== night by night"
+printf '  %s\n' "${codes[@]}"
+echo "demo: store at $out/store (open $out/store/view.h5 with h5py)"
+echo "demo: detect report of the last night: $out/runs/detect/${nights[-1]}/report.html"
+echo "demo: morning page of the last night: $out/runs/${nights[-1]}/index.html"

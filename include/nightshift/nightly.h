@@ -16,7 +16,7 @@
  *                version: equal key and intact outputs mean nothing to redo),
  *                "note", "start", "end" (ISO 8601 UTC), "seconds",
  *                "count", "unit",
- *                "verdict" (detect: "shift"|"no-shift", else ""),
+ *                "verdict" (detect: "shift"|"no-shift"|"insufficient", else ""),
  *                "inputs":  [{"name", "sha256"}],
  *                "outputs": [{"path", "sha256"}]}]}
  * It is JSON and read back with the same YAML parser (JSON is YAML's flow
@@ -113,6 +113,7 @@ ns_status ns_ingest_brief_read(const char *summary_json, ns_ingest_brief *out);
 
 typedef struct ns_detect_brief {
     char night[16];
+    char verdict[16];       /* "shift", "no-shift", "insufficient" (too few clips to test) */
     int shift;              /* verdict "shift" */
     double p_value, mmd2;   /* NaN when the file says null */
     uint64_t clips, frames, novel_frames, conditions, novel_conditions;
@@ -137,7 +138,7 @@ typedef struct ns_stage_record {
     double seconds;
     uint64_t count;             /* items the stage handled */
     char unit[16];              /* what count counts */
-    char verdict[16];           /* detect: "shift" or "no-shift"; else "" */
+    char verdict[16];           /* detect: its summary's verdict; else "" */
     size_t n_inputs, n_outputs;
     ns_stage_file *inputs, *outputs;
 } ns_stage_record;

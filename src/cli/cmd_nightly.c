@@ -280,7 +280,7 @@ static void summary(const ns_night_run *r, int code)
                (unsigned long long)r->ing.frames_stored);
     if (r->have_det) {
         printf("  detect: %s, p = %.4g, %llu of %llu frames novel, %llu novel condition(s)\n",
-               r->det.shift ? "SHIFT" : "no shift", r->det.p_value,
+               r->det.shift ? "SHIFT" : r->det.verdict, r->det.p_value,
                (unsigned long long)r->det.novel_frames, (unsigned long long)r->det.frames,
                (unsigned long long)r->det.novel_conditions);
         printf("  detect report: %s/report.html\n", r->detect_dir);

@@ -630,7 +630,7 @@ static ns_status detect_measure(ns_night_run *r, ns_stage_record *rec)
     r->have_det = 1;
     rec->count = r->det.frames;
     snprintf(rec->unit, sizeof rec->unit, "frames");
-    snprintf(rec->verdict, sizeof rec->verdict, "%s", r->det.shift ? "shift" : "no-shift");
+    snprintf(rec->verdict, sizeof rec->verdict, "%s", r->det.verdict);
     return NS_OK;
 }
 

@@ -232,6 +232,7 @@ ns_status ns_detect_brief_read(const char *path, ns_detect_brief *out)
         goto done;
     }
     snprintf(out->night, sizeof out->night, "%s", r->night ? r->night : "");
+    snprintf(out->verdict, sizeof out->verdict, "%s", r->verdict);
     out->shift = strcmp(r->verdict, "shift") == 0;
     out->p_value = num(r->p_value);
     out->mmd2 = num(r->mmd2);

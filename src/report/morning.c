@@ -210,14 +210,15 @@ static void timeline(ns_strbuf *sb, const ns_morning_page *p, const night_row *r
         ns_strbuf_printf(sb, "</a>%s</td><td>%s</td><td>%d</td><td>%llu</td>",
                          strcmp(r->night, p->night) ? "" : " (tonight)", what, r->exit_code,
                          (unsigned long long)r->frames);
-        if (r->have_det)
-            ns_strbuf_printf(sb, "<td>%s</td><td>%s</td><td>%llu of %llu</td><td>%llu</td></tr>\n",
-                             r->det.shift ? "shift" : "no shift",
+        if (r->have_det) {
+            ns_strbuf_printf(sb, "<td>");
+            esc(sb, r->det.verdict);
+            ns_strbuf_printf(sb, "</td><td>%s</td><td>%llu of %llu</td><td>%llu</td></tr>\n",
                              ns_rep_num(a, sizeof a, "%.4g", r->det.p_value),
                              (unsigned long long)r->det.novel_frames,
                              (unsigned long long)r->det.frames,
                              (unsigned long long)r->det.novel_conditions);
-        else
+        } else
             ns_strbuf_printf(sb, "<td class=\"muted\">not run</td><td></td><td></td><td></td>"
                                  "</tr>\n");
     }
