@@ -398,6 +398,31 @@ START_TEST(verdict_insufficient)
 }
 END_TEST
 
+/* A 10-frame evaluation set never promotes, even when both heads agree on
+ * every frame (a bootstrap over ties has width 0). */
+START_TEST(ten_frames_insufficient)
+{
+    fx f;
+    ns_gate_policy pol;
+    run r;
+    fx_make_even(&f, 2, 5, 2, "cam-a", "cam-b");
+    for (size_t i = 0; i < f.n; i++) {
+        fx_set(&f, f.pc, i, 1, 0.9f);
+        fx_set(&f, f.pp, i, 1, 0.9f);
+    }
+    fast_policy(&pol);
+    fx_gate(&f, &pol, &r, 2);
+    ck_assert_int_eq(r.g.verdict, NS_GATE_INSUFFICIENT);
+    const ns_gate_check *a = find_check(&r, NS_SLICE_ALL, "all", NS_GATE_ACCURACY);
+    ck_assert_int_eq(a->decision, NS_GATE_REPORTED);
+    ck_assert_str_eq(a->why, "fewer frames than min_frames");
+    ck_assert_int_eq(a->more_clips, 4); /* 20 more frames at 5 per clip */
+    ck_assert_uint_eq(r.g.n_deciding, 0);
+    run_free(&r);
+    fx_free(&f);
+}
+END_TEST
+
 /* The issue's other example: a camera of 2 clips, candidate right on 85%
  * of its frames and production on none, is decided; a 1-clip camera is
  * reported but cannot decide. */
@@ -540,6 +565,7 @@ START_TEST(policy_file)
                              "margin.class.black_glove = 0.01\n"
                              "ece_margin = 0.01\n"
                              "min_clips = 5\n"
+                             "min_frames = 12\n"
                              "alpha = 0.1\n"
                              "replicates = 500\n"
                              "seed = 7\n"
@@ -552,6 +578,7 @@ START_TEST(policy_file)
     ck_assert(isnan(p.margin[NS_SLICE_CLASS]));
     ck_assert_uint_eq(p.n_overrides, 1);
     ck_assert_int_eq(p.min_clips, 5);
+    ck_assert_int_eq(p.min_frames, 12);
     ck_assert_int_eq(p.n_rep, 500);
     ck_assert_uint_eq(p.n_subsets, 1);
     ck_assert_int_eq(p.subsets[0].n_terms, 2);
@@ -798,6 +825,7 @@ static Suite *suite(void)
     tcase_add_test(t, verdict_reject);
     tcase_add_test(t, verdict_insufficient);
     tcase_add_test(t, two_clip_slice_decides);
+    tcase_add_test(t, ten_frames_insufficient);
     tcase_add_test(t, verdict_reject_on_ece);
     tcase_add_test(t, new_class_slice);
     tcase_add_test(t, subset_slice);

@@ -10,7 +10,7 @@
  * primary_min_delta), ECE on all frames (may worsen by at most ece_margin),
  * and accuracy on each slice of a deciding kind (camera, class, subset by
  * default) with that kind's margin.  A slice with fewer clips than
- * min_clips is reported but cannot decide.
+ * min_clips (or frames than min_frames) is reported but cannot decide.
  *
  * Decision, per check: p_noninf and p_inf are the bootstrap's one-sided
  * p-values of "delta <= -margin" and "delta >= -margin"; p = 2 min(p_noninf,
@@ -62,6 +62,7 @@ typedef struct ns_gate_policy {
     ns_gate_override overrides[NS_GATE_MAX_OVERRIDES];
     double ece_margin;             /* candidate ECE may exceed production's by this */
     int min_clips;                 /* a slice needs this many clips to decide */
+    int min_frames;                /* and this many frames */
     double alpha;                  /* family-wise error over the deciding checks */
     double power;                  /* of the "more clips" estimate */
     int n_rep;                     /* bootstrap replicates */
@@ -74,7 +75,7 @@ void ns_gate_default_policy(ns_gate_policy *p);
 /* Reads a policy file over the values already in p: "key = value" lines,
  * '#' comments, blank lines.  Keys (docs/gate.md):
  *   primary_metric, primary_min_delta, margin.KIND, margin.KIND.NAME,
- *   ece_margin, min_clips, alpha, power, replicates, seed, subset.NAME
+ *   ece_margin, min_clips, min_frames, alpha, power, replicates, seed, subset.NAME
  * A margin of "off" makes that kind or slice report only.  An unknown key
  * or a bad value is NS_ERR_USAGE naming file, line and key. */
 ns_status ns_gate_policy_load(const char *path, ns_gate_policy *p);

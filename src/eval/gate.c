@@ -326,6 +326,14 @@ ns_status ns_gate_run(const ns_eval_set *es, const ns_dataset *ds, const ns_eval
                 c->decision = NS_GATE_REPORTED;
                 c->why = "fewer clips than min_clips";
                 c->more_clips = (long)pol->min_clips - (long)sl->n_clips;
+            } else if (sl->n_rows < (size_t)pol->min_frames) {
+                /* A handful of frames has too few distinct outcomes for the
+                 * bootstrap to see its own variance: ten tied frames would
+                 * give an interval of width 0. */
+                size_t per = sl->n_clips ? (sl->n_rows + sl->n_clips - 1) / sl->n_clips : 1;
+                c->decision = NS_GATE_REPORTED;
+                c->why = "fewer frames than min_frames";
+                c->more_clips = (long)(((size_t)pol->min_frames - sl->n_rows + per - 1) / per);
             }
             if (sl->kind == NS_SLICE_CLASS && sl->cls >= 0)
                 c->new_class = !prod->known[sl->cls] && cand->known[sl->cls];

@@ -25,6 +25,7 @@ void ns_gate_default_policy(ns_gate_policy *p)
     p->margin[NS_SLICE_SUBSET] = 0.01;
     p->ece_margin = 0.02;
     p->min_clips = 2;
+    p->min_frames = 30;
     p->alpha = 0.05;
     p->power = 0.8;
     p->n_rep = 10000;
@@ -100,6 +101,10 @@ static ns_status set_key(ns_gate_policy *p, const char *path, size_t line, const
         if (!parse_num(v, &x) || x < 1 || x > 1e6 || x != floor(x))
             return bad(path, line, key, "must be a whole number >= 1");
         p->min_clips = (int)x;
+    } else if (strcmp(key, "min_frames") == 0) {
+        if (!parse_num(v, &x) || x < 1 || x > 1e9 || x != floor(x))
+            return bad(path, line, key, "must be a whole number >= 1");
+        p->min_frames = (int)x;
     } else if (strcmp(key, "alpha") == 0) {
         if (!parse_num(v, &x) || x <= 0 || x >= 0.5)
             return bad(path, line, key, "must be in (0, 0.5)");
@@ -233,9 +238,9 @@ void ns_gate_policy_format(const ns_gate_policy *p, ns_strbuf *sb)
         margin_text(sb, p->overrides[i].margin);
         ns_strbuf_printf(sb, "\n");
     }
-    ns_strbuf_printf(sb, "ece_margin = %g\nmin_clips = %d\nalpha = %g\npower = %g\n"
-                         "replicates = %d\nseed = %llu\n",
-                     p->ece_margin, p->min_clips, p->alpha, p->power, p->n_rep,
+    ns_strbuf_printf(sb, "ece_margin = %g\nmin_clips = %d\nmin_frames = %d\nalpha = %g\n"
+                         "power = %g\nreplicates = %d\nseed = %llu\n",
+                     p->ece_margin, p->min_clips, p->min_frames, p->alpha, p->power, p->n_rep,
                      (unsigned long long)p->seed);
     for (size_t i = 0; i < p->n_subsets; i++) {
         const ns_subset_def *d = &p->subsets[i];
