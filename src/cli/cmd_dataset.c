@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "nightshift/clipmeta.h"
@@ -16,6 +17,13 @@
 #define MAX_DETECT 64
 
 static const char *const split_names[3] = {"train", "val", "test"};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static void help(const ns_dsbuild_opts *d)
 {
@@ -264,6 +272,7 @@ int cmd_dataset(int argc, char **argv)
     }
     if ((st = ns_store_open_read(store, &s)) != NS_OK)
         return ns_cli_fail("dataset build", st);
+    double t0 = now_s();
     st = ns_dataset_build(s, &o, &ds, &rep);
     ns_store_close(s);
     for (size_t i = 0; i < rep.problems.n_kept; i++)
@@ -286,17 +295,23 @@ int cmd_dataset(int argc, char **argv)
         printf("                 (estimated on %zu of %zu test frames; --audit-sample 0 for "
                "all)\n", rep.audited[0], rep.n_split[NS_SPLIT_TEST]);
     if (!ds.audit.passed) {
+        printf("  time           load %.2f s, audit %.2f s\n", rep.seconds_read,
+               rep.seconds_audit);
         fprintf(stderr, "nightshift dataset build: leakage %.2f%% is above --max-leak %.2f%%; "
                 "nothing written (try --split-by camera or night, a larger --guard)\n",
                 100.0 * ds.audit.test_leak_share, 100.0 * ds.audit.max_leak);
         rc = NS_EXIT_FAILURE;
         goto done;
     }
+    double t1 = now_s();
     if ((st = ns_dataset_save(&ds, out)) != NS_OK) {
         rc = ns_cli_fail("dataset build", st);
         goto done;
     }
+    double t2 = now_s();
     printf("  wrote          %s (dataset id %.12s)\n", out, ds.dataset_id);
+    printf("  time           load %.2f s, audit %.2f s, write %.2f s; total %.2f s\n",
+           rep.seconds_read, rep.seconds_audit, t2 - t1, t2 - t0);
 done:
     ns_dataset_release(&ds);
     ns_dsbuild_report_release(&rep);

@@ -12,7 +12,7 @@ void ns_audit_default_opts(ns_audit_opts *o)
     o->quantile = 0.05;
     o->threshold = 0;
     o->k = 4;
-    o->sample = 4000;
+    o->sample = 2000;
     o->threads = 0;
 }
 

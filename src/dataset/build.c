@@ -137,7 +137,8 @@ static ns_status read_frames_csv(const char *path, fkey **out, size_t *n_out, ns
         v[n].seq = n;
         n++;
     }
-    qsort(v, n, sizeof *v, cmp_fkey);
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_fkey);
     *out = v;
     *n_out = n;
     v = NULL;
@@ -183,7 +184,8 @@ static ns_status read_conditions(const ns_dsbuild_opts *o, fkey **out, size_t *n
         }
         ns_det_frames_release(&d);
     }
-    qsort(v, n, sizeof *v, cmp_fkey_seq);
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_fkey_seq);
     for (size_t i = 0; i < n; i++) {
         if (u > 0 && cmp_fkey(&v[u - 1], &v[i]) == 0)
             u--;

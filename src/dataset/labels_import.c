@@ -508,7 +508,8 @@ static ns_status reconcile(importer *im, const ns_labelmap *cur)
         if (im->rows[i].state == ROW_OK)
             im->rows[k++] = im->rows[i];
     im->n = k;
-    qsort(im->rows, im->n, sizeof *im->rows, cmp_pend);
+    if (im->n > 1)
+        qsort(im->rows, im->n, sizeof *im->rows, cmp_pend);
     for (size_t i0 = 0, i1; i0 < im->n; i0 = i1) {
         pend *first = &im->rows[i0];
         int same = 1;
