@@ -16,10 +16,11 @@
  * production to the head before the current one.
  *
  * A promote is refused unless a gate report says PROMOTE for that head
- * against the current production head; --force overrides with a reason,
- * which is recorded.  What the registry reads from the gate's summary.json
- * (other keys are ignored):
- *   {"verdict": "promote"|"reject"|"insufficient" (any case),
+ * against the current production head (any head while the registry has no
+ * production yet); --force overrides with a reason, which is recorded.  What
+ * the registry reads from `nightshift gate`'s summary.json (other keys are
+ * ignored; the lineage keys inside "candidate" are optional):
+ *   {"verdict": "promote"|"reject"|"insufficient" (any case), "dataset_id",
  *    "candidate": {"head_id", "path", "dataset_id", "label_sets", "model_id",
  *                  "train_config_sha256"},
  *    "production": {"head_id"}   (absent, null or "" when there was none)}

@@ -1,10 +1,12 @@
 /* nightshift registry -- list, show, add, promote, rollback heads. */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "nightshift/head.h"
 #include "nightshift/registry.h"
 
 static void help(void)
@@ -16,8 +18,11 @@ static void help(void)
            "  list                          heads, aliases and the history\n"
            "  show NAME                     one head: production, candidate, an id or a\n"
            "                                prefix of 8+ hex digits; its lineage and entries\n"
+           "  add --head HEAD.h5 [--train-config-sha256 H]\n"
+           "                                register a head as the candidate: its id, model,\n"
+           "                                dataset and label sets come from the file\n"
            "  add --head-id ID [--path P] [--dataset-id ID] [--label-sets S] [--model-id ID]\n"
-           "      [--train-config-sha256 H]  register a head as the candidate\n"
+           "      [--train-config-sha256 H]  the same for a head file kept elsewhere\n"
            "  promote [NAME] --gate DIR     make the head production; refused unless the\n"
            "                                gate report (DIR/summary.json) says PROMOTE for\n"
            "                                it against the current production head\n"
@@ -106,6 +111,7 @@ static int do_show(const ns_registry *r, const char *name)
 int cmd_registry(int argc, char **argv)
 {
     const char *store_opt = NULL, *gate = NULL, *reason = NULL, *head_id = NULL, *path = "";
+    const char *head_file = NULL;
     int force = 0;
     ns_lineage lin;
     ns_registry_entry e;
@@ -117,7 +123,8 @@ int cmd_registry(int argc, char **argv)
         {"head-id", required_argument, 0, 'i'},    {"path", required_argument, 0, 'p'},
         {"dataset-id", required_argument, 0, 'D'}, {"label-sets", required_argument, 0, 'L'},
         {"model-id", required_argument, 0, 'M'},   {"train-config-sha256", required_argument, 0, 'T'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+        {"head", required_argument, 0, 'H'},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         help();
         return argc < 2 ? NS_EXIT_USAGE : NS_EXIT_OK;
@@ -131,6 +138,7 @@ int cmd_registry(int argc, char **argv)
         case 'f': force = 1; break;
         case 'r': reason = optarg; break;
         case 'i': head_id = optarg; break;
+        case 'H': head_file = optarg; break;
         case 'p': path = optarg; break;
         case 'D': snprintf(lin.dataset_id, sizeof lin.dataset_id, "%s", optarg); break;
         case 'L': snprintf(lin.label_sets, sizeof lin.label_sets, "%s", optarg); break;
@@ -167,11 +175,26 @@ int cmd_registry(int argc, char **argv)
         return rc;
     }
     if (!strcmp(sub, "add")) {
-        if (!head_id) {
-            fprintf(stderr, "nightshift registry add: --head-id ID is required\n");
+        if (!head_id == !head_file) {
+            fprintf(stderr, "nightshift registry add: --head HEAD.h5 or --head-id ID\n");
             return NS_EXIT_USAGE;
         }
-        if ((st = ns_registry_add(store, head_id, path, &lin, &e)) != NS_OK)
+        if (head_file) {
+            ns_head h;
+            char full[PATH_MAX], id[NS_SHA256_HEX];
+            memset(&h, 0, sizeof h);
+            if ((st = ns_head_load(head_file, &h)) != NS_OK)
+                return ns_cli_fail("registry", st);
+            snprintf(id, sizeof id, "%s", h.head_id);
+            snprintf(lin.model_id, sizeof lin.model_id, "%s", h.model_id);
+            snprintf(lin.dataset_id, sizeof lin.dataset_id, "%s", h.dataset_id);
+            snprintf(lin.label_sets, sizeof lin.label_sets, "%s", h.label_sets ? h.label_sets : "");
+            ns_head_release(&h);
+            st = ns_registry_add(store, id, realpath(head_file, full) ? full : head_file, &lin, &e);
+        } else {
+            st = ns_registry_add(store, head_id, path, &lin, &e);
+        }
+        if (st != NS_OK)
             return ns_cli_fail("registry", st);
         printf("registry: head %.12s added as candidate (entry #%u)\n", e.head_id, e.seq);
         return NS_EXIT_OK;

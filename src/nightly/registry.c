@@ -77,12 +77,13 @@ static const cyaml_schema_field_t gate_head_fields[] = {
     STR("train_config_sha256", raw_gate_head, train_config_sha256), CYAML_FIELD_END};
 
 typedef struct raw_gate {
-    char *verdict;
+    char *verdict, *dataset_id;
     raw_gate_head *candidate, *production;
 } raw_gate;
 
 static const cyaml_schema_field_t gate_fields[] = {
     STR("verdict", raw_gate, verdict),
+    STR("dataset_id", raw_gate, dataset_id),
     CYAML_FIELD_MAPPING_PTR("candidate", OPT | CYAML_FLAG_POINTER_NULL_STR, raw_gate, candidate,
                             gate_head_fields),
     CYAML_FIELD_MAPPING_PTR("production", OPT | CYAML_FLAG_POINTER_NULL_STR, raw_gate,
@@ -427,7 +428,7 @@ ns_status ns_registry_promote(const char *store, const char *head, const char *g
         else if (!gate_cand || strcmp(gate_cand, id) != 0)
             snprintf(why, sizeof why, "the gate report %s judged head %.12s, not %.12s", gpath,
                      gate_cand ? gate_cand : "(none)", id);
-        else if (strcmp(gate_prod, r.production) != 0)
+        else if (r.production[0] && strcmp(gate_prod, r.production) != 0)
             snprintf(why, sizeof why,
                      "the gate report %s compared against production %.12s, but production is "
                      "%.12s now",
@@ -450,7 +451,8 @@ ns_status ns_registry_promote(const char *store, const char *head, const char *g
         COPY(e.path, added->path);
     } else if (g && g->candidate && gate_cand && !strcmp(gate_cand, id)) {
         COPY(e.path, g->candidate->path);
-        COPY(e.lineage.dataset_id, g->candidate->dataset_id);
+        COPY(e.lineage.dataset_id, g->candidate->dataset_id ? g->candidate->dataset_id
+                                                            : g->dataset_id);
         COPY(e.lineage.label_sets, g->candidate->label_sets);
         COPY(e.lineage.model_id, g->candidate->model_id);
         COPY(e.lineage.train_config_sha256, g->candidate->train_config_sha256);

@@ -20,18 +20,20 @@ check "no production head yet" grep -q '"production_head": ""' "$S/runs/$n/manif
 id() { printf '%s' "$1" | sha256sum | cut -c1-64; }
 A=$(id head-a) B=$(id head-b) C=$(id head-c)
 reg() { "$NS_BIN" registry "$1" --store "$S" "${@:2}" >>"$T/out.log" 2>&1; }
-# gate DIR VERDICT CANDIDATE PRODUCTION: a gate summary as gate writes it
+# gate DIR VERDICT CANDIDATE PRODUCTION: a summary.json laid out as
+# `nightshift gate` writes it (src/report/gate_report.c), lineage keys included.
 gate() {
   mkdir -p "$1"
-  local prod=null
-  [ -n "$4" ] && prod="{\"head_id\": \"$4\"}"
   cat >"$1/summary.json" <<EOF
-{"format": "nightshift-gate-summary", "version": 1, "verdict": "$2",
- "candidate": {"head_id": "$3", "path": "/heads/$3.h5", "dataset_id": "$(id ds)",
-               "label_sets": "night7@000001", "model_id": "$(id model)",
-               "train_config_sha256": "$(id train)"},
- "production": $prod,
- "checks": [{"name": "accuracy", "delta": 0.04}]}
+{"format":"nightshift-gate-summary","version":1,"verdict":"$2","exit_code":0,
+ "candidate":{"head_id":"$3","path":"/heads/$3.h5","kind":"softmax","temperature":1.2,
+              "accuracy":{"value":0.93,"ci_low":0.9,"ci_high":0.95},"label_sets":"night7@000001",
+              "model_id":"$(id model)","train_config_sha256":"$(id train)"},
+ "production":{"head_id":"$4","path":"/heads/$4.h5","kind":"softmax","temperature":1,
+               "accuracy":{"value":0.88,"ci_low":0.85,"ci_high":0.9}},
+ "dataset_id":"$(id ds)","frames":400,"clips":40,"replicates":1000,"alpha":0.05,
+ "checks":[{"kind":"overall","name":"all","metric":"accuracy","more_clips":null}],
+ "new_classes":[],"files":{"report":"report.html"}}
 EOF
 }
 snap() { cp "$S/registry.json" "$T/reg.$1"; }
@@ -42,16 +44,21 @@ expect_rc 0 "add A" reg add --head-id "$A" --path /heads/a.h5 --dataset-id "$(id
 snap 1
 expect_rc 1 "adding A twice is refused" reg add --head-id "$A"
 expect_rc 2 "a head id that is not 64 hex digits" reg add --head-id xyz
+expect_rc 1 "a --head file that is no head is refused" reg add --head "$S/catalog.h5"
+check "  and the message names it" grep -q "catalog.h5" "$T/out.log"
+expect_rc 2 "--head and --head-id together" reg add --head "$S/catalog.h5" --head-id "$A"
 expect_rc 2 "promote without a gate report is refused" reg promote candidate
 check "the refusal says why" grep -q "no gate report" "$T/out.log"
-gate "$T/g-reject" reject "$A" ""
+B0=$(id baseline)   # the head the gate compared against before any was promoted here
+gate "$T/g-reject" reject "$A" "$B0"
 expect_rc 2 "promote on a REJECT verdict is refused" reg promote candidate --gate "$T/g-reject"
-gate "$T/g-insuf" INSUFFICIENT "$A" ""
+gate "$T/g-insuf" INSUFFICIENT "$A" "$B0"
 expect_rc 2 "promote on an INSUFFICIENT verdict is refused" reg promote candidate --gate "$T/g-insuf"
-gate "$T/g-other" promote "$C" ""
+gate "$T/g-other" promote "$C" "$B0"
 expect_rc 2 "a report about another head is refused" reg promote candidate --gate "$T/g-other"
-gate "$T/g-a" promote "$A" ""
-expect_rc 0 "promote A on its PROMOTE report" reg promote candidate --gate "$T/g-a"
+gate "$T/g-a" promote "$A" "$B0"
+expect_rc 0 "promote A, the first production head, on its PROMOTE report" \
+  reg promote candidate --gate "$T/g-a"
 snap 2
 "$NS_BIN" registry show production --store "$S" >"$T/show.txt"
 check "A is production" grep -q "head $A \[production\]" "$T/show.txt"
@@ -84,7 +91,9 @@ gate "$T/g-c" promote "$C" "$A"
 expect_rc 0 "promote C on a report against A (a head the registry never saw)" \
   reg promote "$C" --gate "$T/g-c"
 snap 5
-check "C's lineage comes from its gate report" \
+check "C's dataset comes from its gate report" \
+  sh -c "'$NS_BIN' registry show '${C:0:10}' --store '$S' | grep -q '$(id ds)'"
+check "C's label sets come from its gate report" \
   sh -c "'$NS_BIN' registry show '${C:0:10}' --store '$S' | grep -q 'night7@000001'"
 expect_rc 1 "an unknown head" reg show 00000000
 expect_rc 2 "a name that is no head id" reg show prod
