@@ -85,5 +85,8 @@ int cmd_dataset(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_gate(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_head(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif
