@@ -243,6 +243,10 @@ int cmd_detect(int argc, char **argv)
     st = ns_reference_load(ref_path, &ref);
     if (st == NS_OK && model)
         st = check_model(model, &ref);
+    if (st == NS_OK && ref.format_version < 2 && !quiet)
+        fprintf(stderr, "nightshift detect: note: '%s' is a version %d reference without "
+                "whitening; novelty uses raw distances (rebuild it for whitened novelty)\n",
+                ref_path, ref.format_version);
     if (st == NS_OK)
         st = ns_store_open_read(store, &s);
     if (st == NS_OK)

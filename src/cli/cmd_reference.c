@@ -26,12 +26,16 @@ static void help(const ns_reference_opts *d)
            "  --frame-cap N      at most N frames in the sample, whole clips [%" PRIu64 "]\n"
            "  --knn-k N          k of the kNN novelty score [%d]\n"
            "  --kmeans-k N       k-means clusters of the reference [%d]\n"
+           "  --whiten on|off    measure novelty in the whitened space (Ledoit-Wolf shrunk\n"
+           "                     covariance; off: raw distances, as format version 1) [%s]\n"
+           "  --whiten-folds N   cross-fitting folds of the whitened calibration [%d]\n"
            "  --seed N           seed of the sampling and k-means [%" PRIu64 "]\n"
            "  --threads N        worker threads [OpenMP's default]\n"
            "  --device D         auto|cpu|cuda: where k-means and the kNN calibration run\n"
            "                     [auto: the GPU when built with CUDA and present]\n"
            "Exit codes: 0 ok, 1 failure, 2 usage (also: fewer than 3 clips).\n",
-           d->model, d->frame_cap, d->knn_k, d->kmeans_k, d->seed);
+           d->model, d->frame_cap, d->knn_k, d->kmeans_k, d->whiten ? "on" : "off",
+           d->whiten_folds, d->seed);
 }
 
 static int info(const char *path)
@@ -51,6 +55,14 @@ static int info(const char *path)
     printf("  cameras      %zu\n", r.n_cameras);
     printf("  kNN k        %d;  k-means k %d (inertia %.4g);  sigma %.4g;  seed %" PRIu64 "\n",
            r.knn_k, r.kmeans_k, r.inertia, r.sigma, r.seed);
+    if (r.whiten)
+        printf("  novelty      whitened (Ledoit-Wolf shrinkage %.4g), calibration cross-fitted "
+               "over %d folds; format version %d\n", r.wh.shrinkage, r.whiten_folds,
+               r.format_version);
+    else
+        printf("  novelty      raw embedding distances%s; format version %d\n",
+               r.format_version < 2 ? " (version 1: rebuild for whitened novelty)" : "",
+               r.format_version);
     ns_reference_release(&r);
     return NS_EXIT_OK;
 }
@@ -63,6 +75,7 @@ int cmd_reference(int argc, char **argv)
         {"frame-cap", required_argument, 0, 'c'}, {"knn-k", required_argument, 0, 'k'},
         {"kmeans-k", required_argument, 0, 'K'}, {"seed", required_argument, 0, 'r'},
         {"threads", required_argument, 0, 't'},  {"device", required_argument, 0, 'd'},
+        {"whiten", required_argument, 0, 'w'},   {"whiten-folds", required_argument, 0, 'f'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ns_reference_opts o;
@@ -111,6 +124,20 @@ int cmd_reference(int argc, char **argv)
             else if (c == 'k') o.knn_k = (int)v;
             else if (c == 'K') o.kmeans_k = (int)v;
             else o.threads = (int)v;
+            break;
+        case 'w':
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "nightshift reference: --whiten must be on or off\n");
+                return NS_EXIT_USAGE;
+            }
+            o.whiten = strcmp(optarg, "on") == 0;
+            break;
+        case 'f':
+            if (!ns_cli_parse_u64(optarg, &v) || v < 2 || v > 1000) {
+                fprintf(stderr, "nightshift reference: --whiten-folds must be 2..1000\n");
+                return NS_EXIT_USAGE;
+            }
+            o.whiten_folds = (int)v;
             break;
         case 'r':
             if (!ns_cli_parse_u64(optarg, &o.seed)) {

@@ -1,4 +1,4 @@
-"""semantic_check.py OUT DATA NIGHT [--assert] -- the semantic-novelty figures of
+"""semantic_check.py OUT DATA NIGHT [--assert] [--min-auroc X] -- the semantic-novelty figures of
 a detect run on a generated night with the "object" shift (labels.csv column
 object = drill marks the frames showing the new object type).
 
@@ -6,7 +6,7 @@ Prints the frame AUROC of the novelty score against the truth, and the
 precision and recall of the novel conditions: frames inside any novel
 condition against the truly new frames.  With --assert: precision >= 0.9 and
 recall >= 0.8 (the targets of issue 13), and every novel condition names its
-camera and a time span.
+camera and a time span.  With --min-auroc X: the frame AUROC is at least X.
 """
 import csv, json, os, sys
 
@@ -52,6 +52,9 @@ recall = hit / len(pos)
 print(f"semantic: frame AUROC {auroc:.3f}; {len(novel_ids)} novel condition(s) hold {len(inside)} frames, "
       f"{hit} of the {len(pos)} new ones: precision {precision:.2f}, recall {recall:.2f}; "
       f"shift test p = {s['p_value']:.4g}")
+if "--min-auroc" in sys.argv:
+    want = float(sys.argv[sys.argv.index("--min-auroc") + 1])
+    assert auroc >= want, (auroc, want)
 if strict:
     assert precision >= 0.9 and recall >= 0.8, (precision, recall)
     for c in s["top_conditions"]:
