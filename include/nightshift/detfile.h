@@ -63,10 +63,13 @@ typedef struct ns_det_frames {
     float *score;                  /* (n) kNN novelty score */
     size_t n_clips;
     char (*clips)[NS_SHA256_HEX];  /* (n_clips) clip SHA-256 */
+    size_t n_conditions;
+    uint8_t *cond_novel;           /* (n_conditions) by condition id: 1 when novel */
+    uint64_t *cond_frames;         /* (n_conditions) tonight's frames in it */
 } ns_det_frames;
 
 /* Reads path (a detect.h5, or a directory holding one), checking format,
- * shapes and clip rows. */
+ * shapes, clip rows and condition ids. */
 ns_status ns_detfile_frames(const char *path, ns_det_frames *out);
 void ns_det_frames_release(ns_det_frames *f); /* NULL-safe, idempotent */
 

@@ -42,6 +42,11 @@ ns_status ns_emb_lock_shared(const ns_store *s, const char *model_id, int *fd);
 ns_status ns_emb_present(const ns_store *s, const char *model_id, const ns_shard_entry *sh,
                          int dim, int *present);
 
+/* The dimension recorded in a shard's embeddings file for model_id
+ * (NS_ERR_NOT_FOUND naming the shard when there is none): how stages that
+ * know only a model id (select, from detect.h5) size their reads. */
+ns_status ns_emb_dim(const ns_store *s, const char *model_id, const ns_shard_entry *sh, int *dim);
+
 typedef struct ns_emb_writer ns_emb_writer;
 
 ns_status ns_emb_begin(const ns_store *s, const char *model_id, const char *model_name, int dim,

@@ -20,6 +20,8 @@ void ns_det_frames_release(ns_det_frames *f)
     free(f->novel);
     free(f->score);
     free(f->clips);
+    free(f->cond_novel);
+    free(f->cond_frames);
     memset(f, 0, sizeof *f);
 }
 
@@ -31,6 +33,69 @@ static hid_t sha_type(void)
     if (t < 0)
         return H5I_INVALID_HID;
     return ns_h5_type_done(t, NS_H5_INS_STR(t, 0, row, sha256));
+}
+
+/* Only id, novel and n_frames of /conditions. */
+typedef struct cond_row {
+    int32_t id, novel;
+    uint64_t n_frames;
+} cond_row;
+
+static hid_t cond_type(void)
+{
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(cond_row));
+    if (t < 0)
+        return H5I_INVALID_HID;
+    herr_t e = H5Tinsert(t, "id", HOFFSET(cond_row, id), H5T_NATIVE_INT32);
+    e |= H5Tinsert(t, "novel", HOFFSET(cond_row, novel), H5T_NATIVE_INT32);
+    e |= H5Tinsert(t, "n_frames", HOFFSET(cond_row, n_frames), H5T_NATIVE_UINT64);
+    return ns_h5_type_done(t, e);
+}
+
+/* The conditions table, indexed by id (ids are ranks 0..n-1). */
+static ns_status read_conditions(hid_t f, const char *path, ns_det_frames *r)
+{
+    ns_status st = NS_OK;
+    hid_t d = H5I_INVALID_HID, t = H5I_INVALID_HID;
+    uint64_t n = 0;
+    cond_row *rows = NULL;
+    if ((d = H5Dopen2(f, "conditions", H5P_DEFAULT)) < 0)
+        return ns_h5_error(NS_ERR_CORRUPT, "'%s': cannot open /conditions", path);
+    if ((st = ns_h5_rows(d, path, "/conditions", &n)) != NS_OK)
+        goto done;
+    if (n >= MAX_ROWS) {
+        st = ns_error(NS_ERR_CORRUPT, "'%s': %llu conditions", path, (unsigned long long)n);
+        goto done;
+    }
+    rows = calloc(n ? (size_t)n : 1, sizeof *rows);
+    r->cond_novel = calloc(n ? (size_t)n : 1, 1);
+    r->cond_frames = calloc(n ? (size_t)n : 1, sizeof *r->cond_frames);
+    if (!rows || !r->cond_novel || !r->cond_frames) {
+        st = ns_error(NS_ERR_NOMEM, "'%s': out of memory for %llu conditions", path,
+                      (unsigned long long)n);
+        goto done;
+    }
+    if ((t = cond_type()) < 0) {
+        st = ns_h5_error(NS_ERR_INTERNAL, "cannot build the detect condition type");
+        goto done;
+    }
+    if ((st = ns_h5_get(f, path, "conditions", t, 1, n, 0, rows)) != NS_OK)
+        goto done;
+    r->n_conditions = (size_t)n;
+    for (size_t k = 0; k < (size_t)n; k++) {
+        if (rows[k].id < 0 || (uint64_t)rows[k].id >= n) {
+            st = ns_error(NS_ERR_CORRUPT, "'%s': condition row %zu has id %d of %llu", path, k,
+                          (int)rows[k].id, (unsigned long long)n);
+            goto done;
+        }
+        r->cond_novel[rows[k].id] = rows[k].novel != 0;
+        r->cond_frames[rows[k].id] = rows[k].n_frames;
+    }
+done:
+    free(rows);
+    if (t >= 0) H5Tclose(t);
+    if (d >= 0) H5Dclose(d);
+    return st;
 }
 
 ns_status ns_detfile_frames(const char *path_in, ns_det_frames *out)
@@ -97,12 +162,14 @@ ns_status ns_detfile_frames(const char *path_in, ns_det_frames *out)
             NS_OK ||
         (st = ns_h5_get(f, path, "frames/novel", H5T_NATIVE_UINT8, 1, n, 0, r.novel)) != NS_OK ||
         (st = ns_h5_get(f, path, "frames/score", H5T_NATIVE_FLOAT, 1, n, 0, r.score)) != NS_OK ||
-        (st = ns_h5_get(f, path, "clips", t, 1, nc, 0, r.clips)) != NS_OK)
+        (st = ns_h5_get(f, path, "clips", t, 1, nc, 0, r.clips)) != NS_OK ||
+        (st = read_conditions(f, path, &r)) != NS_OK)
         goto done;
     for (size_t c = 0; c < r.n_clips; c++)
         r.clips[c][NS_SHA256_HEX - 1] = '\0';
     for (size_t i = 0; i < r.n; i++)
-        if (r.clip[i] >= r.n_clips || r.condition[i] < -1) {
+        if (r.clip[i] >= r.n_clips || r.condition[i] < -1 ||
+            (r.condition[i] >= 0 && (size_t)r.condition[i] >= r.n_conditions)) {
             st = ns_error(NS_ERR_CORRUPT, "'%s': frame %zu names clip %u of %zu, condition %d",
                           path, i, r.clip[i], r.n_clips, (int)r.condition[i]);
             goto done;

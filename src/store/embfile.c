@@ -180,6 +180,28 @@ ns_status ns_emb_present(const ns_store *s, const char *model_id, const ns_shard
     return st;
 }
 
+ns_status ns_emb_dim(const ns_store *s, const char *model_id, const ns_shard_entry *sh, int *dim)
+{
+    char path[PATH_MAX];
+    hid_t f = H5I_INVALID_HID;
+    int32_t d = 0;
+    ns_status st;
+    *dim = 0;
+    ns_h5_init();
+    if ((st = ns_emb_file_path(s, model_id, sh->id, path, sizeof path)) != NS_OK)
+        return st;
+    if (access(path, F_OK) != 0)
+        return ns_error(NS_ERR_NOT_FOUND, "night %s shard %u has no embeddings for model %.12s "
+                        "-- run `nightshift embed`", sh->night, sh->id, model_id);
+    if ((st = ns_h5_open_read(path, "embeddings", &f)) != NS_OK)
+        return st;
+    if ((st = ns_h5_read_attr(f, path, "dim", H5T_NATIVE_INT32, &d)) == NS_OK && d < 1)
+        st = ns_error(NS_ERR_CORRUPT, "'%s': dim %d", path, (int)d);
+    H5Fclose(f);
+    *dim = d;
+    return st;
+}
+
 ns_status ns_emb_begin(const ns_store *s, const char *model_id, const char *model_name, int dim,
                        const ns_shard_entry *sh, const char *device, ns_emb_writer **out)
 {
