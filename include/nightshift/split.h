@@ -71,8 +71,9 @@ typedef struct ns_audit_opts {
     double quantile;        /* of within-clip nearest-neighbour distances: the threshold */
     double threshold;       /* > 0: use this distance instead of calibrating */
     int k;                  /* neighbours examined per frame for the pair count */
-    size_t sample;          /* at most this many queries per split pair, evenly spaced
-                             * (an estimate of the share; 0 = every frame) */
+    size_t sample;          /* at most this many test -> train queries, evenly spaced
+                             * (an estimate of the share; 0 = every frame); the
+                             * val -> train and test -> val pair counts a quarter */
     int threads;
 } ns_audit_opts;
 

@@ -31,6 +31,8 @@ static void help(const ns_labels_import_opts *d)
            "  --on-conflict RULE     a frame already labelled otherwise: fail (leave the frame\n"
            "                         out), keep (the earlier label) or replace [%s]\n"
            "  --strict               leave out a whole file when any row of it is bad\n"
+           "  --wait                 wait for another writer instead of exit 75\n"
+           "  --quiet                print the summary only when something was left out\n"
            "Exit codes: 0 every row imported (or already so labelled), 1 some rows or files\n"
            "were left out (the rest was imported) or the import failed, 2 usage, 75 store busy.\n",
            d->set_name, ns_conflict_rule_name(d->on_conflict));
@@ -50,12 +52,13 @@ static int import(int argc, char **argv)
         {"store", required_argument, 0, 's'},  {"set", required_argument, 0, 'n'},
         {"columns", required_argument, 0, 'c'}, {"on-conflict", required_argument, 0, 'r'},
         {"strict", no_argument, 0, 'S'},       {"quiet", no_argument, 0, 'q'},
+        {"wait", no_argument, 0, 'w'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     ns_labels_import_opts o;
     ns_labels_import_report rep;
     ns_store *s = NULL;
     const char *store_opt = NULL;
-    int c, quiet = 0;
+    int c, quiet = 0, wait = 0;
     ns_status st;
     ns_labels_import_default_opts(&o);
     memset(&rep, 0, sizeof rep);
@@ -73,6 +76,7 @@ static int import(int argc, char **argv)
             break;
         case 'S': o.strict = 1; break;
         case 'q': quiet = 1; break;
+        case 'w': wait = 1; break;
         case 'h': help(&o); return NS_EXIT_OK;
         default: fprintf(stderr, "see 'nightshift labels --help'\n"); return NS_EXIT_USAGE;
         }
@@ -89,7 +93,7 @@ static int import(int argc, char **argv)
         return ns_cli_fail("labels import", st);
     ns_store_close(s);
     s = NULL;
-    if ((st = ns_store_open_write(store, 0, 0, &s)) != NS_OK)
+    if ((st = ns_store_open_write(store, 0, wait, &s)) != NS_OK)
         return ns_cli_fail("labels import", st);
     st = ns_labels_import(s, &o, (const char *const *)argv + optind, (size_t)(argc - optind),
                           &rep);

@@ -190,13 +190,16 @@ ns_status ns_leak_audit(const float *emb, size_t n, int d, const uint32_t *clip,
         /* Sampled queries are evenly spaced, so every clip and night is seen. */
         size_t nq = cnt[qs];
         const float *q = part[qs];
-        if (o->sample > 0 && nq > o->sample) {
-            for (size_t i = 0; i < o->sample; i++) {
-                size_t at = (size_t)((double)i * (double)nq / (double)o->sample);
+        /* Only test -> train decides the build; the other pairs only count
+         * pairs, on a quarter of the queries. */
+        size_t cap = p == 0 ? o->sample : (o->sample + 3) / 4;
+        if (o->sample > 0 && nq > cap) {
+            for (size_t i = 0; i < cap; i++) {
+                size_t at = (size_t)((double)i * (double)nq / (double)cap);
                 qrows[i] = rows[qs][at];
                 memcpy(qbuf + i * (size_t)d, emb + qrows[i] * (size_t)d, (size_t)d * sizeof *qbuf);
             }
-            nq = o->sample;
+            nq = cap;
             q = qbuf;
         } else {
             memcpy(qrows, rows[qs], nq * sizeof *qrows);

@@ -23,16 +23,21 @@ typedef struct ref {
     uint32_t order; /* position of the set, newer higher */
 } ref;
 
-static int cmp_ref(const void *a, const void *b)
+/* By frame; the same frame's labels newest first. */
+static int cmp_frame(const ref *x, const ref *y)
 {
-    const ref *x = a, *y = b;
     int c = strcmp(x->set->clip[x->row], y->set->clip[y->row]);
     if (c)
         return c;
     uint32_t i = x->set->index[x->row], j = y->set->index[y->row];
-    if (i != j)
-        return i < j ? -1 : 1;
-    return x->order > y->order ? -1 : x->order < y->order; /* newest first */
+    return (i > j) - (i < j);
+}
+
+static int cmp_ref(const void *a, const void *b)
+{
+    const ref *x = a, *y = b;
+    int c = cmp_frame(x, y);
+    return c ? c : (x->order < y->order) - (x->order > y->order);
 }
 
 static long find_class(char (*classes)[NS_LABEL_LEN], size_t n, const char *name)
@@ -89,9 +94,7 @@ ns_status ns_labels_merge(const ns_labelset *sets, size_t n_sets, ns_labelmap *o
     qsort(refs, total, sizeof *refs, cmp_ref);
     size_t n = 0;
     for (size_t i = 0; i < total; i++)
-        if (i == 0 || cmp_ref(&(ref){refs[i].set, refs[i].row, 0},
-                              &(ref){refs[i - 1].set, refs[i - 1].row, 0}) != 0)
-            n++;
+        n += i == 0 || cmp_frame(&refs[i], &refs[i - 1]) != 0;
     m.clip = malloc((n ? n : 1) * sizeof *m.clip);
     m.index = malloc((n ? n : 1) * sizeof *m.index);
     m.cls = malloc((n ? n : 1) * sizeof *m.cls);
@@ -101,8 +104,7 @@ ns_status ns_labels_merge(const ns_labelset *sets, size_t n_sets, ns_labelmap *o
     }
     for (size_t i = 0; i < total; i++) {
         const ref *r = &refs[i];
-        if (i > 0 && cmp_ref(&(ref){r->set, r->row, 0},
-                             &(ref){refs[i - 1].set, refs[i - 1].row, 0}) == 0)
+        if (i > 0 && cmp_frame(r, &refs[i - 1]) == 0)
             continue; /* an older label of the same frame */
         memcpy(m.clip[m.n], r->set->clip[r->row], NS_SHA256_HEX);
         m.index[m.n] = r->set->index[r->row];

@@ -147,9 +147,24 @@ assert h.hexdigest() == aid, (h.hexdigest(), aid)
 assert f["audit"].attrs["passed"] == 1
 PY
 
-# A golden set on night 4; training on nights 1..4 then shares its clips.
-expect_rc 0 "golden set: --split-by none" sh -c "'$NS_BIN' dataset build --store '$ST' --nights 2026-11-04 \
-  --split-by none --out '$T/golden.h5' >/dev/null"
+# A golden set on night 4, with detect's conditions; training on nights
+# 1..4 then shares its clips.
+"$NS_BIN" reference build --store "$ST" --nights 2026-11-01..2026-11-03 --out "$T/ref.h5" >/dev/null
+rc=0
+"$NS_BIN" detect --store "$ST" --night 2026-11-04 --reference "$T/ref.h5" --out "$T/det4" \
+  >/dev/null 2>&1 || rc=$?
+check "detect wrote night 4's results (exit $rc)" test -s "$T/det4/detect.h5"
+expect_rc 0 "golden set: --split-by none, conditions from detect" sh -c "'$NS_BIN' dataset build \
+  --store '$ST' --nights 2026-11-04 --split-by none --detect '$T/det4' --out '$T/golden.h5' > '$T/golden.txt'"
+check "every golden frame got its condition" grep -q "conditions     48 of 48 frames from 1 detect output" "$T/golden.txt"
+check "the conditions are detect's own" $PY - "$T/golden.h5" "$T/det4/detect.h5" <<'PY'
+import sys, h5py
+g, d = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+shas = d["clips"]["sha256"]
+want = {(shas[c], i): k for c, i, k in zip(d["frames/clip"][:], d["frames/index"][:], d["frames/condition"][:])}
+got = list(zip(g["frames/clip"][:], g["frames/index"][:], g["frames/condition"][:]))
+assert len(got) == 48 and all(want[(c, i)] == k for c, i, k in got)
+PY
 check "the golden set is all test" $PY -c "import h5py,sys; s=h5py.File(sys.argv[1],'r')['split'][:]; assert (s==2).all() and len(s)==48" "$T/golden.h5"
 expect_rc 1 "training nights sharing the golden set's clips fail" sh -c "'$NS_BIN' dataset build \
   --store '$ST' --nights 2026-11-01..2026-11-04 --golden '$T/golden.h5' --out '$T/bad.h5' 2> '$T/golden.err'"
