@@ -759,8 +759,8 @@ START_TEST(reports_escape_and_carry_the_verdict)
     ns_eval_result rc, rp;
     ns_report_opts o;
     int known[2] = {1, 1};
-    ns_evrep_head hc = {"cand.h5", "c0ffee", "softmax", 1.5, 2, known};
-    ns_evrep_head hp = {"<prod>.h5", "beef00", "mlp", 1.0, 2, known};
+    ns_evrep_head hc = {"cand.h5", "c0ffee", "softmax", 1.5, 2, known, "d1", "glove@1", "m1"};
+    ns_evrep_head hp = {"<prod>.h5", "beef00", "mlp", 1.0, 2, known, NULL, NULL, NULL};
     fx_make_even(&f, 30, 20, 2, "<script>alert(1)</script>", "=cmd|calc");
     snprintf(f.ds.classes[1], sizeof f.ds.classes[1], "glove\"<b>");
     for (size_t i = 0; i < f.n; i++) {

@@ -29,7 +29,9 @@
  *   policy.txt    the policy in force, in the policy file syntax
  *   summary.json  {"format":"nightshift-gate-summary","version":1, verdict
  *                 ("promote"|"reject"|"insufficient"), exit_code, candidate
- *                 {head_id, path}, production {...}, dataset_id, replicates,
+ *                 {head_id, path, kind, temperature, dataset_id, label_sets,
+ *                 model_id (its training lineage), accuracy, ece}, production
+ *                 {...}, dataset_id (the evaluation set), replicates,
  *                 checks [{kind, name, metric, delta, ci_low, ci_high, level,
  *                 margin, p_value, p_holm, mcnemar_p, decision, more_clips,
  *                 new_class, ...}], new_classes [...], files {...}}
@@ -53,6 +55,8 @@ typedef struct ns_evrep_head {
     double temperature;
     int n_classes;       /* the head's own */
     const int *known;    /* (dataset classes) 1 where the head can predict it */
+    /* lineage, for the registry (may be NULL): what the head was trained on */
+    const char *train_dataset_id, *label_sets, *model_id;
 } ns_evrep_head;
 
 /* s may be NULL: no thumbnails. */

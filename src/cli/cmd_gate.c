@@ -167,10 +167,12 @@ int cmd_gate(int argc, char **argv)
     s = ns_cli_thumb_store("gate", store, &ds);
     ns_report_default_opts(&ro);
     {
-        ns_evrep_head ec = {cand_path, hc.head_id, ns_head_kind_name(hc.kind), hc.temperature,
-                            hc.n_classes, pc.known};
-        ns_evrep_head ep = {prod_path, hp.head_id, ns_head_kind_name(hp.kind), hp.temperature,
-                            hp.n_classes, pp.known};
+        ns_evrep_head ec = {cand_path,   hc.head_id,  ns_head_kind_name(hc.kind),
+                            hc.temperature, hc.n_classes, pc.known, hc.dataset_id,
+                            hc.label_sets, hc.model_id};
+        ns_evrep_head ep = {prod_path,   hp.head_id,  ns_head_kind_name(hp.kind),
+                            hp.temperature, hp.n_classes, pp.known, hp.dataset_id,
+                            hp.label_sets, hp.model_id};
         if ((st = ns_cli_outdir_begin(&od, out)) != NS_OK ||
             (st = ns_gate_report_write(s, &ds, &es, pol, &g, &pc, &pp, &rc, &rp, &ec, &ep, &ro,
                                        od.tmp)) != NS_OK ||

@@ -211,6 +211,12 @@ static void head_json(ns_strbuf *b, const ns_evrep_head *h, const ns_eval_result
     ns_strbuf_json_str(b, h->kind);
     ns_strbuf_printf(b, ",\"temperature\":");
     ns_strbuf_json_num(b, h->temperature);
+    ns_strbuf_printf(b, ",\"dataset_id\":");
+    ns_strbuf_json_str(b, h->train_dataset_id ? h->train_dataset_id : "");
+    ns_strbuf_printf(b, ",\"label_sets\":");
+    ns_strbuf_json_str(b, h->label_sets ? h->label_sets : "");
+    ns_strbuf_printf(b, ",\"model_id\":");
+    ns_strbuf_json_str(b, h->model_id ? h->model_id : "");
     ns_strbuf_printf(b, ",\"accuracy\":");
     ns_evrep_json_ci(b, &r->slice[0].accuracy);
     ns_strbuf_printf(b, ",\"ece\":");
