@@ -15,6 +15,7 @@ pkgs=(
   python3-torch python3-torchvision python3-onnx    # PyTorch parity of the backbones, onnx2ns.py
   chromium                          # the detect report must open in a headless browser
   python3-sklearn python3-faiss     # k-means peers in bench/detect
+  slurm-wlm munge                   # the real one-node Slurm cluster of tests/slurm
 )
 missing=()
 for p in "${pkgs[@]}"; do

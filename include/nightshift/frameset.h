@@ -2,7 +2,15 @@
  * and clip metadata, gathered from a store for the detect stage.
  *
  * Rows are grouped by clip: clip c owns rows [clips[c].first,
- * clips[c].first + clips[c].n), in catalog order, frames in stored order.
+ * clips[c].first + clips[c].n), clips in the canonical order below, frames
+ * in stored order.
+ *
+ * The canonical clip order is by night, then source path in natural order,
+ * then SHA-256 -- the order in which one ingest of a night's inbox commits
+ * them -- and it depends on the clips alone, not on the order they were ingested in, so everything
+ * computed from a frameset (reference samples, permutation tests, seeded
+ * choices) comes out the same for a store filled by one ingest or by many
+ * concurrent shard writers committing in any order.
  * One allocation per array, sized once.
  */
 #ifndef NIGHTSHIFT_FRAMESET_H
@@ -52,7 +60,11 @@ ns_status ns_nights_select(const ns_store *s, const char *spec, char (**nights)[
 ns_status ns_nights_clips(const ns_store *s, char (*nights)[NS_NIGHT_LEN], size_t n_nights,
                           size_t **rows, size_t *n_rows);
 
-/* Loads the given catalog clips (rows ascending, distinct).  Every shard
+/* Sorts catalog rows into an order of the clips alone (night, camera,
+ * SHA-256: the catalog holds no start times), for seeded choices among them. */
+void ns_clips_canonical(const ns_store *s, size_t *rows, size_t n_rows);
+
+/* Loads the given catalog clips (rows ascending, distinct), in canonical order.  Every shard
  * involved must have complete embeddings for model_id with dimension d
  * (NS_ERR_NOT_FOUND naming the night and shard and saying to run `nightshift
  * embed` otherwise).  Reads each shard once.  model_id NULL loads everything

@@ -89,5 +89,6 @@ int cmd_gate(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_head(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_slurm(int argc, char **argv);
 
 #endif

@@ -44,6 +44,8 @@ static void help(const ns_nightly_config *d)
            "  --dry-run          say what would run and why; change nothing\n"
            "  --from STAGE       rerun STAGE and every later stage, done or not\n"
            "  --only STAGE       run STAGE alone (earlier stages must be done)\n"
+           "  --until STAGE      stop after STAGE (a later run resumes there; slurm submit\n"
+           "                     runs detect and the rest as two jobs this way)\n"
            "  --wait             wait for the store's lock instead of exiting 75\n"
            "  --log-json         log lines as JSON objects (for log shippers)\n"
            "  --quiet, -q        no stage lines and no summary; errors only\n"
@@ -293,7 +295,7 @@ static void summary(const ns_night_run *r, int code)
 int cmd_nightly(int argc, char **argv)
 {
     ns_night_run *r = calloc(1, sizeof *r);
-    const char *config = NULL, *night = NULL, *from = NULL, *only = NULL;
+    const char *config = NULL, *night = NULL, *from = NULL, *only = NULL, *until = NULL;
     const char *o_store = NULL, *o_inbox = NULL, *o_runs = NULL, *o_model = NULL, *o_device = NULL;
     int dry = 0, wait = 0, log_json = 0, print_config = 0, quiet = 0, code = NS_EXIT_FAILURE;
     ns_status st = NS_OK;
@@ -305,7 +307,7 @@ int cmd_nightly(int argc, char **argv)
         {"store", required_argument, 0, 's'},  {"inbox", required_argument, 0, 'i'},
         {"runs", required_argument, 0, 'r'},   {"model", required_argument, 0, 'm'},
         {"device", required_argument, 0, 'd'}, {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},
+        {"help", no_argument, 0, 'h'}, {"until", required_argument, 0, 'u'},
         {0, 0, 0, 0}};
     if (!r) {
         fprintf(stderr, "nightshift nightly: out of memory\n");
@@ -321,6 +323,7 @@ int cmd_nightly(int argc, char **argv)
         case 'D': dry = 1; break;
         case 'f': from = optarg; break;
         case 'o': only = optarg; break;
+        case 'u': until = optarg; break;
         case 'w': wait = 1; break;
         case 'j': log_json = 1; break;
         case 'q': quiet = 1; break;
@@ -340,7 +343,8 @@ int cmd_nightly(int argc, char **argv)
         goto out;
     }
     int from_i = from ? stage_index(from) : -1, only_i = only ? stage_index(only) : -1;
-    if ((from && from_i < 0) || (only && only_i < 0) || (from && only)) {
+    int until_i = until ? stage_index(until) : NS_STAGE_COUNT - 1;
+    if ((from && from_i < 0) || (only && only_i < 0) || (from && only) || until_i < 0) {
         fprintf(stderr, "nightshift nightly: %s (stages: ingest, embed, reference, detect)\n",
                 from && only ? "--from and --only exclude each other" : "unknown stage");
         code = NS_EXIT_USAGE;
@@ -443,7 +447,7 @@ int cmd_nightly(int argc, char **argv)
         printf("nightly %s (dry run): store %s, runs %s\n", r->night, r->cfg.store, r->runs);
     }
 
-    for (int i = 0; i < NS_STAGE_COUNT && st == NS_OK; i++) {
+    for (int i = 0; i <= until_i && st == NS_OK; i++) {
         if (ns_nightly_stop) {
             st = ns_error(NS_ERR_INTERRUPTED, "stopped by signal %d before stage %s",
                           (int)ns_nightly_stop, ns_stages[i].name);

@@ -29,6 +29,7 @@ static const command commands[] = {
     {"evaluate", cmd_evaluate, "score a head per slice with clip-bootstrap intervals; label-free expected accuracy"},
     {"gate", cmd_gate, "candidate vs production head: paired clip bootstrap per slice; exit 0/3/4"},
     {"registry", cmd_registry, "the head registry: production and candidate heads, promote, rollback"},
+    {"slurm", cmd_slurm, "slurm submit: the night as a chain of Slurm jobs (arrays for ingest, embed)"},
 };
 
 static void usage(FILE *f)

@@ -159,6 +159,9 @@ static ns_status sample_clips(const ns_store *s, const size_t *rows, size_t n_ro
     if (!order)
         return ns_error(NS_ERR_NOMEM, "no memory to sample %zu clips", n_rows);
     memcpy(order, rows, n_rows * sizeof *order);
+    /* From the canonical order, so the sample does not depend on the order
+     * the clips were ingested in. */
+    ns_clips_canonical(s, order, n_rows);
     for (size_t i = n_rows; i > 1; i--) {
         size_t j = (size_t)(ns_sm64_next(&state) % i), t = order[i - 1];
         order[i - 1] = order[j];

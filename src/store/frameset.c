@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* qsort_r */
 /* frameset.c -- night selection and loading the frames of chosen clips
  * (contract in include/nightshift/frameset.h). */
 #include "nightshift/frameset.h"
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nightshift/clip.h"
 #include "nightshift/embeddings.h"
 #include "store_internal.h"
 
@@ -165,6 +167,113 @@ ns_status ns_nights_clips(const ns_store *s, char (*nights)[NS_NIGHT_LEN], size_
     *rows = v;
     *n_rows = n;
     return NS_OK;
+}
+
+/* ---- the canonical clip order ------------------------------------------------- */
+
+/* Every array of a frameset for cap frames (d from f->d) and n_clips clips. */
+static ns_status frameset_alloc(ns_frameset *f, size_t cap, size_t n_clips)
+{
+    size_t d = (size_t)(f->d ? f->d : 1);
+    f->emb = malloc(cap * d * sizeof *f->emb);
+    f->props = malloc(cap * NS_PROP_COUNT * sizeof *f->props);
+    f->clip = malloc(cap * sizeof *f->clip);
+    f->index = malloc(cap * sizeof *f->index);
+    f->timestamp = malloc(cap * sizeof *f->timestamp);
+    f->member = malloc(cap * sizeof *f->member);
+    f->view_row = malloc(cap * sizeof *f->view_row);
+    f->clips = calloc(n_clips ? n_clips : 1, sizeof *f->clips);
+    if (!f->emb || !f->props || !f->clip || !f->index || !f->timestamp || !f->member ||
+        !f->view_row || !f->clips)
+        return ns_error(NS_ERR_NOMEM, "no memory for a frameset of %zu frames (dim %d)", cap,
+                        f->d);
+    return NS_OK;
+}
+
+static int cmp_canonical(const ns_catalog_clip *a, const ns_catalog_clip *b)
+{
+    int c = strcmp(a->night, b->night);
+    if (!c)
+        c = strcmp(a->camera, b->camera);
+    return c ? c : strcmp(a->sha256, b->sha256);
+}
+
+static int cmp_rows(const void *a, const void *b, void *ctx)
+{
+    const ns_catalog_clip *cat = ctx;
+    return cmp_canonical(&cat[*(const size_t *)a], &cat[*(const size_t *)b]);
+}
+
+void ns_clips_canonical(const ns_store *s, size_t *rows, size_t n_rows)
+{
+    qsort_r(rows, n_rows, sizeof *rows, cmp_rows, s->clips);
+}
+
+/* Clips by night, then source path in natural order (the order in which one
+ * ingest of a night's inbox commits them), then SHA-256. */
+static int cmp_fs_clips(const void *a, const void *b, void *ctx)
+{
+    const ns_fs_clip *x = (const ns_fs_clip *)ctx + *(const size_t *)a;
+    const ns_fs_clip *y = (const ns_fs_clip *)ctx + *(const size_t *)b;
+    int c = strcmp(x->night, y->night);
+    if (!c)
+        c = ns_natural_cmp(x->source, y->source);
+    return c ? c : strcmp(x->sha256, y->sha256);
+}
+
+/* Reorders a loaded frameset's clips (loaded in catalog order, which reads
+ * each shard once) into the canonical order. */
+static ns_status order_clips(ns_frameset *f)
+{
+    ns_status st = NS_OK;
+    size_t n = f->n ? f->n : 1, d = (size_t)(f->d ? f->d : 1), *order = NULL;
+    int sorted = 1;
+    for (size_t c = 1; c < f->n_clips && sorted; c++) {
+        size_t ab[2] = {c - 1, c};
+        sorted = cmp_fs_clips(&ab[0], &ab[1], f->clips) < 0;
+    }
+    if (sorted)
+        return NS_OK;
+    ns_frameset g;
+    memset(&g, 0, sizeof g);
+    g.n = f->n;
+    g.d = f->d;
+    g.n_clips = f->n_clips;
+    memcpy(g.model_id, f->model_id, sizeof g.model_id);
+    order = malloc(f->n_clips * sizeof *order);
+    if ((st = frameset_alloc(&g, n, f->n_clips)) != NS_OK)
+        goto done;
+    if (!order) {
+        st = ns_error(NS_ERR_NOMEM, "no memory to order a frameset of %zu clips", f->n_clips);
+        goto done;
+    }
+    for (size_t c = 0; c < f->n_clips; c++)
+        order[c] = c;
+    qsort_r(order, f->n_clips, sizeof *order, cmp_fs_clips, f->clips);
+    size_t at = 0;
+    for (size_t c = 0; c < f->n_clips; c++) {
+        const ns_fs_clip *src = &f->clips[order[c]];
+        size_t r0 = src->first, k = src->n;
+        memcpy(g.emb + at * d, f->emb + r0 * d, k * d * sizeof *g.emb);
+        memcpy(g.props + at * NS_PROP_COUNT, f->props + r0 * NS_PROP_COUNT,
+               k * NS_PROP_COUNT * sizeof *g.props);
+        memcpy(g.index + at, f->index + r0, k * sizeof *g.index);
+        memcpy(g.timestamp + at, f->timestamp + r0, k * sizeof *g.timestamp);
+        memcpy(g.member + at, f->member + r0, k * sizeof *g.member);
+        memcpy(g.view_row + at, f->view_row + r0, k * sizeof *g.view_row);
+        for (size_t i = 0; i < k; i++)
+            g.clip[at + i] = (uint32_t)c;
+        g.clips[c] = *src;
+        g.clips[c].first = at;
+        at += k;
+    }
+    ns_frameset_release(f);
+    *f = g;
+    memset(&g, 0, sizeof g);
+done:
+    free(order);
+    ns_frameset_release(&g); /* empty once adopted */
+    return st;
 }
 
 /* ---- loading ------------------------------------------------------------------ */
@@ -387,17 +496,10 @@ ns_status ns_frameset_load(ns_store *s, const char *model_id, int d, const size_
     f.n_clips = n_rows;
     if (model_id)
         memcpy(f.model_id, model_id, NS_SHA256_HEX);
-    f.emb = malloc(cap * (size_t)(d ? d : 1) * sizeof *f.emb);
-    f.props = malloc(cap * NS_PROP_COUNT * sizeof *f.props);
-    f.clip = malloc(cap * sizeof *f.clip);
-    f.index = malloc(cap * sizeof *f.index);
-    f.timestamp = malloc(cap * sizeof *f.timestamp);
-    f.member = malloc(cap * sizeof *f.member);
-    f.view_row = malloc(cap * sizeof *f.view_row);
-    f.clips = calloc(n_rows ? n_rows : 1, sizeof *f.clips);
+    if ((st = frameset_alloc(&f, cap, n_rows)) != NS_OK)
+        goto done;
     rg = malloc((max_run ? max_run : 1) * sizeof *rg);
-    if (!f.emb || !f.props || !f.clip || !f.index || !f.timestamp || !f.member || !f.view_row ||
-        !f.clips || !rg) {
+    if (!rg) {
         st = ns_error(NS_ERR_NOMEM, "no memory for a frameset of %zu frames (dim %d)", n, d);
         goto done;
     }
@@ -414,6 +516,8 @@ ns_status ns_frameset_load(ns_store *s, const char *model_id, int d, const size_
             goto done;
         first = f.clips[r1 - 1].first + f.clips[r1 - 1].n;
     }
+    if ((st = order_clips(&f)) != NS_OK)
+        goto done;
     *out = f;
     memset(&f, 0, sizeof f);
 done:
