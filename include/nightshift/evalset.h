@@ -96,6 +96,10 @@ ns_status ns_eval_pred_from_head(const ns_eval_set *es, const ns_dataset *ds, co
                                  ns_eval_pred *out);
 void ns_eval_pred_release(ns_eval_pred *p); /* NULL-safe, idempotent */
 
+/* clip_map[c] = the slice-local index (order of first appearance) of each
+ * clip c of slice sl; other entries are left as they were. */
+void ns_eval_slice_local_clips(const ns_eval_set *es, const ns_slice *sl, uint32_t *clip_map);
+
 /* Per-clip rows of sums (metrics.h) of slice sl for n_heads heads side by
  * side: stats (sl->n_clips, n_heads * ns_ev_q(n_classes)), zeroed here.
  * clip_map (es->n_clips) is scratch the caller owns. */

@@ -356,23 +356,30 @@ done:
     return st;
 }
 
+void ns_eval_slice_local_clips(const ns_eval_set *es, const ns_slice *sl, uint32_t *clip_map)
+{
+    uint32_t next = 0;
+    for (size_t i = 0; i < sl->n_rows; i++)
+        clip_map[es->clip[sl->rows[i]]] = UINT32_MAX;
+    for (size_t i = 0; i < sl->n_rows; i++) {
+        uint32_t c = es->clip[sl->rows[i]];
+        if (clip_map[c] == UINT32_MAX)
+            clip_map[c] = next++;
+    }
+}
+
 void ns_eval_slice_stats(const ns_eval_set *es, const ns_dataset *ds, const ns_slice *sl,
                          const ns_eval_pred *const *preds, int n_heads, uint32_t *clip_map,
                          double *stats)
 {
     int K = es->n_classes, q1 = ns_ev_q(K);
     size_t q = (size_t)n_heads * (size_t)q1;
-    uint32_t next = 0;
     memset(stats, 0, sizeof *stats * sl->n_clips * q);
-    for (size_t i = 0; i < sl->n_rows; i++)
-        clip_map[es->clip[sl->rows[i]]] = UINT32_MAX;
+    ns_eval_slice_local_clips(es, sl, clip_map);
     for (size_t i = 0; i < sl->n_rows; i++) {
-        uint32_t r = sl->rows[i], c = es->clip[r];
+        uint32_t r = sl->rows[i];
         int lab = ds->label[es->ds_row[r]];
-        double *row;
-        if (clip_map[c] == UINT32_MAX)
-            clip_map[c] = next++;
-        row = stats + clip_map[c] * q;
+        double *row = stats + clip_map[es->clip[r]] * q;
         for (int h = 0; h < n_heads; h++)
             ns_ev_add(row + (size_t)h * (size_t)q1, K, lab, preds[h]->pred[r], preds[h]->conf[r],
                       preds[h]->p_true[r]);

@@ -235,17 +235,12 @@ static void accuracy_stats(const ns_eval_set *es, const ns_dataset *ds, const ns
                            const ns_eval_pred *cand, const ns_eval_pred *prod,
                            uint32_t *clip_map, double *stats)
 {
-    uint32_t next = 0;
     memset(stats, 0, sizeof *stats * sl->n_clips * ACC_Q);
-    for (size_t i = 0; i < sl->n_rows; i++)
-        clip_map[es->clip[sl->rows[i]]] = UINT32_MAX;
+    ns_eval_slice_local_clips(es, sl, clip_map);
     for (size_t i = 0; i < sl->n_rows; i++) {
-        uint32_t r = sl->rows[i], c = es->clip[r];
+        uint32_t r = sl->rows[i];
         int lab = ds->label[es->ds_row[r]];
-        double *row;
-        if (clip_map[c] == UINT32_MAX)
-            clip_map[c] = next++;
-        row = stats + (size_t)clip_map[c] * ACC_Q;
+        double *row = stats + (size_t)clip_map[es->clip[r]] * ACC_Q;
         row[0] += 1;
         row[1] += cand->pred[r] == lab;
         row[2] += prod->pred[r] == lab;
