@@ -340,6 +340,34 @@ START_TEST(verdict_promote)
 }
 END_TEST
 
+/* macro-F1 as the primary metric: all frames carry three checks, the
+ * accuracy one reported beside it. */
+START_TEST(primary_macro_f1)
+{
+    fx f;
+    ns_gate_policy pol;
+    run r;
+    fx_make_even(&f, 30, 20, 2, "cam-a", "cam-b");
+    for (size_t i = 0; i < f.n; i++) {
+        f.ds.label[i] = (int)(i / 20) % 3 == 0;
+        fx_set(&f, f.pc, i, i % 20 < 19, 0.95f);
+        fx_set(&f, f.pp, i, i % 20 < 16, 0.8f);
+    }
+    fast_policy(&pol);
+    pol.primary = NS_GATE_MACRO_F1;
+    fx_gate(&f, &pol, &r, 2);
+    const ns_gate_check *m = find_check(&r, NS_SLICE_ALL, "all", NS_GATE_MACRO_F1);
+    const ns_gate_check *a = find_check(&r, NS_SLICE_ALL, "all", NS_GATE_ACCURACY);
+    ck_assert(m->primary && !a->primary);
+    ck_assert_int_eq(a->decision, NS_GATE_REPORTED);
+    ck_assert(m->delta > 0.1 && m->lo > 0);
+    ck_assert_int_eq(m->decision, NS_GATE_NONINFERIOR);
+    ck_assert_int_eq(r.g.verdict, NS_GATE_PROMOTE);
+    run_free(&r);
+    fx_free(&f);
+}
+END_TEST
+
 /* The candidate breaks camera b: the slice is inferior, with its CI. */
 START_TEST(verdict_reject)
 {
@@ -823,6 +851,7 @@ static Suite *suite(void)
     tcase_add_test(t, mcnemar_known_values);
     tcase_add_test(t, verdict_promote);
     tcase_add_test(t, verdict_reject);
+    tcase_add_test(t, primary_macro_f1);
     tcase_add_test(t, verdict_insufficient);
     tcase_add_test(t, two_clip_slice_decides);
     tcase_add_test(t, ten_frames_insufficient);
