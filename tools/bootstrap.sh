@@ -41,7 +41,7 @@ test)
   rc=0
   configure_and_build "$build" -DNS_WERROR=ON
   # pipefail: a failing ctest fails the pipeline; keep going to the summary.
-  (cd "$build" && ctest -j"$jobs" --output-on-failure --timeout 1200) 2>&1 |
+  (cd "$build" && ctest -j"$jobs" --output-on-failure --timeout 1200 -LE soak) 2>&1 |
     tee "$logs/main.log" || rc=1
   if [ "${NS_SKIP_ASAN:-0}" != 1 ]; then
     # CUDA stays out of the sanitizer build: cudart and ASan disagree about memory.
@@ -49,7 +49,7 @@ test)
       -DCMAKE_BUILD_TYPE=RelWithDebInfo
     (cd "$build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      ctest -j"$jobs" --output-on-failure --timeout 1800 -LE slow) 2>&1 |
+      ctest -j"$jobs" --output-on-failure --timeout 1800 -LE 'slow|soak') 2>&1 |
       tee "$logs/asan.log" || rc=1
   fi
   # One closing line over both passes (ctest counts skipped tests as passed).
