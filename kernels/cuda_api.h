@@ -18,7 +18,7 @@
 #include "ns_cuda.h"
 
 /* Bumped whenever an entry changes: a module from another build is refused. */
-#define NS_CUDA_API_VERSION 2
+#define NS_CUDA_API_VERSION 3
 
 #define NS_CUDA_API(X)                                                                         \
     X(Z, int, ns_cuda_runtime_version, (void), ())                                            \
@@ -93,7 +93,25 @@
                                              const size_t *off, size_t nblocks, double sigma,  \
                                              int threads, double *S),                          \
       (x, n, d, off, nblocks, sigma, threads, S))                                              \
-    X(V, void, ns_cuda_detect_release, (void), ())
+    X(V, void, ns_cuda_detect_release, (void), ())                                            \
+    X(S, ns_status, ns_cuda_sm_objective, (ns_cuda_ctx * ctx, const float *x, const int32_t *y, \
+                                           const float *sw, size_t n, int d, int C,             \
+                                           const float *w, const float *b, float *z,            \
+                                           float *loss, float *gw, float *gb),                  \
+      (ctx, x, y, sw, n, d, C, w, b, z, loss, gw, gb))                                          \
+    X(S, ns_status, ns_cuda_mlp_grad, (ns_cuda_ctx * ctx, const float *x, const int32_t *y,     \
+                                       const float *sw, int B, int d, int H, int C,             \
+                                       const float *w1, const float *b1, const float *w,        \
+                                       const float *b, float *h, float *dh, float *z,           \
+                                       float *loss, float *gw1, float *gb1, float *gw,          \
+                                       float *gb),                                              \
+      (ctx, x, y, sw, B, d, H, C, w1, b1, w, b, h, dh, z, loss, gw1, gb1, gw, gb))              \
+    X(S, ns_status, ns_cuda_adam, (ns_cuda_ctx * ctx, float *p, const float *g, float *m,       \
+                                   float *v, size_t n, float l2, double lr_t, double vcorr),    \
+      (ctx, p, g, m, v, n, l2, lr_t, vcorr))                                                    \
+    X(S, ns_status, ns_cuda_gather_rows, (ns_cuda_ctx * ctx, const float *src,                  \
+                                          const int32_t *idx, size_t n, int d, float *dst),     \
+      (ctx, src, idx, n, d, dst))
 
 #define NS_CUDA_API_FIELD(kind, ret, name, params, args) ret(*name) params;
 typedef struct ns_cuda_api {

@@ -242,3 +242,39 @@ ns_status ns_cuda_mmd_block_sums(const float *x, size_t n, int d, const size_t *
 }
 
 void ns_cuda_detect_release(void) {}
+
+/* ---- training heads ---- */
+
+ns_status ns_cuda_sm_objective(ns_cuda_ctx *ctx, const float *x, const int32_t *y,
+                               const float *sw, size_t n, int d, int C, const float *w,
+                               const float *b, float *z, float *loss, float *gw, float *gb)
+{
+    (void)ctx; (void)x; (void)y; (void)sw; (void)n; (void)d; (void)C; (void)w; (void)b;
+    (void)z; (void)loss; (void)gw; (void)gb;
+    return NS_NO_CUDA();
+}
+
+ns_status ns_cuda_mlp_grad(ns_cuda_ctx *ctx, const float *x, const int32_t *y, const float *sw,
+                           int B, int d, int H, int C, const float *w1, const float *b1,
+                           const float *w, const float *b, float *h, float *dh, float *z,
+                           float *loss, float *gw1, float *gb1, float *gw, float *gb)
+{
+    (void)ctx; (void)x; (void)y; (void)sw; (void)B; (void)d; (void)H; (void)C; (void)w1;
+    (void)b1; (void)w; (void)b; (void)h; (void)dh; (void)z; (void)loss; (void)gw1; (void)gb1;
+    (void)gw; (void)gb;
+    return NS_NO_CUDA();
+}
+
+ns_status ns_cuda_adam(ns_cuda_ctx *ctx, float *p, const float *g, float *m, float *v, size_t n,
+                       float l2, double lr_t, double vcorr)
+{
+    (void)ctx; (void)p; (void)g; (void)m; (void)v; (void)n; (void)l2; (void)lr_t; (void)vcorr;
+    return NS_NO_CUDA();
+}
+
+ns_status ns_cuda_gather_rows(ns_cuda_ctx *ctx, const float *src, const int32_t *idx, size_t n,
+                              int d, float *dst)
+{
+    (void)ctx; (void)src; (void)idx; (void)n; (void)d; (void)dst;
+    return NS_NO_CUDA();
+}

@@ -221,6 +221,27 @@ ns_status ns_cuda_mmd_block_sums(const float *x, size_t n, int d, const size_t *
  * made again on the next call).  Safe to call any time, also without CUDA. */
 void ns_cuda_detect_release(void);
 
+/* ---- training heads (kernels/train.cu) ----------------------------------------
+ * Device pointers, queued on ctx's stream; the twins of src/train/loss.c.
+ * ns_cuda_sm_objective: z (n, C) scratch; loss (n) the weighted loss of each
+ * row (the host sums them); gw (C, d), gb (C) the gradient without the L2
+ * term.  ns_cuda_mlp_grad: one batch of B rows; h, dh (B, H), z (B, C),
+ * loss (B) scratch and per-row losses; g* the gradients without L2.
+ * ns_cuda_adam: PyTorch's Adam step on n parameters with gradient g + l2 p
+ * (lr_t = lr / (1 - beta1^t), vcorr = sqrt(1 - beta2^t)).
+ * ns_cuda_gather_rows: dst (n, d) = src rows idx. */
+ns_status ns_cuda_sm_objective(ns_cuda_ctx *ctx, const float *x, const int32_t *y,
+                               const float *sw, size_t n, int d, int C, const float *w,
+                               const float *b, float *z, float *loss, float *gw, float *gb);
+ns_status ns_cuda_mlp_grad(ns_cuda_ctx *ctx, const float *x, const int32_t *y, const float *sw,
+                           int B, int d, int H, int C, const float *w1, const float *b1,
+                           const float *w, const float *b, float *h, float *dh, float *z,
+                           float *loss, float *gw1, float *gb1, float *gw, float *gb);
+ns_status ns_cuda_adam(ns_cuda_ctx *ctx, float *p, const float *g, float *m, float *v, size_t n,
+                       float l2, double lr_t, double vcorr);
+ns_status ns_cuda_gather_rows(ns_cuda_ctx *ctx, const float *src, const int32_t *idx, size_t n,
+                              int d, float *dst);
+
 #ifdef __cplusplus
 }
 #endif

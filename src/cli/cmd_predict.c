@@ -80,8 +80,8 @@ int cmd_predict(int argc, char **argv)
     printf("predictions %s\n", out);
     printf("  head           %.12s (%s, %d classes), model %.12s\n", h.head_id,
            ns_head_kind_name(h.kind), h.n_classes, h.model_id);
-    printf("  frames         %zu in %zu clips over %zu nights\n", sum.n_frames, sum.n_clips,
-           sum.n_nights);
+    printf("  frames         %zu in %zu clip%s over %zu night%s\n", sum.n_frames, sum.n_clips,
+           sum.n_clips == 1 ? "" : "s", sum.n_nights, sum.n_nights == 1 ? "" : "s");
     printf("  expected acc.  %.4f (mean top probability)\n", sum.mean_top);
     for (int k = 0; k < h.n_classes; k++) {
         char shown[4 * 40 + 8];

@@ -110,7 +110,7 @@ static void report(const ns_head *h, const ns_dataset *ds, const char *out, doub
     printf("  dataset        %.12s (model %.12s), label sets %s\n", ds->dataset_id, ds->model_id,
            h->label_sets);
     if (h->n_epochs)
-        printf("  trained        %zu %s in %.1f s; best %d: val loss %.4f, val accuracy %.4f\n",
+        printf("  trained        %zu %s in %.3f s; best %d: val loss %.4f, val accuracy %.4f\n",
                h->n_epochs, h->kind == NS_HEAD_MLP ? "epochs" : "iterations", secs,
                h->epochs[best].epoch, h->epochs[best].val_loss, h->epochs[best].val_accuracy);
     printf("  temperature    %.4f%s\n", (double)h->temperature,
@@ -247,7 +247,9 @@ int cmd_train(int argc, char **argv)
             }
         free(cnt);
     }
+    pr.start = now();
     st = ns_train(&ds, &o, init_path ? &init : NULL, show, &pr, &h);
+    double secs = now() - pr.start;
     if (pr.tty && !pr.quiet)
         fprintf(stderr, "\n");
     if (st != NS_OK) {
@@ -258,7 +260,7 @@ int cmd_train(int argc, char **argv)
         rc = ns_cli_fail("train", st);
         goto done;
     }
-    report(&h, &ds, out, now() - pr.start);
+    report(&h, &ds, out, secs);
 done:
     ns_head_release(&h);
     ns_head_release(&init);

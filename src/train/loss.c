@@ -6,8 +6,9 @@
  * rows (one GEMM), their softmax and the loss gradient in place, then the
  * weight gradient of the block (the second GEMM) while its rows are still in
  * cache, so each evaluation reads the embeddings from memory once.  Blocks
- * add into NS_SM_CHUNKS fixed partial sums, reduced in order: the result is
- * the same bits at any thread count.
+ * add into a fixed number of partial sums (NS_SM_CHUNKS, fewer for a huge
+ * C x d; sizes decide, never threads), reduced in order: the result is the
+ * same bits at any thread count.
  */
 #include <cblas.h>
 #include <math.h>
@@ -24,13 +25,16 @@ ns_status ns_sm_work_init(ns_sm_work *w, int d, int C, int threads)
     w->C = C;
     w->threads = threads < 1 ? 1 : threads;
     const size_t T = (size_t)w->threads, D = (size_t)d, K = (size_t)C;
+    size_t fit = NS_SM_CHUNK_BYTES / (K * D * sizeof(float));
+    w->chunks = fit >= NS_SM_CHUNKS ? NS_SM_CHUNKS : fit < 1 ? 1 : (int)fit;
+    const size_t CH = (size_t)w->chunks;
     w->wf = malloc(K * D * sizeof *w->wf);
     w->bf = malloc(K * sizeof *w->bf);
     w->xb = malloc(T * NS_SM_BLOCK * D * sizeof *w->xb);
     w->z = malloc(T * NS_SM_BLOCK * K * sizeof *w->z);
-    w->gw = malloc(NS_SM_CHUNKS * K * D * sizeof *w->gw);
-    w->gb = malloc(NS_SM_CHUNKS * K * sizeof *w->gb);
-    w->loss = malloc(NS_SM_CHUNKS * sizeof *w->loss);
+    w->gw = malloc(CH * K * D * sizeof *w->gw);
+    w->gb = malloc(CH * K * sizeof *w->gb);
+    w->loss = malloc(CH * sizeof *w->loss);
     if (!w->wf || !w->bf || !w->xb || !w->z || !w->gw || !w->gb || !w->loss) {
         ns_sm_work_release(w);
         return ns_error(NS_ERR_NOMEM, "train: out of memory for the softmax work space");
@@ -89,7 +93,7 @@ double ns_sm_objective(const ns_tr_rows *r, double l2, ns_sm_work *w, const doub
     for (size_t c = 0; c < K; c++)
         w->bf[c] = (float)theta[nw + c];
     const size_t nblocks = (r->n + NS_SM_BLOCK - 1) / NS_SM_BLOCK;
-    const size_t chunks = nblocks < NS_SM_CHUNKS ? nblocks : NS_SM_CHUNKS;
+    const size_t chunks = nblocks < (size_t)w->chunks ? nblocks : (size_t)w->chunks;
     const double inv_norm = r->norm > 0 ? 1.0 / r->norm : 0.0;
 #pragma omp parallel num_threads(w->threads)
     {

@@ -22,6 +22,7 @@ typedef struct ns_trainer {
     int max_epochs, patience, since_best;
     double best_val;
     float *best_w, *best_b, *best_w1, *best_b1; /* the best iterate so far */
+    ns_device device;         /* CPU or CUDA, resolved */
     ns_train_progress_fn progress;
     void *ctx;
 } ns_trainer;
@@ -31,10 +32,25 @@ ns_status ns_tr_eval_val(ns_trainer *t, double *loss, double *acc);
 /* Records an epoch, keeps the best iterate; 1 to stop, -1 on error. */
 int ns_tr_record(ns_trainer *t, int epoch, double train_loss);
 void ns_tr_snapshot(ns_trainer *t);
-/* AUTO -> the CPU (see train.c); CUDA refused with the reason. */
+/* AUTO -> the CPU (see train.c); CUDA without a device refused with the reason. */
 ns_status ns_train_device(ns_device want, ns_device *got);
 
 void ns_tr_mlp_init(ns_trainer *t);
 ns_status ns_tr_train_mlp(ns_trainer *t);
+/* The MLP's batch order: the stream's start for the seed, and one epoch's
+ * Fisher-Yates shuffle (the same on both devices). */
+uint64_t ns_tr_batch_seed(const ns_trainer *t);
+void ns_tr_shuffle(size_t *perm, size_t n, uint64_t *rng);
+
+/* CUDA (train_cuda.c): the train rows on the device; z_cols columns of
+ * scratch per row (the softmax's C). */
+typedef struct ns_tr_cuda ns_tr_cuda;
+ns_status ns_tr_cuda_open(const ns_trainer *t, int z_cols, ns_tr_cuda **out);
+void ns_tr_cuda_close(ns_tr_cuda *c);
+/* The softmax objective as ns_sm_objective computes it; NaN and *status set
+ * on a device error. */
+double ns_tr_cuda_sm_objective(ns_tr_cuda *c, double l2, const double *theta, double *grad,
+                               ns_status *status);
+ns_status ns_tr_cuda_train_mlp(ns_trainer *t);
 
 #endif

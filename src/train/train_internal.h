@@ -29,14 +29,16 @@ typedef struct ns_tr_rows {
 
 #define NS_SM_BLOCK 256 /* rows per GEMM: about 0.5 MB of x at d = 512 stays in L2 */
 #define NS_SM_CHUNKS 32 /* partial sums, fixed: the result does not depend on threads */
+#define NS_SM_CHUNK_BYTES ((size_t)256 << 20) /* fewer sums when C x d is large */
 
 typedef struct ns_sm_work {
     int d, C, threads;
+    int chunks;          /* partial sums: NS_SM_CHUNKS, fewer for huge heads (sizes only) */
     float *wf, *bf;      /* (C, d), (C) theta as float */
     float *xb;           /* (threads, NS_SM_BLOCK, d) gathered rows */
     float *z;            /* (threads, NS_SM_BLOCK, C) logits, then the loss gradient */
-    float *gw;           /* (NS_SM_CHUNKS, C, d) */
-    double *gb, *loss;   /* (NS_SM_CHUNKS, C), (NS_SM_CHUNKS) */
+    float *gw;           /* (chunks, C, d) */
+    double *gb, *loss;   /* (chunks, C), (chunks) */
 } ns_sm_work;
 
 ns_status ns_sm_work_init(ns_sm_work *w, int d, int C, int threads);

@@ -31,6 +31,21 @@ static float uniform(uint64_t *s, float bound)
     return (float)(((double)(splitmix(s) >> 11) * 0x1.0p-53 * 2.0 - 1.0) * bound);
 }
 
+uint64_t ns_tr_batch_seed(const ns_trainer *t)
+{
+    return t->o.seed ^ 0x626174636865ULL;
+}
+
+void ns_tr_shuffle(size_t *perm, size_t n, uint64_t *rng)
+{
+    for (size_t i = n > 0 ? n - 1 : 0; i > 0; i--) {
+        size_t j = (size_t)(splitmix(rng) % (i + 1));
+        size_t tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+}
+
 void ns_tr_mlp_init(ns_trainer *t)
 {
     ns_head *h = t->h;
@@ -86,17 +101,12 @@ ns_status ns_tr_train_mlp(ns_trainer *t)
     ns_mlp_params p = {d, H, C, h->w1, h->b1, h->w, h->b};
     ns_mlp_params g = {d, H, C, grad, grad + n1, grad + n1 + H, grad + n1 + H + n2};
     float *m = mom, *v = mom + np;
-    uint64_t rng = t->o.seed ^ 0x626174636865ULL;
+    uint64_t rng = ns_tr_batch_seed(t);
     memcpy(perm, t->train_rows, n * sizeof *perm);
     long step = 0;
     ns_tr_snapshot(t);
     for (int epoch = 1; epoch <= t->max_epochs; epoch++) {
-        for (size_t i = n - 1; i > 0; i--) {
-            size_t j = (size_t)(splitmix(&rng) % (i + 1));
-            size_t tmp = perm[i];
-            perm[i] = perm[j];
-            perm[j] = tmp;
-        }
+        ns_tr_shuffle(perm, n, &rng);
         double loss_sum = 0.0;
         for (size_t b0 = 0; b0 < n; b0 += (size_t)B) {
             const int Bn = (int)(n - b0 < (size_t)B ? n - b0 : (size_t)B);
