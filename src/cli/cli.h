@@ -81,6 +81,7 @@ int cmd_reference(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
 int cmd_labels(int argc, char **argv);
 int cmd_select(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_nightly(int argc, char **argv);
 int cmd_dataset(int argc, char **argv);
 int cmd_registry(int argc, char **argv);

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"detect", cmd_detect, "compare a night with a reference: shift test, novel conditions, report"},
     {"dataset", cmd_dataset, "build a leakage-safe train/val/test dataset from labelled frames; describe one"},
     {"select", cmd_select, "pick frames to label from detect outputs (novelty, uncertainty, coverage)"},
+    {"export", cmd_export, "write selected frames as a labeling tar (CSV, Label Studio, CVAT)"},
     {"labels", cmd_labels, "import labels (CSV, Label Studio JSON) as versioned sets; summarise them"},
     {"nightly", cmd_nightly, "the whole night from a YAML config, resumable; exit code for cron"},
     {"train", cmd_train, "train a classifier head (softmax or MLP) on a dataset's embeddings"},
