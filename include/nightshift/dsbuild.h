@@ -43,7 +43,7 @@ typedef struct ns_dsbuild_report {
 void ns_dsbuild_report_release(ns_dsbuild_report *r);
 
 /* Builds the dataset into out (audit included; the caller refuses to save
- * it when out->audit.passed is 0).  NS_ERR_NOT_FOUND when the nights hold
+ * it when out->audit.passed is 0; dataset_id is left to ns_dataset_save).  NS_ERR_NOT_FOUND when the nights hold
  * no labelled frame, NS_ERR_EXISTS when the golden set shares a clip. */
 ns_status ns_dataset_build(ns_store *s, const ns_dsbuild_opts *o, ns_dataset *out,
                            ns_dsbuild_report *rep);

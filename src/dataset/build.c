@@ -499,7 +499,8 @@ ns_status ns_dataset_build(ns_store *s, const ns_dsbuild_opts *o, ns_dataset *ou
     ds.label_sets = sets.data ? sets.data : strdup("");
     sets.data = NULL;
     ds.created = now_s();
-    ns_dataset_content_id(&ds, ds.dataset_id);
+    /* dataset_id is computed by ns_dataset_save: hashing 4 bytes per
+     * embedding value twice would cost as much as reading them. */
     *out = ds;
     memset(&ds, 0, sizeof ds);
 done:

@@ -147,6 +147,29 @@ assert h.hexdigest() == aid, (h.hexdigest(), aid)
 assert f["audit"].attrs["passed"] == 1
 PY
 
+# --frames: only the listed frames (select's CSV shape), unknown ones counted.
+$PY - "$T/ds.h5" "$T/sel.csv" <<'PY'
+import csv, sys, h5py
+f = h5py.File(sys.argv[1], "r")
+rows = list(zip(f["frames/clip"][:], f["frames/index"][:]))[::7]
+with open(sys.argv[2], "w", newline="") as out:
+    w = csv.writer(out)
+    w.writerow(["clip", "source", "member", "frame", "camera", "reason"])
+    for c, i in rows:
+        w.writerow([c.decode(), "x", "m", int(i), "cam", "coverage"])
+    w.writerow(["0" * 64, "x", "m", 0, "cam", "coverage"])
+print(len(rows))
+PY
+expect_rc 0 "dataset build --frames" sh -c "'$NS_BIN' dataset build --store '$ST' --nights 2026-11-01..2026-11-03 \
+  --frames '$T/sel.csv' --out '$T/sel.h5' > '$T/sel.txt'"
+check "--frames keeps exactly the listed frames" $PY -c "
+import csv, sys, h5py
+want = {(r['clip'], int(r['frame'])) for r in csv.DictReader(open(sys.argv[2]))}
+f = h5py.File(sys.argv[1], 'r')
+got = {(c.decode(), int(i)) for c, i in zip(f['frames/clip'][:], f['frames/index'][:])}
+assert got == want - {('0' * 64, 0)}, (len(got), len(want))" "$T/sel.h5" "$T/sel.csv"
+check "--frames reports the frame not in these nights" grep -q "0 listed frames without a label, 1 not in these nights" "$T/sel.txt"
+
 # A golden set on night 4, with detect's conditions; training on nights
 # 1..4 then shares its clips.
 "$NS_BIN" reference build --store "$ST" --nights 2026-11-01..2026-11-03 --out "$T/ref.h5" >/dev/null
