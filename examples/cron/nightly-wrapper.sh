@@ -9,6 +9,7 @@ rc=$?
 case $rc in
   0) echo "nightshift $night: nothing needs a human" ;;
   3) echo "nightshift $night: SHIFT or novel condition: open the morning page" ;;
+  5) echo "nightshift $night: a candidate head was gated PROMOTE: review and promote" ;;
   75) echo "nightshift $night: store busy, another run holds it" ;;
   143) echo "nightshift $night: stopped by SIGTERM, rerun resumes" ;;
   *) echo "nightshift $night: FAILED with exit $rc" ;;

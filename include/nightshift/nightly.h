@@ -61,6 +61,9 @@ typedef struct ns_nightly_config {
     double alpha, frame_alpha;
     int perms, min_clips, test_frames;
     uint64_t detect_seed;
+    char *train_head;   /* softmax | mlp */
+    uint64_t train_seed;
+    char *gate_policy;  /* a gate policy file; NULL: gate's default policy */
 } ns_nightly_config;
 
 void ns_nightly_config_defaults(ns_nightly_config *c);
@@ -119,6 +122,9 @@ typedef struct ns_detect_brief {
     uint64_t clips, frames, novel_frames, conditions, novel_conditions;
 } ns_detect_brief;
 ns_status ns_detect_brief_read(const char *summary_json, ns_detect_brief *out);
+
+/* The verdict of a gate summary.json ("promote", "reject", "insufficient"). */
+ns_status ns_gate_verdict_read(const char *summary_json, char verdict[16]);
 
 /* ---- the run manifest ---------------------------------------------------- */
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,8 +56,11 @@ static void help(const ns_nightly_config *d)
            "  --runs DIR         overrides the key runs [STORE/runs]\n"
            "  --model M          overrides the key model [%s]\n"
            "  --device D         overrides the key device: auto|cpu|cuda [%s]\n"
-           "stages: ingest, embed, reference, detect\n"
+           "stages: ingest, embed, reference, detect, dataset, train, gate (the last three\n"
+           "when new labels arrived: dataset build, train a candidate, gate it against the\n"
+           "registry's production head)\n"
            "Exit codes: 0 nothing needs a human, 3 a shift or novel condition was found,\n"
+           "5 a candidate head was gated PROMOTE (registry promote is yours to run),\n"
            "1 failure, 2 usage or config error, 75 the store is busy, 143 stopped by\n"
            "SIGTERM/SIGINT at a stage boundary (rerun to resume).\n",
            d->model, d->device);
@@ -65,7 +69,7 @@ static void help(const ns_nightly_config *d)
 static int stage_index(const char *name)
 {
     for (int i = 0; i < NS_STAGE_COUNT; i++)
-        if (!strcmp(ns_stages[i].name, name))
+        if (!strcmp(ns_stages[i]->name, name))
             return i;
     return -1;
 }
@@ -154,7 +158,7 @@ static void fresh(ns_stage_record *rec, const char *stage)
 /* One stage: decide, run, measure, record.  *ran says whether it ran. */
 static ns_status do_stage(ns_night_run *r, int i, int force, int dry, const log_ctx *lc)
 {
-    const ns_stage_def *def = &ns_stages[i];
+    const ns_stage_def *def = ns_stages[i];
     ns_stage_record *rec = &r->cur[i], *old;
     ns_status st;
     double t0 = now();
@@ -167,6 +171,11 @@ static ns_status do_stage(ns_night_run *r, int i, int force, int dry, const log_
     if (rec->status[0]) { /* nothing to do tonight */
         ns_nightly_iso(t0, rec->start);
         ns_nightly_iso(now(), rec->end);
+        if (old && !strcmp(old->status, rec->status) && !strcmp(old->key, rec->key)) {
+            /* The same reason as last time: the record stays as it was. */
+            ns_stage_record_release(rec);
+            copy_record(rec, old);
+        }
         if (dry) {
             printf("%-9s  would skip: %s\n", def->name, rec->note ? rec->note : "");
             return NS_OK;
@@ -260,6 +269,7 @@ static void summary(const ns_night_run *r, int code)
     switch (code) {
     case NS_EXIT_OK: printf("nothing needs a human (exit 0)\n"); break;
     case NS_EXIT_NOVEL: printf("SHIFT OR NOVEL CONDITION FOUND (exit 3)\n"); break;
+    case NS_EXIT_PROMOTE: printf("A CANDIDATE HEAD WAS GATED PROMOTE (exit 5)\n"); break;
     case NS_EXIT_INTERRUPTED: printf("stopped by a signal; rerun to resume (exit 143)\n"); break;
     case NS_EXIT_BUSY: printf("store busy (exit 75)\n"); break;
     default: printf("FAILED (exit %d)\n", code); break;
@@ -287,6 +297,10 @@ static void summary(const ns_night_run *r, int code)
                (unsigned long long)r->det.novel_conditions);
         printf("  detect report: %s/report.html\n", r->detect_dir);
     }
+    if (r->gate_verdict[0])
+        printf("  gate: %s for candidate %.12s (registry promote %.12s --gate %s)\n"
+               "  gate report: %s/report.html\n",
+               r->gate_verdict, r->head_id, r->head_id, r->gate_dir, r->gate_dir);
     printf("  production head: %s (head registry)\n",
            r->m.production_head[0] ? r->m.production_head : "none yet");
     printf("  manifest: %s\n  morning page: %s/index.html\n", r->manifest_path, r->dir);
@@ -345,7 +359,8 @@ int cmd_nightly(int argc, char **argv)
     int from_i = from ? stage_index(from) : -1, only_i = only ? stage_index(only) : -1;
     int until_i = until ? stage_index(until) : NS_STAGE_COUNT - 1;
     if ((from && from_i < 0) || (only && only_i < 0) || (from && only) || until_i < 0) {
-        fprintf(stderr, "nightshift nightly: %s (stages: ingest, embed, reference, detect)\n",
+        fprintf(stderr, "nightshift nightly: %s (stages: ingest, embed, reference, detect, "
+                        "dataset, train, gate)\n",
                 from && only ? "--from and --only exclude each other" : "unknown stage");
         code = NS_EXIT_USAGE;
         goto out;
@@ -450,25 +465,25 @@ int cmd_nightly(int argc, char **argv)
     for (int i = 0; i <= until_i && st == NS_OK; i++) {
         if (ns_nightly_stop) {
             st = ns_error(NS_ERR_INTERRUPTED, "stopped by signal %d before stage %s",
-                          (int)ns_nightly_stop, ns_stages[i].name);
+                          (int)ns_nightly_stop, ns_stages[i]->name);
             break;
         }
         int force = (from_i >= 0 && i >= from_i) || only_i == i;
         if (only_i >= 0 && i != only_i) {
             /* Another stage's results, for this one's inputs: as recorded. */
-            ns_stage_record *old = ns_run_manifest_find(&r->m, ns_stages[i].name);
+            ns_stage_record *old = ns_run_manifest_find(&r->m, ns_stages[i]->name);
             if (i < only_i && (!old || (strcmp(old->status, "done") && strcmp(old->status,
                                                                              "skipped")))) {
                 st = ns_error(NS_ERR_USAGE, "--only %s: stage %s is not done for night %s",
-                              only, ns_stages[i].name, r->night);
+                              only, ns_stages[i]->name, r->night);
                 break;
             }
             if (i < only_i) {
                 ns_stage_record_release(&r->cur[i]);
-                fresh(&r->cur[i], ns_stages[i].name);
+                fresh(&r->cur[i], ns_stages[i]->name);
                 r->have[i] = 1;
-                if ((st = ns_stages[i].prepare(r, &r->cur[i])) == NS_OK && !r->cur[i].status[0])
-                    st = ns_stages[i].measure(r, &r->cur[i]);
+                if ((st = ns_stages[i]->prepare(r, &r->cur[i])) == NS_OK && !r->cur[i].status[0])
+                    st = ns_stages[i]->measure(r, &r->cur[i]);
                 if (st == NS_OK && !r->cur[i].status[0])
                     snprintf(r->cur[i].status, sizeof r->cur[i].status, "done");
             }
@@ -485,8 +500,8 @@ int cmd_nightly(int argc, char **argv)
             char keep[1024];
             ns_errmsg_copy(keep, sizeof keep);
             fprintf(stderr, "nightshift nightly: %s\n", keep);
-            if (tail_log(r->logs, ns_stages[i].name) > 0)
-                fprintf(stderr, "  (the end of %s/%s.log)\n", r->logs, ns_stages[i].name);
+            if (tail_log(r->logs, ns_stages[i]->name) > 0)
+                fprintf(stderr, "  (the end of %s/%s.log)\n", r->logs, ns_stages[i]->name);
             ns_error(st, "%s", keep);
         }
     }
@@ -498,6 +513,8 @@ int cmd_nightly(int argc, char **argv)
         code = NS_EXIT_INTERRUPTED;
     else if (st != NS_OK)
         code = ns_exit_code(st);
+    else if (!strcasecmp(r->gate_verdict, "promote"))
+        code = NS_EXIT_PROMOTE;
     else if (r->have_det && (r->det.shift || r->det.novel_conditions > 0))
         code = NS_EXIT_NOVEL;
     else

@@ -8,11 +8,21 @@
 
 #include "nightshift/nightly.h"
 
-enum { NS_STAGE_INGEST, NS_STAGE_EMBED, NS_STAGE_REFERENCE, NS_STAGE_DETECT, NS_STAGE_COUNT };
+enum {
+    NS_STAGE_INGEST,
+    NS_STAGE_EMBED,
+    NS_STAGE_REFERENCE,
+    NS_STAGE_DETECT,
+    NS_STAGE_DATASET, /* the three run when new labels arrived (nightly_retrain.c) */
+    NS_STAGE_TRAIN,
+    NS_STAGE_GATE,
+    NS_STAGE_COUNT
+};
 
 /* Exit codes of the nightly job (README "Exit codes"). */
 enum {
     NS_EXIT_NOVEL = 3,      /* a shift or a novel condition was found */
+    NS_EXIT_PROMOTE = 5,    /* a candidate head was gated PROMOTE */
     NS_EXIT_INTERRUPTED = 143, /* 128 + SIGTERM: stopped at a stage boundary, rerun resumes */
 };
 
@@ -35,6 +45,11 @@ typedef struct ns_night_run {
     int have_det;
     ns_ingest_brief ing;
     int have_ing;
+    char dataset_path[PATH_MAX]; /* "" when no dataset tonight */
+    char head_path[PATH_MAX];    /* the candidate trained tonight */
+    char head_id[NS_SHA256_HEX];
+    char gate_dir[PATH_MAX];
+    char gate_verdict[16];       /* "" when the gate did not run */
 } ns_night_run;
 
 typedef struct ns_stage_def {
@@ -49,7 +64,26 @@ typedef struct ns_stage_def {
     ns_status (*measure)(ns_night_run *r, ns_stage_record *rec);
 } ns_stage_def;
 
-extern const ns_stage_def ns_stages[NS_STAGE_COUNT];
+extern const ns_stage_def *const ns_stages[NS_STAGE_COUNT];
+extern const ns_stage_def ns_stage_dataset_def, ns_stage_train_def, ns_stage_gate_def;
+
+/* A child's argv, built in one buffer (our own options: overflow is a bug). */
+typedef struct ns_argv {
+    char buf[16384];
+    size_t used;
+    char *v[64];
+    int n;
+} ns_argv;
+void ns_argv_add(ns_argv *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* rec->key from the stage name, the tool version, the inputs and extra. */
+void ns_stage_key(ns_stage_record *rec, const char *extra);
+/* The options as one input: a hash over the strings. */
+ns_status ns_stage_options(ns_stage_record *rec, const char *const *kv, size_t n);
+/* Adds RUNS/rel with its SHA-256 (NS_ERR_NOT_FOUND when missing). */
+ns_status ns_stage_output(ns_night_run *r, ns_stage_record *rec, const char *rel);
+/* The SHA-256 of an earlier stage's first output tonight ("" when none). */
+const char *ns_stage_upstream(const ns_night_run *r, int stage);
 
 /* Stop requested (SIGTERM, SIGINT): the signal number, else 0. */
 extern volatile sig_atomic_t ns_nightly_stop;

@@ -29,15 +29,7 @@ static volatile sig_atomic_t child_pid = 0;
 
 /* ---- running a stage's command ----------------------------------------------- */
 
-typedef struct argv_b {
-    char buf[16384];
-    size_t used;
-    char *v[64];
-    int n;
-} argv_b;
-
-static void arg(argv_b *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void arg(argv_b *a, const char *fmt, ...)
+void ns_argv_add(ns_argv *a, const char *fmt, ...)
 {
     va_list ap;
     size_t room = sizeof a->buf - a->used;
@@ -127,7 +119,7 @@ ns_status ns_nightly_spawn(ns_night_run *r, const char *stage, char *const *argv
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static void key_of(ns_stage_record *rec, const char *extra)
+void ns_stage_key(ns_stage_record *rec, const char *extra)
 {
     const char *parts[2 + 2 * 16];
     size_t n = 0;
@@ -143,14 +135,14 @@ static void key_of(ns_stage_record *rec, const char *extra)
 }
 
 /* The options of a stage as one input: a hash over "name=value" lines. */
-static ns_status opts_input(ns_stage_record *rec, const char *const *kv, size_t n)
+ns_status ns_stage_options(ns_stage_record *rec, const char *const *kv, size_t n)
 {
     char hex[NS_SHA256_HEX];
     ns_nightly_strings_sha(kv, n, hex);
     return ns_stage_add(&rec->inputs, &rec->n_inputs, "options", hex);
 }
 
-static ns_status add_output(ns_night_run *r, ns_stage_record *rec, const char *rel)
+ns_status ns_stage_output(ns_night_run *r, ns_stage_record *rec, const char *rel)
 {
     char path[2 * PATH_MAX], hex[NS_SHA256_HEX];
     snprintf(path, sizeof path, "%s/%s", r->runs, rel);
@@ -160,7 +152,7 @@ static ns_status add_output(ns_night_run *r, ns_stage_record *rec, const char *r
     return st == NS_OK ? ns_stage_add(&rec->outputs, &rec->n_outputs, rel, hex) : st;
 }
 
-static const char *upstream(const ns_night_run *r, int stage)
+const char *ns_stage_upstream(const ns_night_run *r, int stage)
 {
     return r->have[stage] && r->cur[stage].n_outputs ? r->cur[stage].outputs[0].sha256 : "";
 }
@@ -200,9 +192,9 @@ static ns_status ingest_prepare(ns_night_run *r, ns_stage_record *rec)
     fmt_g(fps, sizeof fps, r->cfg.fps);
     const char *kv[] = {r->cfg.store, r->night, r->cfg.name_pattern ? r->cfg.name_pattern : "",
                         every, fps};
-    if ((st = opts_input(rec, kv, 5)) != NS_OK)
+    if ((st = ns_stage_options(rec, kv, 5)) != NS_OK)
         goto done;
-    key_of(rec, NULL);
+    ns_stage_key(rec, NULL);
 done:
     free(inbox);
     free(manifest);
@@ -211,35 +203,35 @@ done:
 
 static ns_status ingest_execute(ns_night_run *r, ns_stage_record *rec)
 {
-    argv_b a = {.n = 0};
+    ns_argv a = {.n = 0};
     int rc;
-    arg(&a, "nightshift");
-    arg(&a, "ingest");
-    arg(&a, "--store");
-    arg(&a, "%s", r->cfg.store);
-    arg(&a, "--night");
-    arg(&a, "%s", r->night);
-    arg(&a, "--summary");
-    arg(&a, "%s/ingest.json", r->dir);
+    ns_argv_add(&a, "nightshift");
+    ns_argv_add(&a, "ingest");
+    ns_argv_add(&a, "--store");
+    ns_argv_add(&a, "%s", r->cfg.store);
+    ns_argv_add(&a, "--night");
+    ns_argv_add(&a, "%s", r->night);
+    ns_argv_add(&a, "--summary");
+    ns_argv_add(&a, "%s/ingest.json", r->dir);
     if (r->cfg.manifest) {
         char *m = ns_nightly_subst(r->cfg.manifest, r->night);
-        arg(&a, "--manifest");
-        arg(&a, "%s", m ? m : "");
+        ns_argv_add(&a, "--manifest");
+        ns_argv_add(&a, "%s", m ? m : "");
         free(m);
     }
     if (r->cfg.name_pattern) {
-        arg(&a, "--name-pattern");
-        arg(&a, "%s", r->cfg.name_pattern);
+        ns_argv_add(&a, "--name-pattern");
+        ns_argv_add(&a, "%s", r->cfg.name_pattern);
     }
     if (r->cfg.every > 1) {
-        arg(&a, "--every");
-        arg(&a, "%d", r->cfg.every);
+        ns_argv_add(&a, "--every");
+        ns_argv_add(&a, "%d", r->cfg.every);
     }
     if (r->cfg.fps > 0) {
-        arg(&a, "--fps");
-        arg(&a, "%.17g", r->cfg.fps);
+        ns_argv_add(&a, "--fps");
+        ns_argv_add(&a, "%.17g", r->cfg.fps);
     }
-    arg(&a, "%s", rec->inputs[0].name); /* the inbox, {night} filled in */
+    ns_argv_add(&a, "%s", rec->inputs[0].name); /* the inbox, {night} filled in */
     return ns_nightly_spawn(r, "ingest", a.v, &rc);
 }
 
@@ -247,7 +239,7 @@ static ns_status ingest_measure(ns_night_run *r, ns_stage_record *rec)
 {
     char path[2 * PATH_MAX], rel[64];
     snprintf(rel, sizeof rel, "%s/ingest.json", r->night);
-    ns_status st = add_output(r, rec, rel);
+    ns_status st = ns_stage_output(r, rec, rel);
     if (st != NS_OK)
         return st;
     snprintf(path, sizeof path, "%s/%s", r->runs, rel);
@@ -274,29 +266,29 @@ static ns_status model_input(ns_night_run *r, ns_stage_record *rec)
 static ns_status embed_prepare(ns_night_run *r, ns_stage_record *rec)
 {
     ns_status st;
-    if ((st = ns_stage_add(&rec->inputs, &rec->n_inputs, "ingest", upstream(r, NS_STAGE_INGEST))) !=
+    if ((st = ns_stage_add(&rec->inputs, &rec->n_inputs, "ingest", ns_stage_upstream(r, NS_STAGE_INGEST))) !=
             NS_OK ||
         (st = model_input(r, rec)) != NS_OK)
         return st;
-    key_of(rec, NULL);
+    ns_stage_key(rec, NULL);
     return NS_OK;
 }
 
 static ns_status embed_execute(ns_night_run *r, ns_stage_record *rec)
 {
-    argv_b a = {.n = 0};
+    ns_argv a = {.n = 0};
     int rc;
-    arg(&a, "nightshift");
-    arg(&a, "embed");
-    arg(&a, "--store");
-    arg(&a, "%s", r->cfg.store);
-    arg(&a, "--model");
-    arg(&a, "%s", r->cfg.model);
-    arg(&a, "--device");
-    arg(&a, "%s", r->cfg.device);
+    ns_argv_add(&a, "nightshift");
+    ns_argv_add(&a, "embed");
+    ns_argv_add(&a, "--store");
+    ns_argv_add(&a, "%s", r->cfg.store);
+    ns_argv_add(&a, "--model");
+    ns_argv_add(&a, "%s", r->cfg.model);
+    ns_argv_add(&a, "--device");
+    ns_argv_add(&a, "%s", r->cfg.device);
     /* Every night's missing frames, not only tonight's: a night whose embed
      * never finished would otherwise hold up every reference it belongs to. */
-    arg(&a, "--quiet");
+    ns_argv_add(&a, "--quiet");
     return ns_nightly_spawn(r, "embed", a.v, &rc);
 }
 
@@ -451,7 +443,7 @@ static ns_status reference_prepare(ns_night_run *r, ns_stage_record *rec)
                      last[0] ? "" : " (open-ended)");
             snprintf(rec->status, sizeof rec->status, "skipped");
             rec->note = strdup(note);
-            key_of(rec, note);
+            ns_stage_key(rec, note);
             return NS_OK;
         }
     } else {
@@ -466,7 +458,7 @@ static ns_status reference_prepare(ns_night_run *r, ns_stage_record *rec)
             snprintf(note, sizeof note, "%zu accepted night(s) before %s, the reference needs %d",
                      na, r->night, r->cfg.ref_min_nights);
             rec->note = strdup(note);
-            key_of(rec, note);
+            ns_stage_key(rec, note);
             return NS_OK;
         }
         size_t first = na > (size_t)r->cfg.ref_last ? na - (size_t)r->cfg.ref_last : 0;
@@ -488,9 +480,9 @@ static ns_status reference_prepare(ns_night_run *r, ns_stage_record *rec)
     snprintf(cap, sizeof cap, "%" PRIu64, r->cfg.ref_frame_cap);
     snprintf(seed, sizeof seed, "%" PRIu64, r->cfg.ref_seed);
     const char *kv[] = {cap, seed};
-    if ((st = opts_input(rec, kv, 2)) != NS_OK)
+    if ((st = ns_stage_options(rec, kv, 2)) != NS_OK)
         return st;
-    key_of(rec, NULL);
+    ns_stage_key(rec, NULL);
     /* Content-addressed: nights that share a reference period share the file. */
     memcpy(hex, rec->key, sizeof hex);
     snprintf(r->ref_path, sizeof r->ref_path, "%.4000s/references/ref-%.16s.h5", r->runs, hex);
@@ -499,7 +491,7 @@ static ns_status reference_prepare(ns_night_run *r, ns_stage_record *rec)
 
 static ns_status reference_execute(ns_night_run *r, ns_stage_record *rec)
 {
-    argv_b a = {.n = 0};
+    ns_argv a = {.n = 0};
     char dir[PATH_MAX + 16];
     int rc;
     struct stat sb;
@@ -511,23 +503,23 @@ static ns_status reference_execute(ns_night_run *r, ns_stage_record *rec)
     ns_status st = ns_mkdir_p(dir);
     if (st != NS_OK)
         return st;
-    arg(&a, "nightshift");
-    arg(&a, "reference");
-    arg(&a, "build");
-    arg(&a, "--store");
-    arg(&a, "%s", r->cfg.store);
-    arg(&a, "--nights");
-    arg(&a, "%s", rec->inputs[0].name + 7); /* "nights:<spec>" */
-    arg(&a, "--model");
-    arg(&a, "%s", r->cfg.model);
-    arg(&a, "--frame-cap");
-    arg(&a, "%" PRIu64, r->cfg.ref_frame_cap);
-    arg(&a, "--seed");
-    arg(&a, "%" PRIu64, r->cfg.ref_seed);
-    arg(&a, "--device");
-    arg(&a, "%s", r->cfg.device);
-    arg(&a, "--out");
-    arg(&a, "%s", r->ref_path);
+    ns_argv_add(&a, "nightshift");
+    ns_argv_add(&a, "reference");
+    ns_argv_add(&a, "build");
+    ns_argv_add(&a, "--store");
+    ns_argv_add(&a, "%s", r->cfg.store);
+    ns_argv_add(&a, "--nights");
+    ns_argv_add(&a, "%s", rec->inputs[0].name + 7); /* "nights:<spec>" */
+    ns_argv_add(&a, "--model");
+    ns_argv_add(&a, "%s", r->cfg.model);
+    ns_argv_add(&a, "--frame-cap");
+    ns_argv_add(&a, "%" PRIu64, r->cfg.ref_frame_cap);
+    ns_argv_add(&a, "--seed");
+    ns_argv_add(&a, "%" PRIu64, r->cfg.ref_seed);
+    ns_argv_add(&a, "--device");
+    ns_argv_add(&a, "%s", r->cfg.device);
+    ns_argv_add(&a, "--out");
+    ns_argv_add(&a, "%s", r->ref_path);
     return ns_nightly_spawn(r, "reference", a.v, &rc);
 }
 
@@ -536,7 +528,7 @@ static ns_status reference_measure(ns_night_run *r, ns_stage_record *rec)
     const char *rel = r->ref_path + strlen(r->runs) + 1;
     rec->count = 1;
     snprintf(rec->unit, sizeof rec->unit, "file");
-    return add_output(r, rec, rel);
+    return ns_stage_output(r, rec, rel);
 }
 
 /* ---- detect ------------------------------------------------------------------ */
@@ -555,13 +547,13 @@ static ns_status detect_prepare(ns_night_run *r, ns_stage_record *rec)
     if (why) {
         snprintf(rec->status, sizeof rec->status, "skipped");
         rec->note = strdup(why);
-        key_of(rec, why);
+        ns_stage_key(rec, why);
         return NS_OK;
     }
     if ((st = ns_stage_add(&rec->inputs, &rec->n_inputs, "reference",
-                           upstream(r, NS_STAGE_REFERENCE))) != NS_OK ||
+                           ns_stage_upstream(r, NS_STAGE_REFERENCE))) != NS_OK ||
         (st = ns_stage_add(&rec->inputs, &rec->n_inputs, "embeddings",
-                           upstream(r, NS_STAGE_EMBED))) != NS_OK)
+                           ns_stage_upstream(r, NS_STAGE_EMBED))) != NS_OK)
         return st;
     fmt_g(a, sizeof a, r->cfg.alpha);
     fmt_g(fa, sizeof fa, r->cfg.frame_alpha);
@@ -570,45 +562,45 @@ static ns_status detect_prepare(ns_night_run *r, ns_stage_record *rec)
     snprintf(tf, sizeof tf, "%d", r->cfg.test_frames);
     snprintf(sd, sizeof sd, "%" PRIu64, r->cfg.detect_seed);
     const char *kv[] = {r->night, a, fa, p, mc, tf, sd};
-    if ((st = opts_input(rec, kv, 7)) != NS_OK)
+    if ((st = ns_stage_options(rec, kv, 7)) != NS_OK)
         return st;
-    key_of(rec, NULL);
+    ns_stage_key(rec, NULL);
     return NS_OK;
 }
 
 static ns_status detect_execute(ns_night_run *r, ns_stage_record *rec)
 {
-    argv_b a = {.n = 0};
+    ns_argv a = {.n = 0};
     char dir[PATH_MAX + 16];
     int rc;
     snprintf(dir, sizeof dir, "%s/detect", r->runs);
     ns_status st = ns_mkdir_p(dir);
     if (st != NS_OK)
         return st;
-    arg(&a, "nightshift");
-    arg(&a, "detect");
-    arg(&a, "--store");
-    arg(&a, "%s", r->cfg.store);
-    arg(&a, "--night");
-    arg(&a, "%s", r->night);
-    arg(&a, "--reference");
-    arg(&a, "%s", r->ref_path);
-    arg(&a, "--out");
-    arg(&a, "%s", r->detect_dir);
-    arg(&a, "--alpha");
-    arg(&a, "%.17g", r->cfg.alpha);
-    arg(&a, "--frame-alpha");
-    arg(&a, "%.17g", r->cfg.frame_alpha);
-    arg(&a, "--perms");
-    arg(&a, "%d", r->cfg.perms);
-    arg(&a, "--min-clips");
-    arg(&a, "%d", r->cfg.min_clips);
-    arg(&a, "--test-frames");
-    arg(&a, "%d", r->cfg.test_frames);
-    arg(&a, "--seed");
-    arg(&a, "%" PRIu64, r->cfg.detect_seed);
-    arg(&a, "--device");
-    arg(&a, "%s", r->cfg.device);
+    ns_argv_add(&a, "nightshift");
+    ns_argv_add(&a, "detect");
+    ns_argv_add(&a, "--store");
+    ns_argv_add(&a, "%s", r->cfg.store);
+    ns_argv_add(&a, "--night");
+    ns_argv_add(&a, "%s", r->night);
+    ns_argv_add(&a, "--reference");
+    ns_argv_add(&a, "%s", r->ref_path);
+    ns_argv_add(&a, "--out");
+    ns_argv_add(&a, "%s", r->detect_dir);
+    ns_argv_add(&a, "--alpha");
+    ns_argv_add(&a, "%.17g", r->cfg.alpha);
+    ns_argv_add(&a, "--frame-alpha");
+    ns_argv_add(&a, "%.17g", r->cfg.frame_alpha);
+    ns_argv_add(&a, "--perms");
+    ns_argv_add(&a, "%d", r->cfg.perms);
+    ns_argv_add(&a, "--min-clips");
+    ns_argv_add(&a, "%d", r->cfg.min_clips);
+    ns_argv_add(&a, "--test-frames");
+    ns_argv_add(&a, "%d", r->cfg.test_frames);
+    ns_argv_add(&a, "--seed");
+    ns_argv_add(&a, "%" PRIu64, r->cfg.detect_seed);
+    ns_argv_add(&a, "--device");
+    ns_argv_add(&a, "%s", r->cfg.device);
     st = ns_nightly_spawn(r, "detect", a.v, &rc);
     /* INSUFFICIENT (exit 4): a thin night, reported in full; the stage is done. */
     return rc == NS_EXIT_INSUFFICIENT ? NS_OK : st;
@@ -621,7 +613,7 @@ static ns_status detect_measure(ns_night_run *r, ns_stage_record *rec)
     ns_status st;
     for (size_t i = 0; i < 3; i++) {
         snprintf(rel, sizeof rel, "detect/%s/%s", r->night, files[i]);
-        if ((st = add_output(r, rec, rel)) != NS_OK)
+        if ((st = ns_stage_output(r, rec, rel)) != NS_OK)
             return st;
     }
     snprintf(path, sizeof path, "%s/detect/%s/summary.json", r->runs, r->night);
@@ -634,9 +626,13 @@ static ns_status detect_measure(ns_night_run *r, ns_stage_record *rec)
     return NS_OK;
 }
 
-const ns_stage_def ns_stages[NS_STAGE_COUNT] = {
-    {"ingest", ingest_prepare, ingest_execute, ingest_measure},
-    {"embed", embed_prepare, embed_execute, embed_measure},
-    {"reference", reference_prepare, reference_execute, reference_measure},
-    {"detect", detect_prepare, detect_execute, detect_measure},
+static const ns_stage_def ingest_def = {"ingest", ingest_prepare, ingest_execute, ingest_measure};
+static const ns_stage_def embed_def = {"embed", embed_prepare, embed_execute, embed_measure};
+static const ns_stage_def reference_def = {"reference", reference_prepare, reference_execute,
+                                           reference_measure};
+static const ns_stage_def detect_def = {"detect", detect_prepare, detect_execute, detect_measure};
+
+const ns_stage_def *const ns_stages[NS_STAGE_COUNT] = {
+    &ingest_def, &embed_def, &reference_def, &detect_def,
+    &ns_stage_dataset_def, &ns_stage_train_def, &ns_stage_gate_def,
 };

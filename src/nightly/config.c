@@ -31,12 +31,23 @@ typedef struct raw_detect {
     uint64_t *seed;
 } raw_detect;
 
+typedef struct raw_train {
+    int *head;
+    uint64_t *seed;
+} raw_train;
+
+typedef struct raw_gate {
+    char *policy;
+} raw_gate;
+
 typedef struct raw_config {
     char *store, *runs, *inbox, *name_pattern, *manifest, *model;
     int *device;
     raw_ingest *ingest;
     raw_reference *reference;
     raw_detect *detect;
+    raw_train *train;
+    raw_gate *gate;
 } raw_config;
 
 static const cyaml_strval_t policy_names[] = {{"fixed", NS_REF_FIXED}, {"last", NS_REF_LAST}};
@@ -72,6 +83,17 @@ static const cyaml_schema_field_t detect_fields[] = {
     CYAML_FIELD_UINT_PTR("seed", OPT, raw_detect, seed),
     CYAML_FIELD_END};
 
+static const cyaml_strval_t head_vals[] = {{"softmax", 0}, {"mlp", 1}};
+static const char *const head_names[] = {"softmax", "mlp"};
+
+static const cyaml_schema_field_t train_fields[] = {
+    CYAML_FIELD_ENUM_PTR("head", OPT | CYAML_FLAG_STRICT, raw_train, head, head_vals, 2),
+    CYAML_FIELD_UINT_PTR("seed", OPT, raw_train, seed),
+    CYAML_FIELD_END};
+
+static const cyaml_schema_field_t gate_fields[] = {
+    STR("policy", raw_gate, policy), CYAML_FIELD_END};
+
 static const cyaml_schema_field_t top_fields[] = {
     STR("store", raw_config, store),
     STR("runs", raw_config, runs),
@@ -83,6 +105,8 @@ static const cyaml_schema_field_t top_fields[] = {
     CYAML_FIELD_MAPPING_PTR("ingest", OPT, raw_config, ingest, ingest_fields),
     CYAML_FIELD_MAPPING_PTR("reference", OPT, raw_config, reference, reference_fields),
     CYAML_FIELD_MAPPING_PTR("detect", OPT, raw_config, detect, detect_fields),
+    CYAML_FIELD_MAPPING_PTR("train", OPT, raw_config, train, train_fields),
+    CYAML_FIELD_MAPPING_PTR("gate", OPT, raw_config, gate, gate_fields),
     CYAML_FIELD_END};
 
 static const cyaml_schema_value_t top_schema = {
@@ -110,6 +134,8 @@ void ns_nightly_config_defaults(ns_nightly_config *c)
     c->min_clips = d.min_clips;
     c->test_frames = d.test_frames_per_clip;
     c->detect_seed = d.seed;
+    c->train_head = strdup("softmax");
+    c->train_seed = 1;
 }
 
 ns_status ns_nightly_config_set(char **field, const char *value)
@@ -180,6 +206,15 @@ ns_status ns_nightly_config_load(const char *path, ns_nightly_config *c)
         if (d->seed)
             c->detect_seed = *d->seed;
     }
+    if (raw->train) {
+        if (raw->train->head &&
+            (st = ns_nightly_config_set(&c->train_head, head_names[*raw->train->head])) != NS_OK)
+            goto done;
+        if (raw->train->seed)
+            c->train_seed = *raw->train->seed;
+    }
+    if (raw->gate && (st = take(&c->gate_policy, raw->gate->policy)) != NS_OK)
+        goto done;
 done:
     ns_yaml_free(&top_schema, raw);
     return st;
@@ -256,6 +291,9 @@ void ns_nightly_config_print(const ns_nightly_config *c, ns_strbuf *b)
     put_num(b, "frame_alpha", c->frame_alpha, in);
     ns_strbuf_printf(b, "%sperms: %d\n%smin_clips: %d\n%stest_frames: %d\n%sseed: %" PRIu64 "\n",
                      in, c->perms, in, c->min_clips, in, c->test_frames, in, c->detect_seed);
+    ns_strbuf_printf(b, "train:\n%shead: %s\n%sseed: %" PRIu64 "\ngate:\n", in, c->train_head, in,
+                     c->train_seed);
+    put_str(b, "policy", c->gate_policy, in);
 }
 
 void ns_nightly_config_hash(const ns_nightly_config *c, char hex[NS_SHA256_HEX])
@@ -304,5 +342,7 @@ void ns_nightly_config_release(ns_nightly_config *c)
     free(c->model);
     free(c->device);
     free(c->ref_nights);
+    free(c->train_head);
+    free(c->gate_policy);
     memset(c, 0, sizeof *c);
 }

@@ -245,3 +245,27 @@ done:
     ns_yaml_free(&detect_schema, r);
     return st;
 }
+
+typedef struct raw_gate_sum {
+    char *format, *verdict;
+} raw_gate_sum;
+
+static const cyaml_schema_field_t gate_fields[] = {
+    STR("format", raw_gate_sum, format), STR("verdict", raw_gate_sum, verdict), CYAML_FIELD_END};
+static const cyaml_schema_value_t gate_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, raw_gate_sum, gate_fields)};
+
+ns_status ns_gate_verdict_read(const char *path, char verdict[16])
+{
+    raw_gate_sum *r = NULL;
+    ns_status st = ns_yaml_load(path, &gate_schema, (void **)&r, 1, NS_ERR_FORMAT);
+    verdict[0] = '\0';
+    if (st != NS_OK)
+        return st;
+    if (!r || !r->format || strcmp(r->format, "nightshift-gate-summary") != 0 || !r->verdict)
+        st = ns_error(NS_ERR_FORMAT, "'%s' is not a gate summary", path);
+    else
+        snprintf(verdict, 16, "%s", r->verdict);
+    ns_yaml_free(&gate_schema, r);
+    return st;
+}

@@ -39,6 +39,7 @@ static const char *outcome(int code, const char **cls)
     switch (code) {
     case 0: *cls = "noshift"; return "Nothing needs a human";
     case 3: return "Shift or novel condition found";
+    case 5: return "A candidate head was gated PROMOTE";
     case 75: return "Store busy: the night did not run";
     case 143: return "Stopped by a signal: rerun to resume";
     case -1: return "Still running";
@@ -139,20 +140,30 @@ static void stages_table(ns_strbuf *sb, const ns_run_manifest *m)
     ns_strbuf_printf(sb, "</table>\n");
 }
 
+/* Links to the files a stage wrote under RUNS/<stage>/<night>/, those present. */
+static void stage_links(ns_strbuf *sb, const ns_morning_page *p, const char *stage,
+                        const char *const *files, size_t n)
+{
+    char path[2 * PATH_MAX], href[PATH_MAX], text[96];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s/%s/%s", p->runs, stage, p->night, files[i]);
+        snprintf(href, sizeof href, "../%s/%s/%s", stage, p->night, files[i]);
+        snprintf(text, sizeof text, "%s: %s", stage, files[i]);
+        if (is_file(path))
+            link(sb, href, text);
+    }
+}
+
 static void reports(ns_strbuf *sb, const ns_morning_page *p)
 {
     char path[2 * PATH_MAX], href[PATH_MAX];
     static const char *const det_files[] = {"report.html", "summary.json", "clips.csv",
                                             "clusters.csv", "frames.csv"};
+    static const char *const gate_files[] = {"report.html", "summary.json", "checks.csv",
+                                             "changed.csv", "policy.txt"};
     ns_strbuf_printf(sb, "<h2>Reports and logs</h2>\n<ul>\n");
-    for (size_t i = 0; i < sizeof det_files / sizeof det_files[0]; i++) {
-        snprintf(path, sizeof path, "%s/detect/%s/%s", p->runs, p->night, det_files[i]);
-        snprintf(href, sizeof href, "../detect/%s/%s", p->night, det_files[i]);
-        char text[96];
-        snprintf(text, sizeof text, "detect: %s", det_files[i]);
-        if (is_file(path))
-            link(sb, href, text);
-    }
+    stage_links(sb, p, "detect", det_files, sizeof det_files / sizeof det_files[0]);
+    stage_links(sb, p, "gate", gate_files, sizeof gate_files / sizeof gate_files[0]);
     snprintf(path, sizeof path, "%s/ingest.json", p->dir);
     if (is_file(path))
         link(sb, "ingest.json", "ingest summary (ingest.json)");
