@@ -16,6 +16,7 @@
 #include "helpers.h"
 #include "nightshift/detect.h"
 #include "nightshift/embeddings.h"
+#include "nightshift/head.h"
 #include "nightshift/reference.h"
 #include "nightshift/sha256.h"
 
@@ -264,6 +265,64 @@ START_TEST(test_span_from_clip_starts)
 }
 END_TEST
 
+/* detect --head: a two-class softmax head, confident on normal frames and
+ * unsure along cam-a's glove direction; the BBSD test must reject the glove
+ * night and not the null night, and the glove condition's expected accuracy
+ * must fall below the reference's. */
+static void glove_head(const ns_reference *ref, ns_head *h)
+{
+    float centre[N_CAM][DIM], glove[N_CAM][DIM];
+    double m = 0.0;
+    camera_vectors(centre, glove);
+    ck_assert_ns_ok(ns_head_alloc(h, NS_HEAD_SOFTMAX, DIM, 0, 2));
+    for (size_t i = 0; i < ref->sample.n; i++) /* where normal frames project */
+        for (int j = 0; j < DIM; j++)
+            m += ref->sample.emb[i * DIM + (size_t)j] * glove[0][j] / 4.0 / (double)ref->sample.n;
+    /* logit_1 - logit_0 = 2 a (x.u - m - 2): -4a on normal frames, ~0 on gloves */
+    for (int j = 0; j < DIM; j++) {
+        h->w[j] = (float)(-glove[0][j] / 4.0);
+        h->w[DIM + j] = (float)(glove[0][j] / 4.0);
+    }
+    h->b[0] = (float)(m + 2.0);
+    h->b[1] = (float)(-(m + 2.0));
+    snprintf(h->classes[0], NS_LABEL_LEN, "a");
+    snprintf(h->classes[1], NS_LABEL_LEN, "b");
+    snprintf(h->model_id, NS_SHA256_HEX, "%s", MODEL_ID);
+    ns_head_content_id(h, h->head_id);
+}
+
+START_TEST(test_head_bbsd)
+{
+    fixture fx;
+    ns_detect_result r;
+    ns_head h;
+    fixture_open(&fx);
+    glove_head(&fx.ref, &h);
+    fx.o.head = &h;
+    ck_assert_ns_ok(ns_detect_run(fx.s, &fx.ref, NIGHT_NULL, &fx.o, &r));
+    ck_assert_int_eq(r.has_head, 1);
+    ck_assert_int_eq(r.n_classes, 2);
+    ck_assert_msg(r.bbsd_p > 0.05, "null night: BBSD p = %g", r.bbsd_p);
+    ck_assert(fabs(r.exp_acc - r.exp_acc_ref) < 0.05);
+    for (size_t i = 0; i < r.tonight.n; i++)
+        ck_assert(r.msp[i] >= 0.5f && r.msp[i] <= 1.0f);
+    ns_detect_result_release(&r);
+    ck_assert_ns_ok(ns_detect_run(fx.s, &fx.ref, NIGHT_SHIFT, &fx.o, &r));
+    ck_assert_msg(r.bbsd_p < 0.05, "glove night: BBSD p = %g", r.bbsd_p);
+    ck_assert(r.bbsd_ks[0] > 0 && r.bbsd_pc[0] >= 1.0 / (N_PERM + 1));
+    ck_assert(r.conditions[0].novel);
+    ck_assert_msg(r.conditions[0].exp_acc < r.conditions[0].exp_acc_ref - 0.1,
+                  "glove condition: expected accuracy %g vs reference %g",
+                  r.conditions[0].exp_acc, r.conditions[0].exp_acc_ref);
+    ns_detect_result_release(&r);
+    /* a head for another model is refused, naming it */
+    snprintf(h.model_id, NS_SHA256_HEX, "%064d", 0);
+    ck_assert_ns_status(ns_detect_run(fx.s, &fx.ref, NIGHT_NULL, &fx.o, &r), NS_ERR_USAGE);
+    ns_head_release(&h);
+    fixture_close(&fx);
+}
+END_TEST
+
 static int is_glove(const ns_detect_result *r, size_t i)
 {
     return r->tonight.props[i * NS_PROP_COUNT + NS_PROP_FRAC_BLACK] > 0.12f;
@@ -438,6 +497,7 @@ static Suite *detect_suite(void)
     tcase_add_unchecked_fixture(tc, store_setup, store_teardown);
     tcase_add_test(tc, test_null_night);
     tcase_add_test(tc, test_glove_night);
+    tcase_add_test(tc, test_head_bbsd);
     tcase_add_test(tc, test_span_from_clip_starts);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_deterministic);

@@ -65,6 +65,8 @@ typedef struct ns_detect_opts {
     int threads;              /* 0: OpenMP's default */
     ns_device device;         /* AUTO: the GPU for kNN, kernel sums and k-means when
                                * the build has CUDA and a device answers */
+    const struct ns_head *head; /* NULL; a production head (head.h): BBSD and the
+                               * expected accuracy (see ns_detect_run) */
 } ns_detect_opts;
 
 void ns_detect_default_opts(ns_detect_opts *o);
@@ -111,6 +113,7 @@ typedef struct ns_detect_cam_attr {
     size_t n;                        /* condition frames from this camera */
     double z[NS_PROP_COUNT];         /* (mean - camera ref mean) / camera ref std; NAN if unknown camera */
     double rel[NS_PROP_COUNT];
+    double exp_acc, exp_acc_ref;     /* with a head: mean max-softmax here / in the reference */
 } ns_detect_cam_attr;
 
 typedef struct ns_detect_cluster {   /* a k-means cluster of candidates */
@@ -138,6 +141,8 @@ typedef struct ns_detect_condition {
     ns_detect_attr attr;
     size_t n_cams;
     ns_detect_cam_attr *cams;        /* (n_cams) by frames descending */
+    double exp_acc, exp_acc_ref;     /* with a head: mean max-softmax of its frames / of the
+                                      * reference frames of its cameras (NAN without) */
 } ns_detect_condition;
 
 typedef struct ns_detect_clip {
@@ -182,9 +187,29 @@ typedef struct ns_detect_result {
     int kmeans_k;
     uint64_t *ref_counts;            /* (kmeans_k) reference sample frames per centroid */
     uint64_t *tonight_counts;        /* (kmeans_k) */
+    /* with a head (opts.head) */
+    int has_head;
+    char head_id[NS_SHA256_HEX];
+    int n_classes;
+    float *msp;                      /* (n) tonight's temperature-scaled max-softmax */
+    double bbsd_p;                   /* Bonferroni over classes of the clip-permutation KS
+                                      * p-values (NAN: fewer than 2 clips on a side) */
+    double *bbsd_ks, *bbsd_pc;       /* (n_classes) KS statistic and its p-value */
+    double exp_acc, exp_acc_ref;     /* mean max-softmax tonight / over the reference */
     double seconds[6];               /* load, knn, test, clusters, attribution, total */
     ns_device device;                /* the one that ran (AUTO resolved) */
 } ns_detect_result;
+
+/* With opts.head (detect --head): the head's temperature-scaled softmax on
+ * the reference sample and tonight gives the BBSD test (per class, the KS
+ * statistic between the two sides' probabilities; p-values from the same
+ * within-camera clip permutations as the MMD test, on the same rows, n_perm
+ * of them; Bonferroni over the classes), each frame's max-softmax, and the
+ * CBPE-style expected accuracy (mean max-softmax: an accuracy estimate for a
+ * calibrated head) of the night, each condition and each of its cameras,
+ * against the reference's.  The head must expect the reference's model
+ * (NS_ERR_USAGE naming both).  The condition search does not use the score
+ * yet. */
 
 /* Runs detection for one night of an open store.  Errors before anything is
  * computed: the night has no frames (NS_ERR_NOT_FOUND), its shards lack

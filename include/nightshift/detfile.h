@@ -6,7 +6,10 @@
  *       mmd2, p_value, null_mean, null_sd (float64), clips_tonight, clips_ref,
  *       frames_tonight, frames_ref, frames_test_tonight, frames_test_ref,
  *       n_novel (uint64), shift (int32), alpha, frame_alpha (float64),
- *       knn_k, kmeans_k, novel_k (int32), created, writer
+ *       knn_k, kmeans_k, novel_k (int32), created, writer; verdict
+ *       ("shift"|"no-shift"|"insufficient"), verdict_reason, p_min (float64:
+ *       the smallest p the clip counts allow); with detect --head also
+ *       head_id, bbsd_p, expected_accuracy, expected_accuracy_ref (float64)
  *   /frames/score float32 (n), /frames/p_value float64 (n), /frames/novel
  *       uint8 (n), /frames/ref_cluster, /frames/cluster, /frames/condition
  *       int32 (n), /frames/clip uint32 (n), /frames/index uint32 (n),
@@ -17,7 +20,8 @@
  *   /clusters compound: id, n_tonight, n_ref, median_p, condition
  *   /conditions compound: id, novel, n_frames, n_ref, share_tonight,
  *       share_ref, n_clips, n_clusters, median_p, t_first, t_last, medoid
- *       (view row), paired_z[NS_PROP_COUNT], rel[NS_PROP_COUNT]
+ *       (view row), paired_z[NS_PROP_COUNT], rel[NS_PROP_COUNT], exp_acc,
+ *       exp_acc_ref (float64: the head's mean max-softmax, NaN without --head)
  *   /kmeans/ref_counts, /kmeans/tonight_counts uint64 (kmeans_k)
  */
 #ifndef NIGHTSHIFT_DETFILE_H

@@ -16,6 +16,7 @@
 #include "nightshift/detect.h"
 #include "nightshift/detfile.h"
 #include "nightshift/fsutil.h"
+#include "nightshift/head.h"
 #include "nightshift/image.h"
 #include "nightshift/model.h"
 #include "nightshift/reference.h"
@@ -36,6 +37,9 @@ static void help(const ns_detect_opts *d)
            "  --night DATE         the night to test (required)\n"
            "  --reference REF.h5   the reference file (required)\n"
            "  --out DIR            output directory (required; replaced when it exists)\n"
+           "  --head HEAD.h5       a production head (nightshift train): the BBSD test on its\n"
+           "                       softmax, max-softmax per frame, expected accuracy per\n"
+           "                       condition and camera\n"
            "  --model FILE         refuse to run unless the reference used this model\n"
            "                       (a file or 'default') [the reference's own]\n"
            "  --perms N            clip permutations of the shift test [%d]\n"
@@ -102,6 +106,10 @@ static void print_result(const ns_detect_result *r, const char *out)
                t->n_perm, r->exact ? "(all) clip" : r->opts.permute_frames ? "frame" : "clip",
                r->exact ? "assignments" : "permutations", t->blocks_x, t->blocks_y);
     printf("  %zu of %zu frames novel (p < %g)\n", r->n_novel, r->tonight.n, r->opts.frame_alpha);
+    if (r->has_head)
+        printf("  head %.12s: BBSD p = %.4g (KS per class, %d classes, Bonferroni, clip "
+               "permutations); expected accuracy %.2f (reference %.2f)\n",
+               r->head_id, r->bbsd_p, r->n_classes, r->exp_acc, r->exp_acc_ref);
     for (size_t i = 0; i < r->n_conditions && i < 3; i++) {
         const ns_detect_condition *c = &r->conditions[i];
         char a[16], b[16], what[256] = "";
@@ -114,6 +122,8 @@ static void print_result(const ns_detect_result *r, const char *out)
         printf("  novel condition %zu: %zu frames, %zu clip%s, %zu camera(s), %s%s-%s UTC%s%s\n",
                i + 1, c->n_frames, c->n_clips, c->n_clips == 1 ? " only" : "s", c->n_cams,
                c->t_from_clips ? "clips starting " : "", a, b, what[0] ? "; " : "", what);
+        if (r->has_head)
+            printf("    expected accuracy %.2f (reference %.2f)\n", c->exp_acc, c->exp_acc_ref);
     }
     printf("  time (%s): load %.2f s, kNN %.2f s, shift test %.2f s, clusters %.2f s, attribution "
            "%.2f s; total %.2f s\n",
@@ -135,6 +145,7 @@ int cmd_detect(int argc, char **argv)
         {"permute", required_argument, 0, 'p'},   {"history", required_argument, 0, 'H'},
         {"fail-on-shift", no_argument, 0, 'F'},   {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},           {"device", required_argument, 0, 'd'},
+        {"head", required_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     ns_detect_opts o;
@@ -145,7 +156,8 @@ int cmd_detect(int argc, char **argv)
     ns_history_point *hist = NULL;
     size_t n_hist = 0;
     const char *store_opt = NULL, *night = NULL, *ref_path = NULL, *out = NULL, *model = NULL;
-    const char *history = NULL;
+    const char *history = NULL, *head_path = NULL;
+    ns_head head;
     char tmp_dir[PATH_MAX] = "", old_dir[PATH_MAX] = "", path[PATH_MAX], hist_dir[PATH_MAX];
     int c, quiet = 0, fail_on_shift = 0, rc = NS_EXIT_OK;
     uint64_t v;
@@ -153,6 +165,7 @@ int cmd_detect(int argc, char **argv)
     ns_status st;
     ns_detect_default_opts(&o);
     memset(&r, 0, sizeof r);
+    memset(&head, 0, sizeof head);
     memset(&ref, 0, sizeof ref);
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -162,6 +175,7 @@ int cmd_detect(int argc, char **argv)
         case 'R': ref_path = optarg; break;
         case 'o': out = optarg; break;
         case 'm': model = optarg; break;
+        case 'E': head_path = optarg; break;
         case 'H': history = optarg; break;
         case 'F': fail_on_shift = 1; break;
         case 'q': quiet = 1; break;
@@ -247,6 +261,12 @@ int cmd_detect(int argc, char **argv)
         fprintf(stderr, "nightshift detect: note: '%s' is a version %d reference without "
                 "whitening; novelty uses raw distances (rebuild it for whitened novelty)\n",
                 ref_path, ref.format_version);
+    if (st == NS_OK && head_path) {
+        st = ns_head_load(head_path, &head);
+        if (st == NS_OK)
+            st = ns_head_check_model(&head, ref.model_id, ref.sample.d);
+        o.head = &head;
+    }
     if (st == NS_OK)
         st = ns_store_open_read(store, &s);
     if (st == NS_OK)
@@ -334,6 +354,7 @@ done:
     free(hist);
     ns_detect_result_release(&r);
     ns_reference_release(&ref);
+    ns_head_release(&head);
     ns_store_close(s);
     return rc;
 }

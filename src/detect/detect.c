@@ -69,6 +69,9 @@ void ns_detect_result_release(ns_detect_result *r)
     free(r->conditions);
     free(r->ref_counts);
     free(r->tonight_counts);
+    free(r->msp);
+    free(r->bbsd_ks);
+    free(r->bbsd_pc);
     memset(r, 0, sizeof *r);
 }
 
@@ -625,6 +628,11 @@ ns_status ns_detect_run(ns_store *s, const ns_reference *ref, const char *night,
     r->seconds[1] += det_now() - t1;
 
     if ((st = conditions(ref, o, nbr, r, &r->seconds[3], &r->seconds[4])) != NS_OK)
+        goto done;
+    r->bbsd_p = r->exp_acc = r->exp_acc_ref = NAN;
+    for (size_t g = 0; g < r->n_conditions; g++)
+        r->conditions[g].exp_acc = r->conditions[g].exp_acc_ref = NAN;
+    if (o->head && (st = ns_detect_head(ref, o, r)) != NS_OK)
         goto done;
     r->ref_scores = ref->loco;
     r->n_ref_scores = ref->sample.n;

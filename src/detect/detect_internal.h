@@ -27,4 +27,8 @@ ns_status ns_detect_merge(const ns_reference *ref, const ns_detect_opts *o,
 ns_status ns_detect_attribute(const ns_reference *ref, const ns_detect_cands *c,
                               ns_detect_result *r);
 
+/* detect --head (bbsd.c): r->msp, the BBSD test, the expected accuracies
+ * (after the conditions and their cameras exist). */
+ns_status ns_detect_head(const ns_reference *ref, const ns_detect_opts *o, ns_detect_result *r);
+
 #endif

@@ -318,6 +318,13 @@ static ns_status cond_detail(ns_strbuf *sb, ns_thumbs *th, const ns_detect_resul
     pct(sb, c->share_ref);
     ns_strbuf_printf(sb, " of the reference); %d cluster%s</td></tr>\n", c->n_clusters,
                      c->n_clusters == 1 ? "" : "s");
+    if (r->has_head) {
+        ns_strbuf_printf(sb, "<tr><th>Expected accuracy</th><td>");
+        num(sb, "%.2f", c->exp_acc);
+        ns_strbuf_printf(sb, " (reference ");
+        num(sb, "%.2f", c->exp_acc_ref);
+        ns_strbuf_printf(sb, "; mean max-softmax of head %.12s)</td></tr>\n", r->head_id);
+    }
     ns_strbuf_printf(sb, "<tr><th>Clips</th><td>%zu%s</td></tr>\n<tr><th>Cameras</th><td>",
                      c->n_clips,
                      c->n_clips == 1 ? " (1 clip only: the frames of a clip are near-duplicates, "

@@ -217,7 +217,8 @@ static void frames_csv(const ns_detect_result *r, ns_strbuf *b)
 {
     const ns_frameset *f = &r->tonight;
     ns_strbuf_printf(b, "clip_sha256,source,member,frame_index,timestamp,ref_cluster,cluster,"
-                        "condition,novelty_score,p_value,novel\r\n");
+                        "condition,novelty_score,p_value,novel%s\r\n",
+                     r->has_head ? ",max_softmax" : "");
     for (size_t i = 0; i < f->n; i++) {
         const ns_fs_clip *fc = clip_of(r, i);
         ns_csv_cell(b, fc ? fc->sha256 : "");
@@ -232,7 +233,12 @@ static void frames_csv(const ns_detect_result *r, ns_strbuf *b)
         csv_num(b, "%.6g", r->score ? r->score[i] : NAN);
         ns_strbuf_append(b, ",", 1);
         csv_num(b, "%.6g", r->pval ? r->pval[i] : NAN);
-        ns_strbuf_printf(b, ",%d\r\n", r->novel ? r->novel[i] : 0);
+        ns_strbuf_printf(b, ",%d", r->novel ? r->novel[i] : 0);
+        if (r->has_head) {
+            ns_strbuf_append(b, ",", 1);
+            csv_num(b, "%.6g", r->msp[i]);
+        }
+        ns_strbuf_append(b, "\r\n", 2);
     }
 }
 
@@ -338,7 +344,11 @@ static void json_condition(ns_strbuf *b, const ns_detect_result *r, const ns_det
     ns_strbuf_append(b, ",", 1);
     json_key(b, "last");
     json_time(b, c->t_last);
-    ns_strbuf_printf(b, ",\"times\":\"%s\"", c->t_from_clips ? "clip_starts" : "frames");
+    ns_strbuf_printf(b, ",\"times\":\"%s\",\"expected_accuracy\":",
+                     c->t_from_clips ? "clip_starts" : "frames");
+    ns_strbuf_json_num(b, r->has_head ? c->exp_acc : NAN);
+    ns_strbuf_printf(b, ",\"expected_accuracy_ref\":");
+    ns_strbuf_json_num(b, r->has_head ? c->exp_acc_ref : NAN);
     ns_strbuf_append(b, ",\"cameras\":[", 12);
     for (size_t i = 0; i < c->n_cams; i++) {
         if (i)
@@ -439,7 +449,27 @@ static void summary_json(const ns_reference *ref, const ns_detect_result *r, ns_
             ns_strbuf_append(b, ",", 1);
         json_condition(b, r, &r->conditions[i]);
     }
-    ns_strbuf_printf(b, "],\"files\":{\"report\":\"report.html\",\"clips\":\"clips.csv\","
+    ns_strbuf_printf(b, "],\"head\":");
+    if (!r->has_head) {
+        ns_strbuf_printf(b, "null");
+    } else {
+        ns_strbuf_printf(b, "{\"head_id\":");
+        ns_strbuf_json_str(b, r->head_id);
+        ns_strbuf_printf(b, ",\"classes\":%d,\"bbsd_p\":", r->n_classes);
+        ns_strbuf_json_num(b, r->bbsd_p);
+        ns_strbuf_printf(b, ",\"bbsd_ks\":[");
+        for (int c = 0; c < r->n_classes; c++) {
+            if (c)
+                ns_strbuf_append(b, ",", 1);
+            ns_strbuf_json_num(b, r->bbsd_ks ? r->bbsd_ks[c] : NAN);
+        }
+        ns_strbuf_printf(b, "],\"expected_accuracy\":");
+        ns_strbuf_json_num(b, r->exp_acc);
+        ns_strbuf_printf(b, ",\"expected_accuracy_ref\":");
+        ns_strbuf_json_num(b, r->exp_acc_ref);
+        ns_strbuf_append(b, "}", 1);
+    }
+    ns_strbuf_printf(b, ",\"files\":{\"report\":\"report.html\",\"clips\":\"clips.csv\","
                         "\"frames\":\"frames.csv\",\"clusters\":\"clusters.csv\"}}\n");
 }
 

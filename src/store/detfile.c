@@ -43,6 +43,7 @@ typedef struct det_cond_row {
     double median_p, t_first, t_last;
     uint64_t medoid;
     double paired_z[NS_PROP_COUNT], rel[NS_PROP_COUNT];
+    double exp_acc, exp_acc_ref; /* detect --head; NAN without */
 } det_cond_row;
 
 #define INS(t, type, field, h5t) NS_H5_INS(t, 0, type, field, h5t)
@@ -102,6 +103,8 @@ static hid_t cond_type(void)
         r |= INS(t, det_cond_row, medoid, H5T_NATIVE_UINT64);
         r |= INS(t, det_cond_row, paired_z, arr);
         r |= INS(t, det_cond_row, rel, arr);
+        r |= INS(t, det_cond_row, exp_acc, H5T_NATIVE_DOUBLE);
+        r |= INS(t, det_cond_row, exp_acc_ref, H5T_NATIVE_DOUBLE);
     }
     if (arr >= 0) H5Tclose(arr);
     return ns_h5_type_done(t, r);
@@ -166,6 +169,12 @@ static herr_t write_attrs(hid_t f, const ns_detect_result *r, const ns_reference
     e |= ns_h5_attr_str(f, "verdict", ns_detect_verdict_name(r->verdict));
     e |= ns_h5_attr_str(f, "verdict_reason", r->verdict_reason);
     e |= ns_h5_attr_num(f, "p_min", H5T_NATIVE_DOUBLE, &r->p_min);
+    if (r->has_head) { /* detect --head */
+        e |= ns_h5_attr_str(f, "head_id", r->head_id);
+        e |= ns_h5_attr_num(f, "bbsd_p", H5T_NATIVE_DOUBLE, &r->bbsd_p);
+        e |= ns_h5_attr_num(f, "expected_accuracy", H5T_NATIVE_DOUBLE, &r->exp_acc);
+        e |= ns_h5_attr_num(f, "expected_accuracy_ref", H5T_NATIVE_DOUBLE, &r->exp_acc_ref);
+    }
     e |= ns_h5_attr_num(f, "alpha", H5T_NATIVE_DOUBLE, &r->opts.alpha);
     e |= ns_h5_attr_num(f, "frame_alpha", H5T_NATIVE_DOUBLE, &r->opts.frame_alpha);
     e |= ns_h5_attr_num(f, "knn_k", H5T_NATIVE_INT32, &knn_k);
@@ -260,6 +269,8 @@ static herr_t write_tables(hid_t f, const ns_detect_result *r, void *scratch)
         dr[k].medoid = c->medoid < fs->n && fs->view_row ? fs->view_row[c->medoid] : UINT64_MAX;
         memcpy(dr[k].paired_z, c->attr.paired_z, sizeof dr[k].paired_z);
         memcpy(dr[k].rel, c->attr.rel, sizeof dr[k].rel);
+        dr[k].exp_acc = r->has_head ? c->exp_acc : NAN;
+        dr[k].exp_acc_ref = r->has_head ? c->exp_acc_ref : NAN;
     }
     return write_table(f, "conditions", cond_type(), r->n_conditions, dr);
 }
