@@ -276,7 +276,10 @@ int cmd_dataset(int argc, char **argv)
     st = ns_dataset_build(s, &o, &ds, &rep);
     ns_store_close(s);
     for (size_t i = 0; i < rep.problems.n_kept; i++)
-        fprintf(stderr, "  %s\n", rep.problems.msgs[i]);
+        fprintf(stderr, "nightshift dataset build: %s\n", rep.problems.msgs[i]);
+    if (rep.problems.n_total > rep.problems.n_kept)
+        fprintf(stderr, "nightshift dataset build: ... and %zu more\n",
+                rep.problems.n_total - rep.problems.n_kept);
     if (st != NS_OK) {
         rc = ns_cli_fail("dataset build", st);
         goto done;

@@ -473,6 +473,13 @@ ns_status ns_dataset_build(ns_store *s, const ns_dsbuild_opts *o, ns_dataset *ou
             rep->n_clips++;
         }
     }
+    static const char *const names[3] = {"train", "val", "test"};
+    const double want[3] = {1.0, o->split.val, o->split.test};
+    for (int sp = 0; sp < 3 && o->split.by != NS_SPLIT_BY_NONE; sp++)
+        if (want[sp] > 0 && rep->n_split[sp] == 0)
+            ns_warn(&rep->problems, "no frame went to %s: %zu group%s too few for the split "
+                    "asked (--split-by %s)", names[sp], rep->n_groups,
+                    rep->n_groups == 1 ? " is" : "s are", ns_split_by_name(o->split.by));
     double t1 = now_s();
     if ((st = ns_leak_audit(ds.emb, ds.n, ds.d, row_clip, ds.split,
                             o->content_hash ? hashes : NULL, &o->audit, &ds.audit,
