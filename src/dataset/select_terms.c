@@ -413,7 +413,8 @@ ns_status ns_sel_run_terms(sel_state *S, ns_select_result *out)
         if (S->labelled[i] && (st = ns_kcenter_add(S->kc, i)) != NS_OK)
             return st;
     size_t B = o->budget;
-    if ((st = term_novel(S, (size_t)llround(o->w_novel * (double)B))) != NS_OK)
+    /* --w-novel 0 turns the term off, minimums included */
+    if (o->w_novel > 0.0 && (st = term_novel(S, (size_t)llround(o->w_novel * (double)B))) != NS_OK)
         return st;
     if (S->head && (st = term_uncertain(S, (size_t)llround(o->w_uncertain * (double)B))) != NS_OK)
         return st;
