@@ -49,6 +49,8 @@ static void help(const ns_train_opts *o)
 typedef struct progress {
     int tty, quiet;
     double start, last;
+    int max;           /* epochs at most, as the last call said */
+    int shown;         /* epoch of the last line printed */
 } progress;
 
 static double now(void)
@@ -67,6 +69,8 @@ static int show(void *ctx, const ns_head_epoch *e, int max)
     if (!p->tty && t - p->last < LOG_INTERVAL && e->epoch != 1)
         return 0;
     p->last = t;
+    p->max = max;
+    p->shown = e->epoch;
     fprintf(stderr, "%strain: epoch %d/%d  loss %.5f  val loss %.5f  val acc %.4f  %.1fs%s",
             p->tty ? "\r" : "", e->epoch, max, e->train_loss, e->val_loss, e->val_accuracy,
             t - p->start, p->tty ? "\033[K" : "\n");
@@ -136,7 +140,7 @@ int cmd_train(int argc, char **argv)
     int c, hidden_set = 0, rc = NS_EXIT_OK;
     uint64_t u;
     ns_status st;
-    progress pr = {isatty(2), 0, now(), 0};
+    progress pr = {isatty(2), 0, now(), 0, 0, -1};
     ns_train_default_opts(&o);
     memset(&ds, 0, sizeof ds);
     memset(&init, 0, sizeof init);
@@ -250,6 +254,11 @@ int cmd_train(int argc, char **argv)
     pr.start = now();
     st = ns_train(&ds, &o, init_path ? &init : NULL, show, &pr, &h);
     double secs = now() - pr.start;
+    /* Off a terminal the lines are periodic: the last epoch always gets one. */
+    if (st == NS_OK && !pr.tty && h.n_epochs && pr.shown != h.epochs[h.n_epochs - 1].epoch) {
+        pr.last = -1e300;
+        show(&pr, &h.epochs[h.n_epochs - 1], pr.max);
+    }
     if (pr.tty && !pr.quiet)
         fprintf(stderr, "\n");
     if (st != NS_OK) {
