@@ -38,6 +38,7 @@ static void mixture(ns_dataset *ds, size_t n, int d, int C, double sep, const do
     }
     memset(ds->model_id, 'a', NS_SHA256_HEX - 1);
     ns_dataset_content_id(ds, ds->dataset_id);
+    free(ds->label_sets);
     ds->label_sets = strdup("gen@000001");
     free(mu);
 }
