@@ -48,4 +48,17 @@ ns_status ns_flock_take(const char *path, int wait, const char *what, int *fd);
 /* Writes "<path>.tmp.<pid>" into buf (NS_ERR_USAGE when it does not fit). */
 ns_status ns_tmp_name(const char *path, char *buf, size_t cap);
 
+/* Nonzero when name ends in ".tmp.<digits>" or ".old.<digits>": a file or
+ * directory still being written or replaced, never a result.  *pid gets
+ * the digits when pid is not NULL. */
+int ns_is_tmp_name(const char *name, long *pid);
+
+/* Nonzero when the process pid may still be running (so its temp files
+ * are not leftovers). */
+int ns_pid_alive(long pid);
+
+/* Removes "<path>.tmp.<pid>" files whose writer is gone: a run killed
+ * before its rename leaves them behind under a name nobody else reuses. */
+void ns_tmp_sweep(const char *path);
+
 #endif

@@ -56,12 +56,23 @@ void ns_cli_progress_show_units(ns_cli_progress *p, const char *what, const char
 void ns_cli_progress_clear(ns_cli_progress *p);
 
 /* An output directory that appears whole (outdir.c): write into o->tmp,
- * then commit swaps it in for o->dir; abort removes it. */
+ * then commit swaps it in for o->dir; abort removes it.  begin refuses an
+ * OUT inside a store or holding anything but CMD's own earlier output, and
+ * cleans up (or restores) what a killed run left. */
 typedef struct ns_cli_outdir {
     char dir[4096];
     char tmp[4096 + 32];
+    char cmd[32];
 } ns_cli_outdir;
-ns_status ns_cli_outdir_begin(ns_cli_outdir *o, const char *out);
+ns_status ns_cli_outdir_begin(ns_cli_outdir *o, const char *out, const char *cmd);
+/* NS_ERR_USAGE when path (existing or not) lies inside a store directory. */
+ns_status ns_cli_check_outside_store(const char *path);
+/* Early form of begin's checks (and leftover recovery), for a command that
+ * should refuse OUT before its long computation. */
+ns_status ns_cli_outdir_check(const char *out, const char *cmd);
+/* reference build --out: outside any store, and an existing file only when
+ * it is a reference; leftover REF.h5.tmp.<pid> of dead runs removed. */
+ns_status ns_cli_check_ref_out(const char *out);
 ns_status ns_cli_outdir_commit(ns_cli_outdir *o);
 void ns_cli_outdir_abort(ns_cli_outdir *o);
 /* Removes a directory of plain files (our own output directories). */

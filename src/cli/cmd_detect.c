@@ -158,7 +158,8 @@ int cmd_detect(int argc, char **argv)
     const char *store_opt = NULL, *night = NULL, *ref_path = NULL, *out = NULL, *model = NULL;
     const char *history = NULL, *head_path = NULL;
     ns_head head;
-    char tmp_dir[PATH_MAX] = "", old_dir[PATH_MAX] = "", path[PATH_MAX], hist_dir[PATH_MAX];
+    char path[PATH_MAX], hist_dir[PATH_MAX];
+    ns_cli_outdir od;
     int c, quiet = 0, fail_on_shift = 0, rc = NS_EXIT_OK;
     uint64_t v;
     double x;
@@ -167,6 +168,7 @@ int cmd_detect(int argc, char **argv)
     memset(&r, 0, sizeof r);
     memset(&head, 0, sizeof head);
     memset(&ref, 0, sizeof ref);
+    memset(&od, 0, sizeof od);
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -254,7 +256,9 @@ int cmd_detect(int argc, char **argv)
     memcpy(out_dir, out, out_len);
     out_dir[out_len] = '\0';
 
-    st = ns_reference_load(ref_path, &ref);
+    st = ns_cli_outdir_check(out_dir, "detect");
+    if (st == NS_OK)
+        st = ns_reference_load(ref_path, &ref);
     if (st == NS_OK && model)
         st = check_model(model, &ref);
     if (st == NS_OK && ref.format_version < 2 && !quiet)
@@ -292,53 +296,23 @@ int cmd_detect(int argc, char **argv)
 
     /* Everything is written aside and swapped in, so OUT is either the old
      * complete set or the new one. */
-    if (snprintf(tmp_dir, sizeof tmp_dir, "%s.tmp.%ld", out_dir, (long)getpid()) >=
-            (int)sizeof tmp_dir ||
-        snprintf(old_dir, sizeof old_dir, "%s.old.%ld", out_dir, (long)getpid()) >=
-            (int)sizeof old_dir) {
-        tmp_dir[0] = '\0';
-        st = ns_error(NS_ERR_USAGE, "--out path too long");
-        goto fail;
-    }
-    ns_cli_remove_flat_dir(tmp_dir);
-    st = ns_mkdir_p(tmp_dir);
+    st = ns_cli_outdir_begin(&od, out_dir, "detect");
     if (st != NS_OK)
         goto fail;
     ns_report_default_opts(&ro);
     ro.history = hist;
     ro.n_history = n_hist;
-    if (snprintf(path, sizeof path, "%s/detect.h5", tmp_dir) >= (int)sizeof path) {
+    if (snprintf(path, sizeof path, "%s/detect.h5", od.tmp) >= (int)sizeof path) {
         st = ns_error(NS_ERR_USAGE, "--out path too long");
         goto fail;
     }
     st = ns_detfile_save(&r, &ref, path);
     if (st == NS_OK)
-        st = ns_report_write(s, &ref, &r, &ro, tmp_dir);
+        st = ns_report_write(s, &ref, &r, &ro, od.tmp);
     if (st == NS_OK)
-        st = ns_fsync_dir(tmp_dir);
+        st = ns_cli_outdir_commit(&od);
     if (st != NS_OK)
         goto fail;
-    struct stat sb;
-    if (stat(out_dir, &sb) == 0) {
-        if (!S_ISDIR(sb.st_mode)) {
-            st = ns_error(NS_ERR_USAGE, "--out '%s' exists and is not a directory", out_dir);
-            goto fail;
-        }
-        if (rename(out_dir, old_dir) != 0) {
-            st = ns_error(NS_ERR_IO, "cannot move the old '%s' aside: %s", out_dir,
-                          strerror(errno));
-            goto fail;
-        }
-    }
-    if (rename(tmp_dir, out_dir) != 0) {
-        st = ns_error(NS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp_dir, out_dir,
-                      strerror(errno));
-        rename(old_dir, out_dir);
-        goto fail;
-    }
-    tmp_dir[0] = '\0';
-    ns_fsync_parent(out_dir);
-    ns_cli_remove_flat_dir(old_dir);
     if (!quiet)
         print_result(&r, out_dir);
     if (fail_on_shift && r.shift)
@@ -349,8 +323,7 @@ int cmd_detect(int argc, char **argv)
 fail:
     rc = ns_cli_fail("detect", st);
 done:
-    if (tmp_dir[0])
-        ns_cli_remove_flat_dir(tmp_dir);
+    ns_cli_outdir_abort(&od);
     free(hist);
     ns_detect_result_release(&r);
     ns_reference_release(&ref);

@@ -160,7 +160,7 @@ int cmd_evaluate(int argc, char **argv)
     {
         ns_evrep_head eh = {head_path,  h.head_id,  ns_head_kind_name(h.kind), h.temperature,
                             h.n_classes, p.known, h.dataset_id, h.label_sets, h.model_id};
-        if ((st = ns_cli_outdir_begin(&od, out)) != NS_OK ||
+        if ((st = ns_cli_outdir_begin(&od, out, "evaluate")) != NS_OK ||
             (st = ns_evaluate_report_write(s, &ds, &es, &p, &r, &eh, &ro, od.tmp)) != NS_OK ||
             (st = ns_cli_outdir_commit(&od)) != NS_OK)
             goto fail;

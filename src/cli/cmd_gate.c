@@ -173,7 +173,7 @@ int cmd_gate(int argc, char **argv)
         ns_evrep_head ep = {prod_path,   hp.head_id,  ns_head_kind_name(hp.kind),
                             hp.temperature, hp.n_classes, pp.known, hp.dataset_id,
                             hp.label_sets, hp.model_id};
-        if ((st = ns_cli_outdir_begin(&od, out)) != NS_OK ||
+        if ((st = ns_cli_outdir_begin(&od, out, "gate")) != NS_OK ||
             (st = ns_gate_report_write(s, &ds, &es, pol, &g, &pc, &pp, &rc, &rp, &ec, &ep, &ro,
                                        od.tmp)) != NS_OK ||
             (st = ns_cli_outdir_commit(&od)) != NS_OK)

@@ -165,7 +165,9 @@ int cmd_reference(int argc, char **argv)
         fprintf(stderr, "nightshift reference build: unexpected argument '%s'\n", argv[optind]);
         return NS_EXIT_USAGE;
     }
-    st = ns_store_open_read(store, &s);
+    st = ns_cli_check_ref_out(out);
+    if (st == NS_OK)
+        st = ns_store_open_read(store, &s);
     if (st == NS_OK)
         st = ns_reference_build(s, &o, &ref);
     if (st == NS_OK)

@@ -1,6 +1,8 @@
 #include "nightshift/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -103,6 +105,55 @@ ns_status ns_tmp_name(const char *path, char *buf, size_t cap)
     if (n < 0 || (size_t)n >= cap)
         return ns_error(NS_ERR_USAGE, "path too long: '%s'", path);
     return NS_OK;
+}
+
+int ns_is_tmp_name(const char *name, long *pid)
+{
+    const char *p = strrchr(name, '.');
+    if (!p || p[1] == '\0' || p - name < 4)
+        return 0;
+    for (const char *q = p + 1; *q; q++)
+        if (*q < '0' || *q > '9')
+            return 0;
+    if (strncmp(p - 4, ".tmp", 4) != 0 && strncmp(p - 4, ".old", 4) != 0)
+        return 0;
+    if (pid)
+        *pid = strtol(p + 1, NULL, 10);
+    return 1;
+}
+
+int ns_pid_alive(long pid)
+{
+    if (pid <= 0)
+        return 0;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+void ns_tmp_sweep(const char *path)
+{
+    char dir[PATH_MAX], p[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    struct dirent *e;
+    DIR *d;
+    long pid;
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if ((size_t)(slash - path) >= sizeof dir)
+        return;
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (!(d = opendir(dir)))
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, base, blen) != 0 || strncmp(e->d_name + blen, ".tmp.", 5) != 0 ||
+            !ns_is_tmp_name(e->d_name, &pid) || ns_pid_alive(pid))
+            continue;
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < (int)sizeof p)
+            unlink(p);
+    }
+    closedir(d);
 }
 
 ns_status ns_write_file_atomic(const char *path, const void *data, size_t len)

@@ -422,7 +422,9 @@ ns_status ns_detfile_history(const char *dir, const char *model_id, const ns_ref
         char path[PATH_MAX];
         struct stat sb;
         int ok = 0;
-        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof items->name)
+        /* A run in progress or killed leaves NAME.tmp.<pid>: never a result. */
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof items->name ||
+            ns_is_tmp_name(e->d_name, NULL))
             continue;
         if ((size_t)snprintf(path, sizeof path, "%s/%s/detect.h5", dir, e->d_name) >=
                 sizeof path ||
