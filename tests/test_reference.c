@@ -461,7 +461,7 @@ START_TEST(test_reference_build)
     {
         float *z = malloc(r.sample.n * DIM * sizeof *z);
         ck_assert_ptr_nonnull(z);
-        ns_whiten_apply_ref(&r.wh, r.sample.emb, r.sample.n, z);
+        ck_assert_ns_ok(ns_whiten_apply_ref(&r.wh, r.sample.emb, r.sample.n, z));
         for (size_t i = 0; i < r.sample.n * DIM; i++)
             ck_assert_msg(fabsf(z[i] - r.wemb[i]) <= 1e-3f * (1 + fabsf(z[i])), "wemb[%zu]", i);
         free(z);

@@ -72,6 +72,11 @@ void ns_clips_canonical(const ns_store *s, size_t *rows, size_t n_rows);
 ns_status ns_frameset_load(ns_store *s, const char *model_id, int d, const size_t *rows,
                            size_t n_rows, ns_frameset *out);
 
+/* Allocates every array of f for cap frames (of dimension f->d; 0 counts
+ * as 1) and n_clips clips; on failure, what was allocated stays for
+ * ns_frameset_release. */
+ns_status ns_frameset_alloc(ns_frameset *f, size_t cap, size_t n_clips);
+
 void ns_frameset_release(ns_frameset *f); /* NULL-safe, idempotent */
 
 #endif

@@ -46,7 +46,7 @@ ns_status ns_whiten_fit_ref(const float *x, size_t n, int d, const uint8_t *skip
 
 /* out (n, d) = W (x - mean) per row; out may be x (transformed in place). */
 ns_status ns_whiten_apply(const ns_whiten *w, const float *x, size_t n, float *out);
-void ns_whiten_apply_ref(const ns_whiten *w, const float *x, size_t n, float *out);
+ns_status ns_whiten_apply_ref(const ns_whiten *w, const float *x, size_t n, float *out);
 
 void ns_whiten_release(ns_whiten *w); /* NULL-safe, idempotent */
 

@@ -171,8 +171,7 @@ ns_status ns_nights_clips(const ns_store *s, char (*nights)[NS_NIGHT_LEN], size_
 
 /* ---- the canonical clip order ------------------------------------------------- */
 
-/* Every array of a frameset for cap frames (d from f->d) and n_clips clips. */
-static ns_status frameset_alloc(ns_frameset *f, size_t cap, size_t n_clips)
+ns_status ns_frameset_alloc(ns_frameset *f, size_t cap, size_t n_clips)
 {
     size_t d = (size_t)(f->d ? f->d : 1);
     f->emb = malloc(cap * d * sizeof *f->emb);
@@ -241,7 +240,7 @@ static ns_status order_clips(ns_frameset *f)
     g.n_clips = f->n_clips;
     memcpy(g.model_id, f->model_id, sizeof g.model_id);
     order = malloc(f->n_clips * sizeof *order);
-    if ((st = frameset_alloc(&g, n, f->n_clips)) != NS_OK)
+    if ((st = ns_frameset_alloc(&g, n, f->n_clips)) != NS_OK)
         goto done;
     if (!order) {
         st = ns_error(NS_ERR_NOMEM, "no memory to order a frameset of %zu clips", f->n_clips);
@@ -496,7 +495,7 @@ ns_status ns_frameset_load(ns_store *s, const char *model_id, int d, const size_
     f.n_clips = n_rows;
     if (model_id)
         memcpy(f.model_id, model_id, NS_SHA256_HEX);
-    if ((st = frameset_alloc(&f, cap, n_rows)) != NS_OK)
+    if ((st = ns_frameset_alloc(&f, cap, n_rows)) != NS_OK)
         goto done;
     rg = malloc((max_run ? max_run : 1) * sizeof *rg);
     if (!rg) {

@@ -404,15 +404,11 @@ ns_status ns_reference_load(const char *path, ns_reference *out)
     s->n_clips = (size_t)n_clips;
     r.n_cameras = (size_t)n_cam;
     memcpy(s->model_id, r.model_id, NS_SHA256_HEX);
+    if ((st = ns_frameset_alloc(s, N, (size_t)n_clips)) != NS_OK) {
+        st = ns_error_wrap(st, "'%s'", path);
+        goto done;
+    }
     r.nights = calloc(r.n_nights, sizeof *r.nights);
-    s->emb = malloc(N * D * sizeof *s->emb);
-    s->props = malloc(N * P * sizeof *s->props);
-    s->clip = malloc(N * sizeof *s->clip);
-    s->index = malloc(N * sizeof *s->index);
-    s->timestamp = malloc(N * sizeof *s->timestamp);
-    s->member = malloc(N * sizeof *s->member);
-    s->view_row = malloc(N * sizeof *s->view_row);
-    s->clips = calloc(n_clips ? (size_t)n_clips : 1, sizeof *s->clips);
     r.loco = malloc(N * sizeof *r.loco);
     r.loco_idx = malloc(N * K * sizeof *r.loco_idx);
     r.centroids = malloc(KM * D * sizeof *r.centroids);
@@ -423,8 +419,7 @@ ns_status ns_reference_load(const char *path, ns_reference *out)
     r.cam_mean = malloc(NC * P * sizeof *r.cam_mean);
     r.cam_std = malloc(NC * P * sizeof *r.cam_std);
     r.cam_n = malloc(NC * sizeof *r.cam_n);
-    if (!r.nights || !s->emb || !s->props || !s->clip || !s->index || !s->timestamp ||
-        !s->member || !s->view_row || !s->clips || !r.loco || !r.loco_idx ||
+    if (!r.nights || !r.loco || !r.loco_idx ||
         !r.centroids || !r.counts || !r.radius_mean || !r.radius_max || !r.cameras ||
         !r.cam_mean || !r.cam_std || !r.cam_n) {
         st = ns_error(NS_ERR_NOMEM, "'%s': no memory for a reference of %llu frames (dim %d)",
