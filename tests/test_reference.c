@@ -190,6 +190,13 @@ START_TEST(test_nights_select)
     expect_bad(s, "2026-11-01,,2026-11-02", NS_ERR_USAGE);
     expect_bad(s, "2026-11-01,", NS_ERR_USAGE);
     expect_bad(s, "2026-11-01...2026-11-02", NS_ERR_USAGE);
+    /* Issue 16 defect 7: calendar-impossible dates are usage errors, not
+     * "no night matches" (exit 2, not 1). */
+    expect_bad(s, "2026-13-01..2026-13-05", NS_ERR_USAGE);
+    expect_bad(s, "2026-11-00..", NS_ERR_USAGE);
+    expect_bad(s, "..2026-02-30", NS_ERR_USAGE);
+    expect_bad(s, "2026-11-01,2026-11-32", NS_ERR_USAGE);
+    expect_bad(s, "2100-02-29", NS_ERR_USAGE);
     expect_bad(s, "2026-12-01..", NS_ERR_NOT_FOUND);
     assert_msg_has("2026-12-01..");
     expect_bad(s, "2026-11-04", NS_ERR_NOT_FOUND);

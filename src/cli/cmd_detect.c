@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "nightshift/clipmeta.h"
 #include "nightshift/detect.h"
 #include "nightshift/detfile.h"
 #include "nightshift/fsutil.h"
@@ -22,6 +23,7 @@
 #include "nightshift/reference.h"
 #include "nightshift/report.h"
 #include "nightshift/store.h"
+#include "nightshift/strbuf.h"
 
 static void help(const ns_detect_opts *d)
 {
@@ -131,6 +133,25 @@ static void print_result(const ns_detect_result *r, const char *out)
            r->seconds[4],
            r->seconds[5]);
     printf("  report: %s/report.html\n", out);
+}
+
+/* A store is identified by the content hashes of its clips: a reference none
+ * of whose clips this store holds was built from another store (issue 16
+ * defect 8).  Retention may have dropped some reference nights, so only
+ * "none at all" is worth a warning. */
+static void warn_other_store(const char *ref_path, const ns_reference *ref, const ns_store *s,
+                             const char *store)
+{
+    size_t found = 0;
+    for (size_t c = 0; c < ref->sample.n_clips; c++)
+        found += ns_store_find_clip(s, ref->sample.clips[c].sha256) >= 0;
+    char from[4 * 200 + 4]; /* the file's own words: escaped for the terminal */
+    if (ref->sample.n_clips == 0 || found > 0)
+        return;
+    ns_text_show(from, sizeof from, ref->store, 200);
+    fprintf(stderr, "nightshift detect: warning: reference '%s' was built from another "
+            "store ('%s'): none of its %zu clips is in store '%s'\n", ref_path, from,
+            ref->sample.n_clips, store);
 }
 
 int cmd_detect(int argc, char **argv)
@@ -245,6 +266,11 @@ int cmd_detect(int argc, char **argv)
         fprintf(stderr, "nightshift detect: unexpected argument '%s'\n", argv[optind]);
         return NS_EXIT_USAGE;
     }
+    char night_buf[NS_NIGHT_LEN];
+    if (ns_parse_night(night, night_buf) != NS_OK) {
+        fprintf(stderr, "nightshift detect: --night: %s\n", ns_errmsg());
+        return NS_EXIT_USAGE;
+    }
     size_t out_len = strlen(out);
     while (out_len > 1 && out[out_len - 1] == '/')
         out_len--;
@@ -273,6 +299,8 @@ int cmd_detect(int argc, char **argv)
     }
     if (st == NS_OK)
         st = ns_store_open_read(store, &s);
+    if (st == NS_OK)
+        warn_other_store(ref_path, &ref, s, store);
     if (st == NS_OK)
         st = ns_detect_run(s, &ref, night, &o, &r);
     if (st != NS_OK)

@@ -138,6 +138,19 @@ int cmd_embed(int argc, char **argv)
         fprintf(stderr, "nightshift embed: unexpected argument '%s'\n", argv[optind]);
         return NS_EXIT_USAGE;
     }
+    if (o.precision != NS_PREC_FP32) {
+        /* A reduced precision the run's device cannot give is the user's
+         * choice to correct: a usage error, like ingest's. */
+        ns_device got = o.device;
+        if (o.device == NS_DEVICE_AUTO && ns_device_resolve(o.device, &got) != NS_OK)
+            got = NS_DEVICE_CPU;
+        if (got == NS_DEVICE_CPU || got == NS_DEVICE_REF) {
+            fprintf(stderr, "nightshift embed: --precision %s needs --device cuda (the %s "
+                            "executor is fp32 only)\n",
+                    ns_precision_name(o.precision), ns_device_name(got));
+            return NS_EXIT_USAGE;
+        }
+    }
     ns_cli_progress_init(&prog, !quiet);
     o.on_progress = on_progress;
     o.ctx = &prog;

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "nightly_run.h"
+#include "nightshift/clipmeta.h"
 #include "nightshift/fsutil.h"
 #include "nightshift/morning.h"
 #include "nightshift/registry.h"
@@ -76,10 +77,8 @@ static int stage_index(const char *name)
 
 static int valid_night(const char *s)
 {
-    int y, m, d;
-    char extra;
-    return strlen(s) == 10 && sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &extra) == 3 && m >= 1 &&
-           m <= 12 && d >= 1 && d <= 31;
+    char out[NS_NIGHT_LEN];
+    return ns_parse_night(s, out) == NS_OK; /* a real calendar date */
 }
 
 typedef struct log_ctx {

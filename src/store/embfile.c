@@ -162,6 +162,39 @@ static ns_status open_checked(const char *path, const char *model_id, const ns_s
     return NS_OK;
 }
 
+ns_status ns_emb_open_read(const ns_store *s, const char *model_id, const ns_shard_entry *sh,
+                           int dim, char *path, size_t cap, hid_t *f)
+{
+    ns_status st;
+    int ok = 0;
+    *f = H5I_INVALID_HID;
+    ns_h5_init();
+    if ((st = ns_emb_file_path(s, model_id, sh->id, path, cap)) != NS_OK)
+        return st;
+    if (access(path, F_OK) != 0)
+        return ns_error(NS_ERR_NOT_FOUND, "night %s shard %u has no embeddings for model %.12s "
+                        "-- run `nightshift embed`", sh->night, sh->id, model_id);
+    if ((st = open_checked(path, model_id, sh, dim, f, &ok)) != NS_OK)
+        return st;
+    if (!ok)
+        return ns_error(NS_ERR_CORRUPT, "embeddings '%s' are damaged or do not match shard '%s' "
+                        "(format, model, checksum, dim %d or %llu frames) -- rerun `nightshift "
+                        "embed`", path, sh->path, dim, (unsigned long long)sh->n_frames);
+    return NS_OK;
+}
+
+ns_status ns_emb_check_finite(const char *path, const float *emb, size_t n, int dim,
+                              size_t first_row)
+{
+    const size_t total = n * (size_t)dim;
+    for (size_t i = 0; i < total; i++)
+        if (!isfinite(emb[i]))
+            return ns_error(NS_ERR_CORRUPT, "'%s': /embeddings row %zu holds a non-finite value "
+                            "(%g) -- rerun `nightshift embed`", path,
+                            first_row + i / (size_t)dim, (double)emb[i]);
+    return NS_OK;
+}
+
 ns_status ns_emb_present(const ns_store *s, const char *model_id, const ns_shard_entry *sh,
                          int dim, int *present)
 {
@@ -338,6 +371,8 @@ ns_status ns_emb_read(const ns_store *s, const char *model_id, const ns_shard_en
     d = H5Dopen2(f, "embeddings", H5P_DEFAULT);
     if (d < 0 || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
         st = ns_h5_error(NS_ERR_CORRUPT, "'%s': cannot read /embeddings", path);
+    if (st == NS_OK)
+        st = ns_emb_check_finite(path, out, sh->n_frames, dim, 0);
     if (d >= 0)
         H5Dclose(d);
     H5Fclose(f);

@@ -11,19 +11,22 @@
 #include <string.h>
 
 #include "nightshift/clip.h"
+#include "nightshift/clipmeta.h"
 #include "nightshift/embeddings.h"
 #include "store_internal.h"
 
 /* ---- nights ------------------------------------------------------------------ */
 
+/* A real calendar date YYYY-MM-DD of exactly len characters (the one check
+ * every command shares: ns_parse_night). */
 static int valid_night(const char *n, size_t len)
 {
+    char one[NS_NIGHT_LEN], out[NS_NIGHT_LEN];
     if (len != 10)
         return 0;
-    for (int i = 0; i < 10; i++)
-        if ((i == 4 || i == 7) ? n[i] != '-' : (n[i] < '0' || n[i] > '9'))
-            return 0;
-    return 1;
+    memcpy(one, n, 10);
+    one[10] = '\0';
+    return ns_parse_night(one, out) == NS_OK;
 }
 
 static int cmp_night(const void *a, const void *b) { return strcmp(a, b); }
@@ -435,15 +438,12 @@ static ns_status load_run(ns_store *s, const char *model_id, int d, const size_t
     }
     if (!model_id)
         goto done;
-    if ((st = ns_emb_file_path(s, model_id, sh->id, epath, sizeof epath)) != NS_OK)
+    if ((st = ns_emb_open_read(s, model_id, sh, d, epath, sizeof epath, &ef)) != NS_OK)
         goto done;
-    ef = H5Fopen(epath, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (ef < 0) {
-        st = ns_h5_error(NS_ERR_IO, "cannot open embeddings '%s'", epath);
-        goto done;
-    }
     st = read_ranges(ef, epath, "embeddings", H5T_NATIVE_FLOAT, 2, tail_e, rg, n_rg, total,
                      f->emb + first * (size_t)d);
+    for (size_t k = 0, at = first; st == NS_OK && k < n_rg; at += rg[k].n, k++)
+        st = ns_emb_check_finite(epath, f->emb + at * (size_t)d, rg[k].n, d, rg[k].off);
 done:
     if (ef >= 0) H5Fclose(ef);
     return st;

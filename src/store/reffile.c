@@ -299,6 +299,48 @@ static ns_status read_attrs(hid_t f, const char *path, ns_reference *r, int *dim
     return NS_OK;
 }
 
+/* Row of the first non-finite value of v[0..n), or n (issue 16 defect 8). */
+static size_t first_nonfinite(const float *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n && isfinite(v[i]))
+        i++;
+    return i;
+}
+
+/* Every number detect computes with is finite: a NaN in the sample or the
+ * calibration would make every frame "not novel" without a word. */
+static ns_status check_finite(const ns_reference *r, const char *path)
+{
+    const ns_frameset *s = &r->sample;
+    const size_t D = (size_t)s->d, K = (size_t)r->knn_k, KM = (size_t)r->kmeans_k;
+    size_t i;
+    if ((i = first_nonfinite(s->emb, s->n * D)) < s->n * D)
+        return ns_error(NS_ERR_CORRUPT, "'%s': /sample/emb row %zu holds a non-finite value "
+                        "(%g); rebuild the reference from a good store", path, i / D,
+                        (double)s->emb[i]);
+    for (i = 0; i < s->n; i++) {
+        float v = r->loco[i];
+        /* +inf only where the frame has fewer than k other-clip neighbours. */
+        int missing = r->loco_idx[i * K + K - 1] < 0;
+        if (isnan(v) || v < 0 || (isinf(v) && !missing))
+            return ns_error(NS_ERR_CORRUPT, "'%s': /sample/loco[%zu] is %g, expected a finite "
+                            "distance >= 0; rebuild the reference", path, i, (double)v);
+    }
+    if ((i = first_nonfinite(r->centroids, KM * D)) < KM * D)
+        return ns_error(NS_ERR_CORRUPT, "'%s': /kmeans/centroids row %zu holds a non-finite "
+                        "value", path, i / D);
+    for (i = 0; i < KM; i++)
+        if (!(r->radius_mean[i] >= 0) || !(r->radius_max[i] >= 0) ||
+            isinf(r->radius_mean[i]) || isinf(r->radius_max[i]))
+            return ns_error(NS_ERR_CORRUPT, "'%s': /kmeans radius of centroid %zu is not a "
+                            "finite distance", path, i);
+    if (!isfinite(r->sigma) || r->sigma <= 0)
+        return ns_error(NS_ERR_CORRUPT, "'%s': attribute sigma is %g, expected > 0", path,
+                        r->sigma);
+    return NS_OK;
+}
+
 /* Cross-references that later stages index with: checked once here. */
 static ns_status check_body(const ns_reference *r, const char *path)
 {
@@ -476,7 +518,8 @@ ns_status ns_reference_load(const char *path, ns_reference *out)
         fc->sha256[NS_SHA256_HEX - 1] = fc->camera[NS_CAMERA_LEN - 1] = '\0';
         fc->night[NS_NIGHT_LEN - 1] = fc->source[NS_SOURCE_LEN - 1] = '\0';
     }
-    if ((st = check_body(&r, path)) != NS_OK || (st = read_whiten(f, path, &r)) != NS_OK)
+    if ((st = check_body(&r, path)) != NS_OK || (st = check_finite(&r, path)) != NS_OK ||
+        (st = read_whiten(f, path, &r)) != NS_OK)
         goto done;
     if ((st = ns_reference_calibrate(&r)) != NS_OK) {
         st = ns_error_wrap(st, "'%s'", path);

@@ -115,6 +115,15 @@ ns_status ns_h5_rows(hid_t dset, const char *path, const char *name, uint64_t *r
  * that is not 64 lowercase hex digits. */
 ns_status ns_emb_file_path(const ns_store *s, const char *model_id, uint32_t shard, char *buf,
                           size_t cap);
+/* Opens the embeddings file of shard sh for reading (path filled): NS_ERR_CORRUPT
+ * naming it when its format, model, shard checksum, dim or frame count do not
+ * match what the store says (stale or damaged: rerun embed). */
+ns_status ns_emb_open_read(const ns_store *s, const char *model_id, const ns_shard_entry *sh,
+                           int dim, char *path, size_t cap, hid_t *f);
+/* NS_ERR_CORRUPT naming path and the row when emb (n, dim) holds a NaN or an
+ * infinity (issue 16 defect 8): embeddings are always finite. */
+ns_status ns_emb_check_finite(const char *path, const float *emb, size_t n, int dim,
+                              size_t first_row);
 
 /* Writes one HDF5 file atomically: creates <path>.tmp.<pid>, lets write()
  * fill it (tmp names the file in its messages), closes, fsyncs and renames
