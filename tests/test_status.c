@@ -180,6 +180,25 @@ START_TEST(test_warnings_are_bounded)
 }
 END_TEST
 
+/* Issue 16 defect 9: a message is one printable line, whatever it quotes. */
+START_TEST(test_error_message_is_one_printable_line)
+{
+    ns_warnings w = {0};
+    ns_error(NS_ERR_IO, "cannot write '%s': %s", "a\nb\033[31m.h5", "failed: time = x\n, fd = 3");
+    ck_assert_str_eq(ns_errmsg(), "cannot write 'a\\x0ab\\x1b[31m.h5': failed: time = x\\x0a, fd = 3");
+    ns_error_wrap(NS_ERR_IO, "shard '%s'", "c\rd");
+    ck_assert_str_eq(ns_errmsg(), "shard 'c\\x0dd': cannot write 'a\\x0ab\\x1b[31m.h5': failed: time = "
+                                  "x\\x0a, fd = 3");
+    ns_error(NS_ERR_CORRUPT, "checksum %s", "\xff\xfe\x01ok");
+    ck_assert_str_eq(ns_errmsg(), "checksum \\xff\\xfe\\x01ok");
+    ns_error(NS_ERR_IO, "caf\xc3\xa9"); /* valid UTF-8 stays */
+    ck_assert_str_eq(ns_errmsg(), "caf\xc3\xa9");
+    ns_warn(&w, "camera '%s'", "cam\n03");
+    ck_assert_str_eq(w.msgs[0], "camera 'cam\\x0a03'");
+    ns_warnings_release(&w);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("status");
@@ -191,6 +210,7 @@ int main(void)
     tcase_add_test(tc, test_checksum_known_values);
     tcase_add_test(tc, test_checksum_parse_rejects);
     tcase_add_test(tc, test_warnings_are_bounded);
+    tcase_add_test(tc, test_error_message_is_one_printable_line);
     suite_add_tcase(s, tc);
     return ns_test_run(s);
 }

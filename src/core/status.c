@@ -1,4 +1,5 @@
 #include "nightshift/status.h"
+#include "nightshift/strbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,12 +34,23 @@ const char *ns_strerror(ns_status code)
     return names[code];
 }
 
+/* Every recorded message is one printable line: a message carries file
+ * names, camera ids and library text (HDF5's run to several lines), and it
+ * ends up on a terminal, in a log and in JSON.  Control characters and
+ * invalid UTF-8 become \\xNN (ns_text_show, the one escape for such text). */
+static void set_msg(const char *raw)
+{
+    ns_text_show(tls_msg, sizeof tls_msg, raw, (size_t)-1);
+}
+
 ns_status ns_error(ns_status code, const char *fmt, ...)
 {
+    char raw[NS_ERRMSG_CAP];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tls_msg, sizeof tls_msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    set_msg(raw);
     return code;
 }
 
@@ -51,7 +63,7 @@ ns_status ns_error_wrap(ns_status code, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     if (tls_msg[0] == '\0') {
-        snprintf(tls_msg, sizeof tls_msg, "%s", prefix);
+        set_msg(prefix);
         return code;
     }
     {
@@ -59,9 +71,7 @@ ns_status ns_error_wrap(ns_status code, const char *fmt, ...)
         memcpy(joined, prefix, pl);
         memcpy(joined + pl, ": ", 2);
         memcpy(joined + pl + 2, tls_msg, ol + 1);
-        if (pl + 2 + ol >= sizeof tls_msg)
-            joined[sizeof tls_msg - 1] = '\0';
-        memcpy(tls_msg, joined, sizeof tls_msg);
+        set_msg(joined); /* the old part is escaped already: a no-op on it */
     }
     return code;
 }

@@ -1,4 +1,5 @@
 #include "nightshift/warn.h"
+#include "nightshift/strbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,14 +8,15 @@
 
 void ns_warn(ns_warnings *w, const char *fmt, ...)
 {
-    char buf[1024];
+    char raw[1024], buf[1024];
     va_list ap;
     w->n_total++;
     if (w->n_kept >= NS_WARN_KEEP)
         return;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    ns_text_show(buf, sizeof buf, raw, (size_t)-1); /* one printable line */
     w->msgs[w->n_kept] = strdup(buf);
     if (w->msgs[w->n_kept])
         w->n_kept++;

@@ -118,6 +118,10 @@ typedef struct run {
     ns_shard_writer *w;
     char w_night[NS_NIGHT_LEN];
     int w_clip_open;
+    /* Counted as ingested but in the open shard: uncounted if it is lost. */
+    size_t w_clips;
+    uint64_t w_stored, w_damaged;
+    char w_last_sha[NS_SHA256_HEX]; /* of its last clip: in the catalog iff committed */
     digest_set seen;
     ns_ingest_summary *sum;
     ns_ingest_progress prog;
@@ -224,6 +228,17 @@ static ns_status clip_done(run *r, ns_loaded *ld, ns_outcome oc, const char *rea
     return st;
 }
 
+/* The open shard's clips never reached the catalog: the summary must not
+ * count them (they are ingested by a rerun). */
+static void uncount_shard(run *r)
+{
+    r->sum->clips[NS_OUTCOME_INGESTED] -= r->w_clips;
+    r->sum->frames_stored -= r->w_stored;
+    r->sum->frames_damaged -= r->w_damaged;
+    r->w_clips = 0;
+    r->w_stored = r->w_damaged = 0;
+}
+
 static ns_status commit_shard(run *r)
 {
     ns_status st;
@@ -233,8 +248,14 @@ static ns_status commit_shard(run *r)
     clips = ns_shard_clips(r->w);
     st = ns_shard_commit(r->w);
     r->w = NULL;
-    if (st == NS_OK && clips > 0)
+    /* A commit can fail after the catalog took the shard (a stale view):
+     * the catalog says which. */
+    if (clips > 0 && (st == NS_OK || ns_store_find_clip(r->store, r->w_last_sha) >= 0))
         r->sum->shards_committed++;
+    else
+        uncount_shard(r);
+    r->w_clips = 0;
+    r->w_stored = r->w_damaged = 0;
     return st;
 }
 
@@ -293,6 +314,10 @@ static ns_status append_batch(run *r, batch *b)
             break;
         r->sum->frames_stored += c->rec.frames_stored;
         r->sum->frames_damaged += c->rec.frames_damaged;
+        r->w_clips++;
+        r->w_stored += c->rec.frames_stored;
+        r->w_damaged += c->rec.frames_damaged;
+        memcpy(r->w_last_sha, c->rec.sha256, NS_SHA256_HEX);
         st = clip_done(r, c->ld, NS_OUTCOME_INGESTED, "", &c->rec);
         if (st == NS_OK && ns_shard_frames(r->w) >= r->o->shard_frames)
             st = commit_shard(r);
@@ -710,6 +735,8 @@ static ns_status run_init(run *r, const char *store_dir, const ns_ingest_opts *o
 static void run_release(run *r)
 {
     ns_loader_stop(r->loader);
+    if (r->w)
+        uncount_shard(r);
     ns_shard_discard(r->w);
     if (r->dec)
         for (int i = 0; i < r->threads; i++)

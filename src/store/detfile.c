@@ -312,6 +312,7 @@ static ns_status write_all(hid_t f, const char *tmp, void *ctx)
 
 ns_status ns_detfile_save(const ns_detect_result *r, const ns_reference *ref, const char *path)
 {
+    ns_h5_init();
     ns_status st;
     det_save c = {r, ref, NULL};
     size_t rows = r->tonight.n_clips;
@@ -380,7 +381,7 @@ static void read_point(const char *path, const char *model_id, const char *from,
     *ok = 1;
 done:
     if (f >= 0)
-        H5Fclose(f);
+        ns_h5_fclose(f);
     H5Eclear2(H5E_DEFAULT);
     ns_error_clear();
 }
@@ -401,6 +402,7 @@ static int hist_cmp(const void *a, const void *b)
 ns_status ns_detfile_history(const char *dir, const char *model_id, const ns_reference *ref,
                              const char *before, size_t max, ns_history_point **out, size_t *n)
 {
+    ns_h5_init();
     ns_status st = NS_OK;
     DIR *d = NULL;
     struct dirent *e;

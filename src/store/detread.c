@@ -100,6 +100,7 @@ done:
 
 ns_status ns_detfile_frames(const char *path_in, ns_det_frames *out)
 {
+    ns_h5_init();
     ns_status st;
     ns_det_frames r;
     char path[PATH_MAX];
@@ -179,7 +180,7 @@ ns_status ns_detfile_frames(const char *path_in, ns_det_frames *out)
 done:
     if (d >= 0) H5Dclose(d);
     if (t >= 0) H5Tclose(t);
-    if (f >= 0) H5Fclose(f);
+    if (f >= 0) ns_h5_fclose(f);
     ns_det_frames_release(&r);
     return st;
 }

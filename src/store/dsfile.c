@@ -164,6 +164,7 @@ static ns_status check(const ns_dataset *ds, const char *path)
 
 ns_status ns_dataset_save(ns_dataset *ds, const char *path)
 {
+    ns_h5_init();
     ns_status st;
     pad_strings(&ds->classes[0][0], ds->n_classes, NS_LABEL_LEN);
     pad_strings(&ds->clip[0][0], ds->n, NS_SHA256_HEX);
@@ -259,6 +260,7 @@ done:
 
 ns_status ns_dataset_load(const char *path, ns_dataset *out)
 {
+    ns_h5_init();
     ns_status st;
     ns_dataset ds;
     hid_t f = H5I_INVALID_HID;
@@ -314,7 +316,7 @@ ns_status ns_dataset_load(const char *path, ns_dataset *out)
 done:
     types_close(&t);
     if (f >= 0)
-        H5Fclose(f);
+        ns_h5_fclose(f);
     ns_dataset_release(&ds);
     return st;
 }

@@ -153,7 +153,7 @@ static ns_status open_checked(const char *path, const char *model_id, const ns_s
         (st = ns_h5_read_attr(f, path, "dim", H5T_NATIVE_INT32, &d)) != NS_OK || d != dim ||
         (st = ns_h5_read_attr(f, path, "n_frames", H5T_NATIVE_UINT64, &n)) != NS_OK ||
         n != sh->n_frames) {
-        H5Fclose(f);
+        ns_h5_fclose(f);
         ns_error_clear();
         return NS_OK;
     }
@@ -198,6 +198,7 @@ ns_status ns_emb_check_finite(const char *path, const float *emb, size_t n, int 
 ns_status ns_emb_present(const ns_store *s, const char *model_id, const ns_shard_entry *sh,
                          int dim, int *present)
 {
+    ns_h5_init();
     char path[PATH_MAX];
     hid_t f;
     ns_status st;
@@ -209,12 +210,13 @@ ns_status ns_emb_present(const ns_store *s, const char *model_id, const ns_shard
         return NS_OK;
     st = open_checked(path, model_id, sh, dim, &f, present);
     if (f >= 0)
-        H5Fclose(f);
+        ns_h5_fclose(f);
     return st;
 }
 
 ns_status ns_emb_dim(const ns_store *s, const char *model_id, const ns_shard_entry *sh, int *dim)
 {
+    ns_h5_init();
     char path[PATH_MAX];
     hid_t f = H5I_INVALID_HID;
     int32_t d = 0;
@@ -230,7 +232,7 @@ ns_status ns_emb_dim(const ns_store *s, const char *model_id, const ns_shard_ent
         return st;
     if ((st = ns_h5_read_attr(f, path, "dim", H5T_NATIVE_INT32, &d)) == NS_OK && d < 1)
         st = ns_error(NS_ERR_CORRUPT, "'%s': dim %d", path, (int)d);
-    H5Fclose(f);
+    ns_h5_fclose(f);
     *dim = d;
     return st;
 }
@@ -293,6 +295,7 @@ done:
 
 ns_status ns_emb_append(ns_emb_writer *w, const float *emb, size_t n)
 {
+    ns_h5_init();
     ns_status st = NS_OK;
     hsize_t size[2] = {w->rows + n, (hsize_t)w->dim}, start[2] = {w->rows, 0},
             count[2] = {n, (hsize_t)w->dim};
@@ -316,6 +319,7 @@ ns_status ns_emb_append(ns_emb_writer *w, const float *emb, size_t n)
 
 ns_status ns_emb_commit(ns_emb_writer *w)
 {
+    ns_h5_init();
     ns_status st = NS_OK;
     herr_t r1, r2;
     if (w->rows != w->want) {
@@ -325,7 +329,7 @@ ns_status ns_emb_commit(ns_emb_writer *w)
         return st;
     }
     r1 = H5Dclose(w->dset);
-    r2 = H5Fclose(w->file);
+    r2 = ns_h5_fclose(w->file);
     w->dset = w->file = H5I_INVALID_HID;
     if (r1 < 0 || r2 < 0)
         st = ns_h5_error(NS_ERR_IO, "cannot close embeddings file '%s'", w->tmp);
@@ -343,12 +347,13 @@ ns_status ns_emb_commit(ns_emb_writer *w)
 
 void ns_emb_discard(ns_emb_writer *w)
 {
+    ns_h5_init();
     if (!w)
         return;
     if (w->dset >= 0)
         H5Dclose(w->dset);
     if (w->file >= 0)
-        H5Fclose(w->file);
+        ns_h5_fclose(w->file);
     if (w->tmp[0])
         unlink(w->tmp);
     free(w);
@@ -375,6 +380,6 @@ ns_status ns_emb_read(const ns_store *s, const char *model_id, const ns_shard_en
         st = ns_emb_check_finite(path, out, sh->n_frames, dim, 0);
     if (d >= 0)
         H5Dclose(d);
-    H5Fclose(f);
+    ns_h5_fclose(f);
     return st;
 }

@@ -445,7 +445,7 @@ static ns_status load_run(ns_store *s, const char *model_id, int d, const size_t
     for (size_t k = 0, at = first; st == NS_OK && k < n_rg; at += rg[k].n, k++)
         st = ns_emb_check_finite(epath, f->emb + at * (size_t)d, rg[k].n, d, rg[k].off);
 done:
-    if (ef >= 0) H5Fclose(ef);
+    if (ef >= 0) ns_h5_fclose(ef);
     return st;
 }
 

@@ -3,11 +3,40 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "nightshift/fsutil.h"
 #include "store_internal.h"
+
+/* HDF5 1.10 frees a file's structures even when H5Fclose fails (a flush that
+ * met ENOSPC or EIO) but keeps its id, and the library's exit handler closes
+ * that id again: a use after free, SIGSEGV at exit (CVE-2020-10812).  So the
+ * library's own handler is never registered (H5dont_atexit runs before any
+ * HDF5 call); ours shuts HDF5 down at exit only while no close has failed.
+ * After a failed close the process ends without it: the OS frees the rest. */
+static volatile int h5_close_failed;
+
+static void h5_term(void)
+{
+    if (!h5_close_failed)
+        H5close();
+}
+
+__attribute__((constructor)) static void h5_setup(void)
+{
+    H5dont_atexit();
+    atexit(h5_term);
+}
+
+herr_t ns_h5_fclose(hid_t f)
+{
+    herr_t r = H5Fclose(f);
+    if (r < 0)
+        h5_close_failed = 1;
+    return r;
+}
 
 void ns_h5_init(void)
 {
@@ -21,17 +50,38 @@ void ns_h5_init(void)
 }
 
 typedef struct walk_ctx {
-    char msg[256];
+    char msg[512];
 } walk_ctx;
+
+/* HDF5's messages are for its developers: the sec2 driver's write error runs
+ * to a ctime() with its newline, fds and buffer addresses.  Keep the first
+ * clause and the system's error text, on one line. */
+static void tidy_desc(char *dst, size_t cap, const char *desc, const char *func)
+{
+    const char *em = strstr(desc, "error message = '");
+    size_t n = strcspn(desc, "\n");
+    const char *cut = strstr(desc, ", ");
+    const char *time = strstr(desc, ": time = ");
+    if (time && (size_t)(time - desc) < n)
+        n = (size_t)(time - desc);
+    if (cut && (size_t)(cut - desc) < n)
+        n = (size_t)(cut - desc);
+    if (em) {
+        const char *e0 = em + strlen("error message = '");
+        size_t en = strcspn(e0, "'\n");
+        snprintf(dst, cap, "%.*s: %.*s (in %s)", (int)n, desc, (int)en, e0, func);
+    } else {
+        snprintf(dst, cap, "%.*s (in %s)", (int)n, desc, func);
+    }
+}
 
 static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
 {
     walk_ctx *ctx = data;
+    (void)n;
     /* Walked upward the first entry is the innermost: the most specific. */
-    if (ctx->msg[0] == '\0' && e->desc && e->desc[0]) {
-        snprintf(ctx->msg, sizeof ctx->msg, "%s (in %s)", e->desc,
-                 e->func_name ? e->func_name : "?");
-    }
+    if (ctx->msg[0] == '\0' && e->desc && e->desc[0])
+        tidy_desc(ctx->msg, sizeof ctx->msg, e->desc, e->func_name ? e->func_name : "?");
     return 0;
 }
 
@@ -351,7 +401,7 @@ ns_status ns_h5_save_atomic(const char *path, const char *what, ns_h5_write_fn w
     }
     if ((st = write(f, tmp, ctx)) != NS_OK)
         goto done;
-    rc = H5Fclose(f);
+    rc = ns_h5_fclose(f);
     f = H5I_INVALID_HID;
     if (rc < 0) {
         st = ns_h5_error(NS_ERR_IO, "cannot close %s%s'%s'", what, sp, tmp);
@@ -361,7 +411,7 @@ ns_status ns_h5_save_atomic(const char *path, const char *what, ns_h5_write_fn w
         goto done;
     st = ns_atomic_rename(tmp, path);
 done:
-    if (f >= 0) H5Fclose(f);
+    if (f >= 0) ns_h5_fclose(f);
     if (st != NS_OK && tmp[0])
         unlink(tmp);
     return st;
@@ -458,7 +508,7 @@ ns_status ns_h5_refuse_foreign(const char *path, const char *what, const char *f
     if ((st = ns_h5_open_read(path, what, &f)) == NS_OK)
         st = ns_h5_check_format_in(f, path, format, 1, version, NULL);
     if (f >= 0)
-        H5Fclose(f);
+        ns_h5_fclose(f);
     if (st != NS_OK)
         return ns_error_wrap(NS_ERR_EXISTS, "refusing to replace '%s', which is not a %s", path,
                              what);

@@ -159,6 +159,7 @@ done:
 
 ns_status ns_head_save(ns_head *h, const char *path)
 {
+    ns_h5_init();
     ns_status st;
     for (int c = 0; c < h->n_classes; c++) {
         size_t len = strnlen(h->classes[c], NS_LABEL_LEN - 1);
@@ -273,6 +274,7 @@ static ns_status read_shape(hid_t f, const char *path, ns_head_kind *kind, int32
 
 ns_status ns_head_load(const char *path, ns_head *out)
 {
+    ns_h5_init();
     ns_status st;
     ns_head h;
     hid_t f = H5I_INVALID_HID, cls = H5I_INVALID_HID;
@@ -327,7 +329,7 @@ done:
     if (cls >= 0)
         H5Tclose(cls);
     if (f >= 0)
-        H5Fclose(f);
+        ns_h5_fclose(f);
     ns_head_release(&h);
     return st;
 }

@@ -211,6 +211,7 @@ static ns_status scan_dir(const char *dir, int sweep, uint32_t *max_version)
 
 ns_status ns_labelset_commit(ns_store *s, ns_labelset *set)
 {
+    ns_h5_init();
     ns_status st;
     char dir[PATH_MAX], path[PATH_MAX];
     uint32_t top = 0;
@@ -249,6 +250,7 @@ ns_status ns_labelset_commit(ns_store *s, ns_labelset *set)
 
 ns_status ns_labelset_read(const char *path, ns_labelset *out)
 {
+    ns_h5_init();
     ns_status st;
     ns_labelset set;
     hid_t f = H5I_INVALID_HID, t_cls = H5I_INVALID_HID, t_clip = H5I_INVALID_HID,
@@ -310,7 +312,7 @@ done:
     if (t_cls >= 0) H5Tclose(t_cls);
     if (t_clip >= 0) H5Tclose(t_clip);
     if (t_ann >= 0) H5Tclose(t_ann);
-    if (f >= 0) H5Fclose(f);
+    if (f >= 0) ns_h5_fclose(f);
     ns_labelset_release(&set);
     return st;
 }
@@ -341,6 +343,7 @@ static int cmp_entry(const void *a, const void *b)
 
 ns_status ns_labelsets_read(const ns_store *s, const char *names, ns_labelset **sets, size_t *n)
 {
+    ns_h5_init();
     ns_status st = NS_OK;
     char dir[PATH_MAX], path[PATH_MAX];
     entry *ents = NULL;

@@ -161,6 +161,7 @@ static ns_status write_model(hid_t f, const char *tmp, void *ctx)
 
 ns_status ns_model_save(const char *path, const ns_model *m)
 {
+    ns_h5_init();
     save_ctx c = {.m = m};
     ns_model_compute_id(m, c.id);
     return ns_h5_save_atomic(path, "model file", write_model, &c);
@@ -408,6 +409,7 @@ static ns_status check_signature(const char *path)
 
 ns_status ns_model_load(const char *path, ns_model **out)
 {
+    ns_h5_init();
     ns_status st;
     ns_model_info info;
     ns_model_node_rec *recs = NULL;
@@ -450,6 +452,6 @@ done:
     free(arena);
     free(w);
     free(recs);
-    if (f >= 0) H5Fclose(f);
+    if (f >= 0) ns_h5_fclose(f);
     return st;
 }

@@ -191,6 +191,7 @@ static ns_status write_all(hid_t f, const char *tmp, void *ctx)
 
 ns_status ns_reference_save(const ns_reference *r, const char *path)
 {
+    ns_h5_init();
     return ns_h5_save_atomic(path, "reference", write_all, (void *)r);
 }
 
@@ -401,6 +402,7 @@ static ns_status read_whiten(hid_t f, const char *path, ns_reference *r)
 
 ns_status ns_reference_load(const char *path, ns_reference *out)
 {
+    ns_h5_init();
     ns_status st = NS_OK;
     ns_reference r;
     ns_frameset *s = &r.sample;
@@ -533,7 +535,7 @@ done:
     if (t_cam >= 0) H5Tclose(t_cam);
     if (t_mem >= 0) H5Tclose(t_mem);
     if (t_clip >= 0) H5Tclose(t_clip);
-    if (f >= 0) H5Fclose(f);
+    if (f >= 0) ns_h5_fclose(f);
     ns_reference_release(&r);
     return st;
 }

@@ -260,7 +260,7 @@ static void close_handles(ns_shard_writer *w)
         w->col[c] = H5I_INVALID_HID;
     }
     if (w->file >= 0)
-        H5Fclose(w->file);
+        ns_h5_fclose(w->file);
     w->file = H5I_INVALID_HID;
 }
 
@@ -282,12 +282,14 @@ static void writer_free(ns_shard_writer *w)
 
 void ns_shard_discard(ns_shard_writer *w)
 {
+    ns_h5_init();
     if (w)
         writer_free(w);
 }
 
 ns_status ns_shard_begin(ns_store *s, const char *night, ns_shard_writer **out)
 {
+    ns_h5_init();
     ns_shard_writer *w = NULL;
     char tmpdir[PATH_MAX], name[64];
     ns_status st = NS_OK;
@@ -342,6 +344,7 @@ done:
 
 ns_status ns_shard_begin_clip(ns_shard_writer *w)
 {
+    ns_h5_init();
     if (w->broken)
         return ns_error(NS_ERR_USAGE, "shard '%s' failed earlier; discard it", w->tmp_path);
     if (w->clip_open)
@@ -405,6 +408,7 @@ static void maybe_flush(ns_shard_writer *w)
 ns_status ns_shard_append(ns_shard_writer *w, const uint8_t *frames, const ns_frame_record *recs,
                           size_t n)
 {
+    ns_h5_init();
     ns_status st = NS_OK;
     hid_t fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID;
     if (w->broken)
@@ -459,6 +463,7 @@ done:
 
 ns_status ns_shard_abort_clip(ns_shard_writer *w)
 {
+    ns_h5_init();
     if (!w->clip_open)
         return NS_OK;
     w->clip_open = 0;
@@ -480,6 +485,7 @@ static int valid_hex(const char *h)
  * frames and is NS_ERR_EXISTS; the writer stays usable. */
 ns_status ns_shard_end_clip(ns_shard_writer *w, const ns_clip_record *rec)
 {
+    ns_h5_init();
     ns_status st;
     if (w->broken)
         return ns_error(NS_ERR_USAGE, "shard '%s' failed earlier; discard it", w->tmp_path);
@@ -586,7 +592,7 @@ static ns_status finish_file(ns_shard_writer *w)
             goto done;
         }
     }
-    herr_t r = H5Fclose(w->file);
+    herr_t r = ns_h5_fclose(w->file);
     w->file = H5I_INVALID_HID;
     if (r < 0) {
         st = ns_h5_error(NS_ERR_IO, "cannot close shard '%s'", w->tmp_path);
@@ -603,6 +609,7 @@ done:
 
 ns_status ns_shard_commit(ns_shard_writer *w)
 {
+    ns_h5_init();
     ns_store *s = w->s;
     char final[PATH_MAX], nightdir[PATH_MAX];
     struct stat sb;
@@ -683,13 +690,23 @@ ns_status ns_shard_commit(ns_shard_writer *w)
     s->n_clips += w->n_clips;
     if (!s->shared) /* a shared writer took its id at the start */
         s->next_shard_id++;
-    if ((st = ns_catalog_save(s)) != NS_OK)
+    st = ns_catalog_save(s, &committed);
+    if (!committed)
         goto done;
-    committed = 1;
-    if ((st = ns_store_index_rebuild(s)) != NS_OK)
-        goto done;
-    if ((st = ns_view_write(s)) != NS_OK)
-        st = ns_error_wrap(st, "shard '%s' committed, but the view is stale", final);
+    {
+        /* Committed even when the directory sync failed: finish the commit
+         * (index, view), then report the first failure. */
+        ns_status sync_st = st;
+        char keep[512] = "";
+        if (sync_st != NS_OK)
+            ns_errmsg_copy(keep, sizeof keep);
+        if ((st = ns_store_index_rebuild(s)) != NS_OK)
+            goto done;
+        if ((st = ns_view_write(s)) != NS_OK)
+            st = ns_error_wrap(st, "shard '%s' committed, but the view is stale", final);
+        else if (sync_st != NS_OK)
+            st = ns_error(sync_st, "%s", keep);
+    }
 done:
     if (st != NS_OK && !committed) {
         s->n_shards = old_shards;

@@ -110,8 +110,9 @@ done:
     return st;
 }
 
-ns_status ns_catalog_save(ns_store *s)
+ns_status ns_catalog_save(ns_store *s, int *renamed)
 {
+    ns_h5_init();
     char path[PATH_MAX], tmp[PATH_MAX];
     ns_status st;
     int32_t fs = s->frame_size, ver = NS_CATALOG_FORMAT_VERSION;
@@ -142,7 +143,7 @@ ns_status ns_catalog_save(ns_store *s)
     if ((st = write_table(f, tmp, "shards", tsh, s->shards, s->n_shards)) != NS_OK ||
         (st = write_table(f, tmp, "clips", tcl, s->clips, s->n_clips)) != NS_OK)
         goto done;
-    herr_t r = H5Fclose(f);
+    herr_t r = ns_h5_fclose(f);
     f = H5I_INVALID_HID;
     if (r < 0) {
         st = ns_h5_error(NS_ERR_IO, "cannot close catalog '%s'", tmp);
@@ -150,11 +151,22 @@ ns_status ns_catalog_save(ns_store *s)
     }
     if ((st = ns_fsync_path(tmp)) != NS_OK)
         goto done;
-    st = ns_atomic_rename(tmp, path); /* the commit point */
+    /* The rename is the commit point: once it is done, a failure to sync
+     * the directory must not be taken for "not committed" (the caller would
+     * unlink a shard the catalog on disk now names). */
+    if (rename(tmp, path) != 0) {
+        st = ns_error(NS_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        goto done;
+    }
+    if (renamed)
+        *renamed = 1;
+    tmp[0] = '\0';
+    if ((st = ns_fsync_parent(path)) != NS_OK)
+        st = ns_error_wrap(st, "catalog '%s' committed, but not synced", path);
 done:
     if (tcl >= 0) H5Tclose(tcl);
     if (tsh >= 0) H5Tclose(tsh);
-    if (f >= 0) H5Fclose(f);
+    if (f >= 0) ns_h5_fclose(f);
     if (st != NS_OK && tmp[0])
         unlink(tmp);
     return st;
@@ -232,7 +244,7 @@ static ns_status catalog_load(ns_store *s)
 done:
     if (tcl >= 0) H5Tclose(tcl);
     if (tsh >= 0) H5Tclose(tsh);
-    if (f >= 0) H5Fclose(f);
+    if (f >= 0) ns_h5_fclose(f);
     return st;
 }
 
@@ -303,7 +315,7 @@ ns_status ns_store_take_shard_id(ns_store *s, uint32_t *id)
     if (st != NS_OK)
         return st;
     *id = s->next_shard_id++;
-    st = ns_catalog_save(s);
+    st = ns_catalog_save(s, NULL);
     ns_store_catalog_unlock(s);
     return st;
 }
@@ -578,7 +590,7 @@ static ns_status open_writer(const char *dir, int frame_size, int wait, int shar
         s->frame_size = frame_size ? frame_size : NS_STORE_DEFAULT_FRAME_SIZE;
         s->created = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
         s->next_shard_id = 1;
-        if ((st = ns_store_index_rebuild(s)) != NS_OK || (st = ns_catalog_save(s)) != NS_OK)
+        if ((st = ns_store_index_rebuild(s)) != NS_OK || (st = ns_catalog_save(s, NULL)) != NS_OK)
             goto done;
     } else {
         if ((st = catalog_load(s)) != NS_OK)
@@ -619,7 +631,7 @@ void ns_store_cache_drop(ns_store *s)
         ns_shard_handle *h = &s->cache[i];
         if (h->clips >= 0) H5Dclose(h->clips);
         if (h->frames >= 0) H5Dclose(h->frames);
-        if (h->file >= 0) H5Fclose(h->file);
+        if (h->file >= 0) ns_h5_fclose(h->file);
         h->file = h->frames = h->clips = H5I_INVALID_HID;
         h->shard = -1;
     }
@@ -627,6 +639,7 @@ void ns_store_cache_drop(ns_store *s)
 
 void ns_store_close(ns_store *s)
 {
+    ns_h5_init();
     if (!s)
         return;
     if (s->active)
@@ -662,6 +675,7 @@ const ns_catalog_clip *ns_store_clips(const ns_store *s, size_t *n)
 
 ns_status ns_store_shard_open(ns_store *s, size_t shard, ns_shard_handle **out)
 {
+    ns_h5_init();
     ns_shard_handle *h = NULL;
     char path[PATH_MAX];
     int32_t fs = 0;
@@ -677,7 +691,7 @@ ns_status ns_store_shard_open(ns_store *s, size_t shard, ns_shard_handle **out)
     }
     if (h->clips >= 0) H5Dclose(h->clips);
     if (h->frames >= 0) H5Dclose(h->frames);
-    if (h->file >= 0) H5Fclose(h->file);
+    if (h->file >= 0) ns_h5_fclose(h->file);
     h->file = h->frames = h->clips = H5I_INVALID_HID;
     h->shard = -1;
     if ((st = ns_store_path(s, s->shards[shard].path, path, sizeof path)) != NS_OK)
@@ -708,7 +722,7 @@ done:
     if (st != NS_OK) {
         if (h->clips >= 0) H5Dclose(h->clips);
         if (h->frames >= 0) H5Dclose(h->frames);
-        if (h->file >= 0) H5Fclose(h->file);
+        if (h->file >= 0) ns_h5_fclose(h->file);
         h->file = h->frames = h->clips = H5I_INVALID_HID;
     }
     return st;
@@ -716,6 +730,7 @@ done:
 
 ns_status ns_store_read_frames(ns_store *s, uint64_t row, size_t n, uint8_t *out)
 {
+    ns_h5_init();
     const size_t S = (size_t)s->frame_size, fbytes = S * S * 3;
     const uint64_t total = s->shard_first[s->n_shards];
     ns_status st = NS_OK;
@@ -767,6 +782,7 @@ done:
 
 ns_status ns_store_clip_record(ns_store *s, size_t i, ns_clip_record *out)
 {
+    ns_h5_init();
     ns_status st = NS_OK;
     ns_shard_handle *h = NULL;
     hid_t fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID, t = H5I_INVALID_HID;

@@ -44,6 +44,9 @@ struct ns_store {
 
 /* Turns off HDF5's automatic error printing for this thread (once). */
 void ns_h5_init(void);
+/* H5Fclose that remembers a failure: HDF5 1.10 leaves a dangling id behind
+ * one, and the exit-time shutdown must then be skipped (see h5util.c). */
+herr_t ns_h5_fclose(hid_t f);
 /* Records "<formatted>: <innermost HDF5 message>" and clears the stack. */
 ns_status ns_h5_error(ns_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -136,7 +139,9 @@ ns_status ns_h5_save_atomic(const char *path, const char *what, ns_h5_write_fn w
 size_t ns_store_frame_chunk_rows(int S);
 
 /* Catalog and store internals. */
-ns_status ns_catalog_save(ns_store *s);
+/* Writes the catalog atomically; *renamed (may be NULL) is set to 1 once the
+ * new catalog is in place, even when a later directory sync fails. */
+ns_status ns_catalog_save(ns_store *s, int *renamed);
 ns_status ns_store_index_rebuild(ns_store *s); /* shard_first + hash */
 /* Makes room for more shard and clip rows (pointers may move). */
 ns_status ns_store_reserve(ns_store *s, size_t more_shards, size_t more_clips);

@@ -155,7 +155,7 @@ done:
     free(recs);
     if (t >= 0) H5Tclose(t);
     if (d >= 0) H5Dclose(d);
-    if (f >= 0) H5Fclose(f);
+    if (f >= 0) ns_h5_fclose(f);
 }
 
 static void check_shard(ns_store *s, size_t k, ns_verify_report *r)
@@ -238,7 +238,7 @@ static void check_view(ns_store *s, ns_verify_report *r)
     else if (n != s->shard_first[s->n_shards])
         problem(r, 0, "view '%s' is stale: %llu frames, catalog has %llu", path,
                 (unsigned long long)n, (unsigned long long)s->shard_first[s->n_shards]);
-    H5Fclose(f);
+    ns_h5_fclose(f);
     H5Eclear2(H5E_DEFAULT);
 }
 
@@ -284,6 +284,7 @@ static void check_root_temps(ns_store *s, ns_verify_report *r)
 
 ns_status ns_store_verify(ns_store *s, ns_verify_report *report)
 {
+    ns_h5_init();
     char cat[PATH_MAX];
     memset(report, 0, sizeof *report);
     ns_h5_init();

@@ -238,6 +238,7 @@ static ns_status write_links(hid_t f, const ns_store *s, const char *path)
 
 ns_status ns_view_write(ns_store *s)
 {
+    ns_h5_init();
     char path[PATH_MAX], tmp[PATH_MAX];
     ns_status st;
     hid_t f = H5I_INVALID_HID, g = H5I_INVALID_HID, mt = H5I_INVALID_HID;
@@ -279,7 +280,7 @@ ns_status ns_view_write(ns_store *s)
         goto done;
     H5Gclose(g);
     g = H5I_INVALID_HID;
-    herr_t r = H5Fclose(f);
+    herr_t r = ns_h5_fclose(f);
     f = H5I_INVALID_HID;
     if (r < 0) {
         st = ns_h5_error(NS_ERR_IO, "cannot close view '%s'", tmp);
@@ -289,7 +290,7 @@ ns_status ns_view_write(ns_store *s)
         st = ns_atomic_rename(tmp, path);
 done:
     if (g >= 0) H5Gclose(g);
-    if (f >= 0) H5Fclose(f);
+    if (f >= 0) ns_h5_fclose(f);
     if (mt >= 0) H5Tclose(mt);
     if (st != NS_OK && tmp[0])
         unlink(tmp);
@@ -314,7 +315,7 @@ int ns_view_is_current(ns_store *s)
          ns_h5_read_attr(f, path, "n_shards", H5T_NATIVE_UINT64, &n[1]) == NS_OK &&
          ns_h5_read_attr(f, path, "n_clips", H5T_NATIVE_UINT64, &n[2]) == NS_OK &&
          n[0] == s->shard_first[s->n_shards] && n[1] == s->n_shards && n[2] == s->n_clips;
-    H5Fclose(f);
+    ns_h5_fclose(f);
     ns_error_clear();
     return ok;
 }
