@@ -15,6 +15,7 @@
 
 #include "nightshift/exec.h"
 #include "nightshift/status.h"
+#include "nightshift/warn.h"
 #include "nightshift/store.h"
 
 typedef struct ns_embed_progress {
@@ -57,13 +58,22 @@ typedef struct ns_embed_summary {
      * steady rate is frames / (seconds - setup_seconds). */
     double setup_seconds;
     ns_precision precision;         /* the one used */
+    size_t shards_skipped;          /* damaged: failed ns_store_shard_check */
+    ns_warnings skipped;            /* one line per skipped shard, naming it */
 } ns_embed_summary;
+
+/* Frees the summary's messages (caller-owned struct; NULL-safe). */
+void ns_embed_summary_release(ns_embed_summary *sum);
 
 /* Each file's device attribute says how it was made: "cpu", "cuda", "ref",
  * with "-tf32" or "-bf16" appended for a reduced precision (embeddings.h).
  * The model id does not change with the precision, so a shard already
  * embedded at another precision counts as present: embed a reference period
  * and the nights compared with it at the same precision.
+ *
+ * Each shard's size and checksum are checked before its frames are read; a
+ * damaged one is skipped (a line in sum->skipped), the others are embedded,
+ * and the run ends NS_ERR_CORRUPT "N shards skipped" (exit 1).
  *
  * NS_OK when every selected shard has embeddings; NS_ERR_BUSY when another
  * run holds the model's lock; NS_ERR_INTERRUPTED when cancelled (finished

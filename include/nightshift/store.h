@@ -201,6 +201,14 @@ void ns_shard_discard(ns_shard_writer *w);
 
 /* Reads n frames starting at view row `row` (across shards) into out. */
 ns_status ns_store_read_frames(ns_store *s, uint64_t row, size_t n, uint8_t *out);
+/* Checks shard k's file against the catalog: its size, then its checksum
+ * (the XXH3-128 tree, all cores, ~1 GB/s from disk and faster from the page
+ * cache).  NS_ERR_CORRUPT naming the shard and what differs, NS_ERR_IO when
+ * it cannot be read; a shard that passed is not hashed again by this handle.
+ * A store opened with ns_store_open_read runs this before it first reads a
+ * shard (frames, clip records, frame columns), so embed, reference build and
+ * detect never use a corrupt shard silently. */
+ns_status ns_store_shard_check(ns_store *s, size_t k);
 /* Full clip record of catalog clip i. */
 ns_status ns_store_clip_record(ns_store *s, size_t i, ns_clip_record *out);
 

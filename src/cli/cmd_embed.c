@@ -159,6 +159,11 @@ int cmd_embed(int argc, char **argv)
     signal(SIGTERM, on_signal);
     st = ns_embed_run(store, &o, &sum);
     ns_cli_progress_clear(&prog);
+    for (size_t i = 0; i < sum.skipped.n_kept; i++)
+        fprintf(stderr, "nightshift embed: warning: %s\n", sum.skipped.msgs[i]);
+    if (sum.skipped.n_total > sum.skipped.n_kept)
+        fprintf(stderr, "nightshift embed: warning: ... and %zu more shards skipped\n",
+                sum.skipped.n_total - sum.skipped.n_kept);
     if (sum.model_id[0] && sum.dim > 0)
         printf("embed: model %s (%.12s, %d dims) on %s%s%s: %zu shards embedded, %zu already "
                "present, %" PRIu64 " frames in %.1f s, %.0f frames/s (%.0f frames/s after "
@@ -171,5 +176,7 @@ int cmd_embed(int argc, char **argv)
                sum.seconds > sum.setup_seconds
                    ? (double)sum.frames / (sum.seconds - sum.setup_seconds) : 0.0,
                sum.setup_seconds);
-    return st == NS_OK ? NS_EXIT_OK : ns_cli_fail("embed", st);
+    int rc = st == NS_OK ? NS_EXIT_OK : ns_cli_fail("embed", st);
+    ns_embed_summary_release(&sum);
+    return rc;
 }

@@ -244,6 +244,12 @@ static ns_status embed_shard(ns_store *s, ns_exec *e, const ns_embed_opts *o,
     return st;
 }
 
+void ns_embed_summary_release(ns_embed_summary *sum)
+{
+    if (sum)
+        ns_warnings_release(&sum->skipped);
+}
+
 ns_status ns_embed_run(const char *store_dir, const ns_embed_opts *o, ns_embed_summary *sum)
 {
     ns_status st;
@@ -322,12 +328,25 @@ ns_status ns_embed_run(const char *store_dir, const ns_embed_opts *o, ns_embed_s
             goto done;
         if (present)
             continue;
+        if ((st = ns_store_shard_check(s, i)) != NS_OK) {
+            /* One damaged shard must not stop the nights after it. */
+            ns_warn(&sum->skipped, "skipped shard '%s' (night %s): %s", shards[i].path,
+                    shards[i].night, ns_errmsg());
+            sum->shards_skipped++;
+            prog.frames_total -= shards[i].n_frames;
+            prog.shards_total--;
+            continue;
+        }
         st = embed_shard(s, e, o, sum, &shards[i], first, frames, emb, &prog, &t0);
         if (st != NS_OK)
             goto done;
         sum->shards_embedded++;
         prog.shards_done++;
     }
+    if (sum->shards_skipped > 0)
+        st = ns_error(NS_ERR_CORRUPT, "%zu shards skipped (damaged; the other %zu were embedded): "
+                      "run 'nightshift verify --store %s' and see its advice",
+                      sum->shards_skipped, sum->shards_embedded, store_dir);
 done:
     sum->seconds = now_since(&t0);
     free(frames);

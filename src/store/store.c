@@ -451,6 +451,7 @@ ns_status ns_store_open_read(const char *dir, ns_store **out)
         goto done;
     }
     st = catalog_load(s);
+    s->check_shards = 1; /* corrupt pixels are never read silently */
 done:
     if (st != NS_OK)
         ns_store_close(s);
@@ -652,6 +653,7 @@ void ns_store_close(ns_store *s)
     free(s->clips);
     free(s->shard_first);
     free(s->hash);
+    free(s->shard_checked);
     free(s->dir);
     free(s);
 }
@@ -694,7 +696,8 @@ ns_status ns_store_shard_open(ns_store *s, size_t shard, ns_shard_handle **out)
     if (h->file >= 0) ns_h5_fclose(h->file);
     h->file = h->frames = h->clips = H5I_INVALID_HID;
     h->shard = -1;
-    if ((st = ns_store_path(s, s->shards[shard].path, path, sizeof path)) != NS_OK)
+    if ((s->check_shards && (st = ns_store_shard_check(s, shard)) != NS_OK) ||
+        (st = ns_store_path(s, s->shards[shard].path, path, sizeof path)) != NS_OK)
         return st;
     h->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (h->file < 0) {

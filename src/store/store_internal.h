@@ -40,6 +40,9 @@ struct ns_store {
     ns_shard_handle cache[NS_STORE_CACHE];
     unsigned long clock;
     ns_shard_writer *active;  /* the open writer, at most one */
+    int check_shards;         /* readers: checksum each shard before its first read */
+    uint8_t *shard_checked;   /* (n_checked) 1 once shard k's checksum matched */
+    size_t n_checked;
 };
 
 /* Turns off HDF5's automatic error printing for this thread (once). */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "nightshift/strbuf.h"
 #include "store_internal.h"
 
 /* ---- summary ---------------------------------------------------------------- */
@@ -91,6 +92,55 @@ static void problem(ns_verify_report *r, int error, const char *fmt, ...)
     ns_warn(&r->problems, "%s: %s", error ? "error" : "note", buf);
 }
 
+/* The catalog repeats these fields of the shard's own /clips row: a flipped
+ * byte in either shows as a difference, named by field. */
+static void cross_check_clip(size_t i, const ns_catalog_clip *c, const ns_clip_record *rec,
+                             const char *path, ns_verify_report *r)
+{
+    char a[4 * NS_CAMERA_LEN + 4], b[4 * NS_CAMERA_LEN + 4];
+#define NUM_FIELD(name, cat, shard)                                                            \
+    if ((cat) != (shard))                                                                       \
+        problem(r, 1, "catalog clip %zu (%.12s): field %s is %lu, shard '%s' /clips row %u "    \
+                "says %lu", i, rec->sha256, name, (unsigned long)(cat), path, c->row,           \
+                (unsigned long)(shard));
+#define STR_FIELD(name, cat, shard, len)                                                        \
+    if (strncmp(cat, shard, len) != 0) {                                                        \
+        ns_text_show(a, sizeof a, cat, len);                                                    \
+        ns_text_show(b, sizeof b, shard, len);                                                  \
+        problem(r, 1, "catalog clip %zu (%.12s): field %s is '%s', shard '%s' /clips row %u "   \
+                "says '%s'", i, rec->sha256, name, a, path, c->row, b);                         \
+    }
+    STR_FIELD("camera", c->camera, rec->camera, NS_CAMERA_LEN)
+    STR_FIELD("night", c->night, rec->night, NS_NIGHT_LEN)
+    NUM_FIELD("n_damaged", c->n_damaged, rec->frames_damaged)
+    NUM_FIELD("n_failed", c->n_failed, rec->frames_failed)
+    NUM_FIELD("qc_flags", c->qc_flags, rec->qc_flags)
+#undef NUM_FIELD
+#undef STR_FIELD
+}
+
+/* The shard table's id and night against the shard's own attributes. */
+static void cross_check_entry(hid_t f, const ns_shard_entry *e, const char *path,
+                              ns_verify_report *r)
+{
+    char night[64] = "", a[4 * NS_NIGHT_LEN + 4], b[4 * 64 + 4];
+    uint32_t id = 0;
+    if (ns_h5_read_attr(f, path, "shard_id", H5T_NATIVE_UINT32, &id) != NS_OK ||
+        ns_h5_read_str_attr(f, path, "night", night, sizeof night) != NS_OK) {
+        problem(r, 1, "%s", ns_errmsg());
+        return;
+    }
+    if (id != e->id)
+        problem(r, 1, "catalog shard '%s': field id is %u, the shard's shard_id is %u", path,
+                e->id, id);
+    if (strncmp(night, e->night, NS_NIGHT_LEN) != 0) {
+        ns_text_show(a, sizeof a, e->night, NS_NIGHT_LEN);
+        ns_text_show(b, sizeof b, night, sizeof night);
+        problem(r, 1, "catalog shard '%s': field night is '%s', the shard's night is '%s'", path,
+                a, b);
+    }
+}
+
 /* Structural checks through HDF5; returns after the first failure. */
 static void check_shard_contents(ns_store *s, size_t k, const char *path, ns_verify_report *r)
 {
@@ -146,10 +196,16 @@ static void check_shard_contents(ns_store *s, size_t k, const char *path, ns_ver
         const ns_catalog_clip *c = &s->clips[i];
         if (c->shard != k)
             continue;
-        if (c->row >= rows || strncmp(recs[c->row].sha256, c->sha256, 64) != 0)
-            problem(r, 1, "shard '%s': clip row %u is not catalog clip %s", path, c->row,
-                    c->sha256);
+        if (c->row >= rows || strncmp(recs[c->row].sha256, c->sha256, 64) != 0) {
+            char id[4 * NS_SHA256_HEX + 4];
+            ns_text_show(id, sizeof id, c->sha256, NS_SHA256_HEX - 1);
+            problem(r, 1, "catalog clip %zu: shard '%s' /clips row %u is not clip %s", i, path,
+                    c->row, id);
+            continue;
+        }
+        cross_check_clip(i, c, &recs[c->row], path, r);
     }
+    cross_check_entry(f, e, path, r);
 done:
     H5Eclear2(H5E_DEFAULT);
     free(recs);
@@ -158,36 +214,56 @@ done:
     if (f >= 0) ns_h5_fclose(f);
 }
 
-static void check_shard(ns_store *s, size_t k, ns_verify_report *r)
+ns_status ns_store_shard_check(ns_store *s, size_t k)
 {
     const ns_shard_entry *e = &s->shards[k];
-    char path[PATH_MAX], got[NS_CHECKSUM_LEN];
+    char path[PATH_MAX], got[NS_CHECKSUM_LEN], want[4 * NS_CHECKSUM_LEN + 4];
     ns_checksum_algo algo;
     struct stat sb;
-    r->shards_checked++;
-    if (ns_store_path(s, e->path, path, sizeof path) != NS_OK) {
-        problem(r, 1, "%s", ns_errmsg());
-        return;
-    }
-    if (stat(path, &sb) != 0) {
-        problem(r, 1, "shard '%s' is missing", path);
-        return;
-    }
+    ns_status st;
+    if (k < s->n_checked && s->shard_checked[k])
+        return NS_OK;
+    if ((st = ns_store_path(s, e->path, path, sizeof path)) != NS_OK)
+        return st;
+    if (stat(path, &sb) != 0)
+        return ns_error(NS_ERR_CORRUPT, "shard '%s' is missing", path);
     if ((uint64_t)sb.st_size != e->file_bytes)
-        problem(r, 1, "shard '%s': %llu bytes, catalog says %llu", path,
-                (unsigned long long)sb.st_size, (unsigned long long)e->file_bytes);
-    if (ns_checksum_parse(e->checksum, &algo) != NS_OK) {
-        problem(r, 1, "shard '%s': catalog %s", path, ns_errmsg());
-        return;
+        return ns_error(NS_ERR_CORRUPT, "shard '%s': %llu bytes, catalog says %llu", path,
+                        (unsigned long long)sb.st_size, (unsigned long long)e->file_bytes);
+    ns_text_show(want, sizeof want, e->checksum, NS_CHECKSUM_LEN - 1);
+    if (ns_checksum_parse(e->checksum, &algo) != NS_OK)
+        return ns_error(NS_ERR_CORRUPT, "shard '%s': the catalog's checksum '%s' is unreadable",
+                        path, want);
+    if ((st = ns_checksum_file(path, algo, got)) != NS_OK)
+        return st;
+    if (strcmp(got, e->checksum) != 0)
+        return ns_error(NS_ERR_CORRUPT, "shard '%s': checksum %s does not match the catalog's %s",
+                        path, got, want);
+    if (k >= s->n_checked) {
+        uint8_t *c = realloc(s->shard_checked, s->n_shards);
+        if (!c)
+            return NS_OK; /* it matched; only the memo is lost */
+        memset(c + s->n_checked, 0, s->n_shards - s->n_checked);
+        s->shard_checked = c;
+        s->n_checked = s->n_shards;
     }
-    if (ns_checksum_file(path, algo, got) != NS_OK) {
+    s->shard_checked[k] = 1;
+    return NS_OK;
+}
+
+static void check_shard(ns_store *s, size_t k, ns_verify_report *r)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    r->shards_checked++;
+    if (ns_store_path(s, s->shards[k].path, path, sizeof path) != NS_OK) {
         problem(r, 1, "%s", ns_errmsg());
         return;
     }
-    if (strcmp(got, e->checksum) != 0)
-        problem(r, 1, "shard '%s': checksum %s does not match the catalog's %s", path, got,
-                e->checksum);
-    check_shard_contents(s, k, path, r);
+    if (ns_store_shard_check(s, k) != NS_OK)
+        problem(r, 1, "%s", ns_errmsg());
+    if (stat(path, &sb) == 0)
+        check_shard_contents(s, k, path, r);
 }
 
 static void check_first_frames(ns_store *s, const char *cat, ns_verify_report *r)
