@@ -227,6 +227,9 @@ ns_status ns_store_summarize(ns_store *s, ns_store_summary *out);
 
 typedef struct ns_verify_report {
     size_t shards_checked;
+    unsigned char *shard_bad;      /* (shards_checked) 1: the shard file is damaged
+                                    * (missing, size, checksum, unreadable) */
+    size_t n_bad_shards;
     size_t n_errors;               /* integrity failures */
     size_t n_notes;                /* harmless findings (orphans, stale view) */
     ns_warnings problems;          /* one line each, naming the file */
@@ -237,5 +240,24 @@ typedef struct ns_verify_report {
  * check (inspect report->n_errors); an error status when it could not. */
 ns_status ns_store_verify(ns_store *s, ns_verify_report *report);
 void ns_verify_report_release(ns_verify_report *r);
+
+typedef struct ns_repair_report {
+    size_t shards_kept, shards_quarantined;
+    size_t clips_dropped;          /* in quarantined shards */
+    uint64_t frames_dropped;
+    size_t problems_before;        /* verify's errors before the repair */
+    int rebuilt;                   /* the catalog and view were rewritten */
+    ns_warnings actions;           /* one line per shard moved aside, naming both paths */
+} ns_repair_report;
+
+/* verify --repair: takes the writer lock (NS_ERR_BUSY unless wait), runs
+ * ns_store_verify, moves each damaged shard to DIR/quarantine/<night>-<file>
+ * with a note <that>.txt (why, its catalog entry, its clips), then rebuilds
+ * the catalog from the good shards' own /clips and /frame/clip rows (their
+ * checksums matched) and the view from it, each replaced atomically.  Good
+ * shard files are never modified.  Nothing is done when verify finds no
+ * error (and the view is current). */
+ns_status ns_store_repair(const char *dir, int wait, ns_repair_report *rep);
+void ns_repair_report_release(ns_repair_report *rep);
 
 #endif

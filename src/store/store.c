@@ -545,9 +545,12 @@ static ns_status clean_debris(const ns_store *s)
     return st;
 }
 
-static ns_status open_writer(const char *dir, int frame_size, int wait, int shared,
+enum { OPEN_SHARED = 1, OPEN_NO_VIEW = 2 };
+
+static ns_status open_writer(const char *dir, int frame_size, int wait, int mode,
                              ns_store **out)
 {
+    const int shared = mode & OPEN_SHARED;
     ns_store *s = NULL;
     int state = 0, alone = 1;
     char sub[PATH_MAX];
@@ -604,7 +607,7 @@ static ns_status open_writer(const char *dir, int frame_size, int wait, int shar
     }
     if ((st = clean_debris(s)) != NS_OK)
         goto done;
-    if (!ns_view_is_current(s) && (st = ns_view_write(s)) != NS_OK)
+    if (!(mode & OPEN_NO_VIEW) && !ns_view_is_current(s) && (st = ns_view_write(s)) != NS_OK)
         goto done;
     if (shared)
         st = share_lock(s);
@@ -623,7 +626,12 @@ ns_status ns_store_open_write(const char *dir, int frame_size, int wait, ns_stor
 
 ns_status ns_store_open_append(const char *dir, int frame_size, ns_store **out)
 {
-    return open_writer(dir, frame_size, 1, 1, out);
+    return open_writer(dir, frame_size, 1, OPEN_SHARED, out);
+}
+
+ns_status ns_store_open_repair(const char *dir, int wait, ns_store **out)
+{
+    return open_writer(dir, 0, wait, OPEN_NO_VIEW, out);
 }
 
 void ns_store_cache_drop(ns_store *s)

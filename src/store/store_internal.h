@@ -152,6 +152,10 @@ ns_status ns_store_shard_open(ns_store *s, size_t shard, ns_shard_handle **out);
 void ns_store_cache_drop(ns_store *s);
 ns_status ns_store_path(const ns_store *s, const char *rel, char *buf, size_t cap);
 
+/* ns_store_open_write without rebuilding a stale view, which a damaged shard
+ * would make fail: for verify --repair, which rebuilds it last. */
+ns_status ns_store_open_repair(const char *dir, int wait, ns_store **out);
+
 /* View (view.c). */
 ns_status ns_view_write(ns_store *s);
 /* 1 when DIR/view.h5 exists and matches the catalog's counts. */

@@ -141,14 +141,16 @@ static void cross_check_entry(hid_t f, const ns_shard_entry *e, const char *path
     }
 }
 
-/* Structural checks through HDF5; returns after the first failure. */
-static void check_shard_contents(ns_store *s, size_t k, const char *path, ns_verify_report *r)
+/* Structural checks through HDF5; returns after the first failure, which
+ * makes it return 1 (the file is damaged); catalog mismatches return 0. */
+static int check_shard_contents(ns_store *s, size_t k, const char *path, ns_verify_report *r)
 {
     const ns_shard_entry *e = &s->shards[k];
     hid_t f = H5I_INVALID_HID, d = H5I_INVALID_HID, t = H5I_INVALID_HID;
     ns_clip_record *recs = NULL;
     int32_t fs = 0;
     uint64_t rows = 0;
+    int bad = 1;
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         ns_h5_error(NS_ERR_IO, "cannot open");
@@ -183,6 +185,7 @@ static void check_shard_contents(ns_store *s, size_t k, const char *path, ns_ver
     if (rows != e->n_clips) {
         problem(r, 1, "shard '%s': /clips has %llu rows, catalog says %u", path,
                 (unsigned long long)rows, e->n_clips);
+        bad = 0; /* the shard's checksum decides; the catalog row is wrong */
         goto done;
     }
     recs = calloc(rows ? rows : 1, sizeof *recs);
@@ -206,12 +209,14 @@ static void check_shard_contents(ns_store *s, size_t k, const char *path, ns_ver
         cross_check_clip(i, c, &recs[c->row], path, r);
     }
     cross_check_entry(f, e, path, r);
+    bad = 0;
 done:
     H5Eclear2(H5E_DEFAULT);
     free(recs);
     if (t >= 0) H5Tclose(t);
     if (d >= 0) H5Dclose(d);
     if (f >= 0) ns_h5_fclose(f);
+    return bad;
 }
 
 ns_status ns_store_shard_check(ns_store *s, size_t k)
@@ -251,19 +256,30 @@ ns_status ns_store_shard_check(ns_store *s, size_t k)
     return NS_OK;
 }
 
-static void check_shard(ns_store *s, size_t k, ns_verify_report *r)
+/* Returns 1 when the shard file itself is damaged. */
+static int check_shard(ns_store *s, size_t k, ns_verify_report *r)
 {
     char path[PATH_MAX];
     struct stat sb;
+    int bad = 0;
     r->shards_checked++;
     if (ns_store_path(s, s->shards[k].path, path, sizeof path) != NS_OK) {
         problem(r, 1, "%s", ns_errmsg());
-        return;
+        return 1;
     }
-    if (ns_store_shard_check(s, k) != NS_OK)
+    if (ns_store_shard_check(s, k) != NS_OK) {
         problem(r, 1, "%s", ns_errmsg());
+        bad = 1;
+    }
     if (stat(path, &sb) == 0)
-        check_shard_contents(s, k, path, r);
+        bad |= check_shard_contents(s, k, path, r);
+    if (bad)
+        problem(r, 0, "shard '%s' is damaged (%u clips, %llu frames): 'nightshift verify "
+                "--repair' moves it to %s/quarantine/ and drops its clips from the catalog; "
+                "then ingest those clips' source files again (the note beside it lists them), "
+                "or first put back a good copy from a backup", path, s->shards[k].n_clips,
+                (unsigned long long)s->shards[k].n_frames, s->dir);
+    return bad;
 }
 
 static void check_first_frames(ns_store *s, const char *cat, ns_verify_report *r)
@@ -365,13 +381,25 @@ ns_status ns_store_verify(ns_store *s, ns_verify_report *report)
     memset(report, 0, sizeof *report);
     ns_h5_init();
     ns_store_path(s, "catalog.h5", cat, sizeof cat);
-    for (size_t k = 0; k < s->n_shards; k++)
-        check_shard(s, k, report);
+    report->shard_bad = calloc(s->n_shards ? s->n_shards : 1, 1);
+    if (!report->shard_bad)
+        return ns_error(NS_ERR_NOMEM, "no memory to verify store '%s'", s->dir);
+    size_t shard_errors = 0; /* errors of damaged shards; the rest are the catalog's */
+    for (size_t k = 0; k < s->n_shards; k++) {
+        size_t before = report->n_errors;
+        if ((report->shard_bad[k] = (unsigned char)check_shard(s, k, report)) != 0) {
+            report->n_bad_shards++;
+            shard_errors += report->n_errors - before;
+        }
+    }
     check_first_frames(s, cat, report);
     check_view(s, report);
     check_debris(s, "shards", 1, report);
     check_debris(s, "tmp", 0, report);
     check_root_temps(s, report);
+    if (report->n_errors > shard_errors)
+        problem(report, 0, "the catalog '%s' disagrees with the shards: 'nightshift verify "
+                "--repair' rebuilds it and the view from the shards whose checksums match", cat);
     ns_error_clear();
     return NS_OK;
 }
@@ -381,5 +409,6 @@ void ns_verify_report_release(ns_verify_report *r)
     if (!r)
         return;
     ns_warnings_release(&r->problems);
+    free(r->shard_bad);
     memset(r, 0, sizeof *r);
 }

@@ -108,4 +108,55 @@ check "verify fails on every flip that changed a clip row" test "$n_caught" -eq 
 check "each copied-field mismatch names the shard and the field" test "$n_named" -eq "$n_field"
 check "verify passes again on the restored catalog" "$NS_BIN" verify --store "$S" --quiet
 
+# ---- verify --repair ---------------------------------------------------------
+fresh
+R=$T/s2
+truncate -s 5000 "$R/${shards[1]}"                              # night 2: truncated
+flip "$R/${shards[2]}" $(($(stat -c %s "$R/${shards[2]}") / 2))  # night 3: one pixel byte
+$PY - "$R/catalog.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:       # a catalog row that lies about a good shard
+    c = f["clips"][:]; c[0]["camera"] = b"cam03ZZZZ"; c[0]["n_failed"] = 1515870720
+    f["clips"][...] = c
+PY
+good=$(cd "$R" && sha256sum "${shards[0]}" "${shards[3]}")
+expect_rc 1 "verify finds the damage" sh -c "'$NS_BIN' verify --store '$R' 2>'$T/v.txt'"
+check "...advises verify --repair for each damaged shard"   test "$(grep -c "is damaged.*verify --repair.*ingest those clips' source files again" "$T/v.txt")" -eq 2
+check "...and says the catalog is rebuilt from the good shards" grep -q "rebuilds it and the view" "$T/v.txt"
+expect_rc 0 "verify --repair succeeds" sh -c "'$NS_BIN' verify --store '$R' --repair >'$T/r.txt' 2>&1"
+cat "$T/r.txt" | sed 's/^/# /'
+check "...reports two shards moved to quarantine" grep -q "2 shards moved to quarantine" "$T/r.txt"
+check "...and verify passes after it" "$NS_BIN" verify --store "$R" --quiet
+check "...the good shards unchanged byte for byte" sh -c "cd '$R' && test \"\$(sha256sum ${shards[0]} ${shards[3]})\" = '$good'"
+check "...the bad ones in quarantine/ with a note each" \
+  test "$(ls "$R/quarantine"/*.h5 | wc -l)" -eq 2 -a "$(ls "$R/quarantine"/*.h5.txt | wc -l)" -eq 2
+check "...the notes say why and list the clips" sh -c \
+  "grep -q '^why: .*bytes, catalog says' '$R'/quarantine/2026-11-02-*.txt && grep -q 'checksum' '$R'/quarantine/2026-11-03-*.txt && test \$(grep -c '^[0-9a-f]\{64\} ' '$R'/quarantine/2026-11-03-*.txt) -eq 12"
+check "the catalog row is rebuilt from the shard's own row" $PY - "$R/catalog.h5" "$S/catalog.h5" <<'PY'
+import sys, h5py
+new, old = (h5py.File(p, "r") for p in sys.argv[1:3])
+n, o = new["clips"][:], old["clips"][:]
+keep = [r for r in o if r["night"] in (b"2026-11-01", b"2026-11-04")]
+assert len(n) == len(keep) == 24, (len(n), len(keep))
+for a, b in zip(n, keep):
+    for k in ("sha256", "night", "camera", "n_frames", "n_damaged", "n_failed", "qc_flags"):
+        assert a[k] == b[k], (k, a[k], b[k])
+assert [int(x) for x in new["shards"]["id"]] == [1, 4]
+PY
+check "the view is rebuilt (h5py reads every frame)" $PY -c "import h5py,sys
+v=h5py.File(sys.argv[1]+'/view.h5','r'); assert v['frames'].shape[0]==v['clips'].shape[0]*4==96, v['frames'].shape; v['frames'][:]" "$R"
+expect_rc 0 "embed runs clean after the repair" "$NS_BIN" embed --store "$R" --device cpu --quiet
+check "detect on a kept night works" "$NS_BIN" detect --store "$R" --night 2026-11-04 \
+  --reference "$T/ref.h5" --out "$T/det2" --quiet
+for n in 2026-11-02 2026-11-03; do
+  "$NS_BIN" ingest --store "$R" --night $n --manifest "$T/gen/manifest.csv" --quiet "$T/gen/$n" >/dev/null
+done
+check "re-ingesting the quarantined nights restores every clip once" $PY -c "import h5py,sys
+c=h5py.File(sys.argv[1]+'/catalog.h5','r')['clips'][:]; s=[r['sha256'] for r in c]
+assert len(s)==48 and len(set(s))==48, len(s)" "$R"
+check "verify passes" "$NS_BIN" verify --store "$R" --quiet
+before=$(store_hashes "$S")
+check "verify --repair on a sound store does nothing" sh -c "'$NS_BIN' verify --store '$S' --repair | grep -q 'nothing to repair'"
+check "...and changes nothing" test "$before" = "$(store_hashes "$S")"
+
 finish
