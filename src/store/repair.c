@@ -219,7 +219,7 @@ static ns_status rebuild(ns_store *s, const unsigned char *bad, ns_repair_report
     s->n_shards = n_sh;
     s->n_clips = n_cl;
     rep->shards_kept = n_sh;
-    if ((st = ns_store_index_rebuild(s)) != NS_OK || (st = ns_catalog_save(s)) != NS_OK)
+    if ((st = ns_store_index_rebuild(s)) != NS_OK || (st = ns_catalog_save(s, NULL)) != NS_OK)
         goto done;
     rep->rebuilt = 1;
     st = ns_view_write(s);
