@@ -128,6 +128,56 @@ START_TEST(test_degenerate)
 }
 END_TEST
 
+/* The one-pass cross-fitting: each fold's transform, and the whole sample's,
+ * equal the plain fit with that fold skipped (tolerances as above), on
+ * folds of uneven sizes, with rows offset from zero so the pivot matters. */
+START_TEST(test_folds_match_skip_fits)
+{
+    static const int dims[] = {1, 9, 64};
+    static const size_t rows[] = {12, 300, 900};
+    static const int n_folds[] = {2, 3, 5};
+    for (int t = 0; t < 3; t++) {
+        int d = dims[t], F = n_folds[t];
+        size_t n = rows[t];
+        float *x = skewed(n, d, 41 + (uint64_t)t);
+        int *fold = malloc(n * sizeof *fold);
+        uint8_t *skip = malloc(n);
+        ns_whiten *w = calloc((size_t)F, sizeof *w), all, ref;
+        ck_assert(fold && skip && w);
+        for (size_t i = 0; i < n; i++)
+            fold[i] = (int)((7 * i + i / 3) % (size_t)F); /* uneven */
+        ck_assert_ns_ok(ns_whiten_fit_folds(x, n, d, fold, F, w, &all));
+        for (int g = 0; g <= F; g++) {
+            const ns_whiten *a = g < F ? &w[g] : &all;
+            for (size_t i = 0; i < n; i++)
+                skip[i] = g < F && fold[i] == g;
+            ck_assert_ns_ok(ns_whiten_fit_ref(x, n, d, skip, &ref));
+            ck_assert_int_eq(a->d, d);
+            ck_assert_msg(fabs(a->shrinkage - ref.shrinkage) <= 1e-6 + 1e-4 * ref.shrinkage,
+                          "d %d fold %d: shrinkage %g vs %g", d, g, a->shrinkage, ref.shrinkage);
+            for (int j = 0; j < d; j++)
+                ck_assert_msg(fabsf(a->mean[j] - ref.mean[j]) <= 1e-5f, "d %d fold %d: mean[%d]",
+                              d, g, j);
+            for (size_t i = 0; i < (size_t)d * (size_t)d; i++)
+                ck_assert_msg(fabsf(a->W[i] - ref.W[i]) <= 1e-3f * (1.0f + fabsf(ref.W[i])),
+                              "d %d fold %d: W[%zu] %g vs %g", d, g, i, a->W[i], ref.W[i]);
+            ns_whiten_release(&ref);
+        }
+        /* A fold holding every row leaves fewer than 2 for its complement. */
+        for (size_t i = 0; i < n; i++)
+            fold[i] = 0;
+        ck_assert_ns_status(ns_whiten_fit_folds(x, n, d, fold, 2, w, NULL), NS_ERR_USAGE);
+        for (int g = 0; g < F; g++)
+            ns_whiten_release(&w[g]);
+        ns_whiten_release(&all);
+        free(w);
+        free(fold);
+        free(skip);
+        free(x);
+    }
+}
+END_TEST
+
 static Suite *whiten_suite(void)
 {
     Suite *s = suite_create("whiten");
@@ -136,6 +186,7 @@ static Suite *whiten_suite(void)
     tcase_add_test(tc, test_fit_matches_reference);
     tcase_add_test(tc, test_identity_covariance);
     tcase_add_test(tc, test_degenerate);
+    tcase_add_test(tc, test_folds_match_skip_fits);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -44,6 +44,15 @@ ns_status ns_whiten_fit(const float *x, size_t n, int d, const uint8_t *skip, ns
 ns_status ns_whiten_fit_ref(const float *x, size_t n, int d, const uint8_t *skip,
                             ns_whiten *out);
 
+/* Cross-fitting in one pass: out[g] (n_folds of them) is fitted on the rows
+ * whose fold[i] is not g (fold[i] in 0..n_folds-1), as ns_whiten_fit with
+ * skip[i] = (fold[i] == g) would fit it, from each fold's scatter about the
+ * common mean gathered once (one SYRK pass over the rows instead of one per
+ * fold), and all (unless NULL) on every row, as ns_whiten_fit with no skip
+ * would.  Every complement must keep at least 2 rows (NS_ERR_USAGE). */
+ns_status ns_whiten_fit_folds(const float *x, size_t n, int d, const int *fold, int n_folds,
+                              ns_whiten *out, ns_whiten *all);
+
 /* out (n, d) = W (x - mean) per row; out may be x (transformed in place). */
 ns_status ns_whiten_apply(const ns_whiten *w, const float *x, size_t n, float *out);
 ns_status ns_whiten_apply_ref(const ns_whiten *w, const float *x, size_t n, float *out);

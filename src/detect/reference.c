@@ -282,6 +282,7 @@ static ns_status fit_loco_whitened(ns_reference *r, ns_device dev, int threads, 
     const size_t n = f->n, k = (size_t)r->knn_k, d = (size_t)f->d;
     ns_status st = NS_OK;
     int folds = r->whiten_folds < (int)f->n_clips ? r->whiten_folds : (int)f->n_clips;
+    const int nf = folds < 2 ? 2 : folds;
     int *fold = malloc((f->n_clips ? f->n_clips : 1) * sizeof *fold);
     uint8_t *skip = malloc(n ? n : 1);
     float *z = malloc((n ? n : 1) * d * sizeof *z), *q = malloc((n ? n : 1) * d * sizeof *q);
@@ -289,22 +290,26 @@ static ns_status fit_loco_whitened(ns_reference *r, ns_device dev, int threads, 
     int64_t *idx = malloc((n ? n : 1) * k * sizeof *idx), *qg = malloc((n ? n : 1) * sizeof *qg);
     /* idx: the fold's neighbours, needed by the search, not kept */
     size_t *rows = malloc((n ? n : 1) * sizeof *rows);
-    ns_whiten wf = {0};
-    if (!fold || !skip || !z || !q || !dist || !idx || !qg || !rows) {
+    int *row_fold = malloc((n ? n : 1) * sizeof *row_fold);
+    ns_whiten *wf = calloc((size_t)nf, sizeof *wf);
+    if (!fold || !skip || !z || !q || !dist || !idx || !qg || !rows || !row_fold || !wf) {
         st = ns_error(NS_ERR_NOMEM, "no memory to cross-fit the whitening of %zu frames", n);
         goto done;
     }
-    if ((st = ns_whiten_fit(f->emb, n, f->d, NULL, &r->wh)) != NS_OK ||
-        (st = clip_folds(r, folds < 2 ? 2 : folds, fold)) != NS_OK)
+    if ((st = clip_folds(r, nf, fold)) != NS_OK)
         goto done;
-    r->whiten_folds = folds < 2 ? 2 : folds;
+    r->whiten_folds = nf;
+    for (size_t i = 0; i < n; i++)
+        row_fold[i] = fold[f->clip[i]];
+    /* Every fold's transform and the whole sample's from one pass over it. */
+    if ((st = ns_whiten_fit_folds(f->emb, n, f->d, row_fold, r->whiten_folds, wf, &r->wh)) !=
+        NS_OK)
+        goto done;
     for (int g = 0; g < r->whiten_folds; g++) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
-            skip[i] = fold[f->clip[i]] == g;
-        ns_whiten_release(&wf);
-        if ((st = ns_whiten_fit(f->emb, n, f->d, skip, &wf)) != NS_OK ||
-            (st = ns_whiten_apply(&wf, f->emb, n, z)) != NS_OK)
+            skip[i] = row_fold[i] == g;
+        if ((st = ns_whiten_apply(&wf[g], f->emb, n, z)) != NS_OK)
             goto done;
         for (size_t i = 0; i < n; i++)
             if (skip[i]) {
@@ -321,7 +326,10 @@ static ns_status fit_loco_whitened(ns_reference *r, ns_device dev, int threads, 
             r->loco[rows[j]] = dist[j * k + k - 1];
     }
 done:
-    ns_whiten_release(&wf);
+    for (int g = 0; wf && g < nf; g++)
+        ns_whiten_release(&wf[g]);
+    free(wf);
+    free(row_fold);
     free(fold);
     free(skip);
     free(z);

@@ -61,19 +61,47 @@ static int cholesky(double *a, int d)
     return 1;
 }
 
+/* LAPACK (OpenBLAS exports it): Cholesky factor and triangular inverse. */
+extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+extern void dtrtri_(const char *uplo, const char *diag, const int *n, double *a, const int *lda,
+                    int *info);
+
+/* The same factor and inverse with LAPACK: C is symmetric, so its row-major
+ * array is its column-major one, and the column-major upper factor U
+ * (C = U^T U) read row-major is L; U^-1 read row-major is L^-1.  1: C holds
+ * L (lower, row-major) and Winv L^-1, zeros above the diagonal; 0: C is not
+ * positive definite (Winv untouched); -1: the factor is singular. */
+static int cholesky_inverse_fast(double *C, double *Winv, int d)
+{
+    int info = 0;
+    size_t dd = (size_t)d * (size_t)d;
+    dpotrf_("U", &d, C, &d, &info);
+    if (info != 0)
+        return 0;
+    memcpy(Winv, C, dd * sizeof *Winv);
+    dtrtri_("U", "N", &d, Winv, &d, &info);
+    if (info != 0)
+        return -1;
+    for (int i = 0; i < d; i++)
+        for (int j = i + 1; j < d; j++)
+            C[(size_t)i * d + j] = Winv[(size_t)i * d + j] = 0.0;
+    return 1;
+}
+
 /* From S (d, d, full, the sum of y y^T over m centred rows) and the sum of
- * ||y||^4: lambda, C, L, W = L^-1 into out. */
-static ns_status finish(double *S, double sum4, size_t m, int d, const double *mean,
+ * ||y||^4: lambda, C, L, W = L^-1 into out.  fast: LAPACK's factor and
+ * inverse; otherwise the plain loops (the _ref path). */
+static ns_status finish(double *S, double sum4, size_t m, int d, const double *mean, int fast,
                         ns_whiten *out)
 {
     ns_status st = NS_OK;
     size_t dd = (size_t)d * (size_t)d;
-    double *C = malloc(dd * sizeof *C);
+    double *C = malloc(dd * sizeof *C), *Wd = fast ? malloc(dd * sizeof *Wd) : S;
     double tr = 0.0, f2 = 0.0, d2 = 0.0, b2, mu, lambda;
     memset(out, 0, sizeof *out);
     out->mean = malloc((size_t)d * sizeof *out->mean);
     out->W = calloc(dd, sizeof *out->W);
-    if (!C || !out->mean || !out->W) {
+    if (!C || !Wd || !out->mean || !out->W) {
         st = ns_error(NS_ERR_NOMEM, "no memory to whiten %d dimensions", d);
         goto done;
     }
@@ -98,7 +126,12 @@ static ns_status finish(double *S, double sum4, size_t m, int d, const double *m
             C[i] = (1.0 - lambda) * S[i];
         for (int j = 0; j < d; j++)
             C[(size_t)j * d + j] += lambda * (mu > 0 ? mu : 1.0);
-        if (cholesky(C, d))
+        int ok = fast ? cholesky_inverse_fast(C, Wd, d) : cholesky(C, d);
+        if (ok < 0) {
+            st = ns_error(NS_ERR_INTERNAL, "whitening: the Cholesky factor is singular");
+            goto done;
+        }
+        if (ok)
             break;
         if (lambda >= 1.0) {
             st = ns_error(NS_ERR_INTERNAL, "whitening: the shrunk covariance is not positive "
@@ -108,9 +141,10 @@ static ns_status finish(double *S, double sum4, size_t m, int d, const double *m
         lambda = lambda < 1e-6 ? 1e-6 : (lambda * 10 < 1.0 ? lambda * 10 : 1.0);
     }
     /* W = L^-1, column by column (forward substitution on e_j), in double:
-     * S is free now and holds it. */
-    memset(S, 0, dd * sizeof *S);
-    for (int j = 0; j < d; j++) {
+     * S is free now and holds it (the fast path has put it there). */
+    if (!fast)
+        memset(S, 0, dd * sizeof *S);
+    for (int j = 0; j < d && !fast; j++) {
         S[(size_t)j * d + j] = 1.0 / C[(size_t)j * d + j];
         for (int i = j + 1; i < d; i++) {
             double t = 0.0;
@@ -120,13 +154,15 @@ static ns_status finish(double *S, double sum4, size_t m, int d, const double *m
         }
     }
     for (size_t i = 0; i < dd; i++)
-        out->W[i] = (float)S[i];
+        out->W[i] = (float)Wd[i];
     for (int j = 0; j < d; j++)
         out->mean[j] = (float)mean[j];
     out->d = d;
     out->shrinkage = lambda;
 done:
     free(C);
+    if (fast)
+        free(Wd);
     if (st != NS_OK)
         ns_whiten_release(out);
     return st;
@@ -159,7 +195,7 @@ ns_status ns_whiten_fit_ref(const float *x, size_t n, int d, const uint8_t *skip
             for (int b = 0; b < d; b++)
                 S[(size_t)a * d + b] += y[a] * y[b];
     }
-    st = finish(S, sum4, m, d, mean, out);
+    st = finish(S, sum4, m, d, mean, 0, out);
 done:
     free(mean);
     free(S);
@@ -201,7 +237,7 @@ ns_status ns_whiten_fit(const float *x, size_t n, int d, const uint8_t *skip, ns
     for (int a = 0; a < d; a++) /* SYRK filled the lower triangle */
         for (int b = a + 1; b < d; b++)
             S[(size_t)a * d + b] = S[(size_t)b * d + a];
-    st = finish(S, sum4, m, d, mean, out);
+    st = finish(S, sum4, m, d, mean, 1, out);
 done:
     free(mean);
     free(S);
@@ -246,4 +282,134 @@ ns_status ns_whiten_apply(const ns_whiten *w, const float *x, size_t n, float *o
     }
     free(tmp);
     return NS_OK;
+}
+
+/* The statistics of one fold's rows about the pivot p (the mean of all rows):
+ * u = x - p; P = sum u u^T (lower triangle, from SYRK), su = sum u,
+ * v = sum ||u||^2 u, a = sum ||u||^2, A = sum ||u||^4. */
+typedef struct fold_stats {
+    double *P, *su, *v; /* (d, d), (d), (d) */
+    double a, A;
+    size_t m;
+} fold_stats;
+
+ns_status ns_whiten_fit_folds(const float *x, size_t n, int d, const int *fold, int n_folds,
+                              ns_whiten *out, ns_whiten *all)
+{
+    ns_status st = NS_OK;
+    size_t dd = (size_t)d * (size_t)d, per = dd + 2 * (size_t)d, F = (size_t)n_folds;
+    /* one block: F fold statistics, then the complement's (same layout),
+     * the pivot, the chunk of centred rows and the complement's mean */
+    double *buf = NULL, *pivot, *Y, *mean, *Sc, *suc, *vc;
+    fold_stats *fs = NULL;
+    size_t rows = 0;
+    if (n_folds < 1)
+        return ns_error(NS_ERR_USAGE, "whitening folds: %d folds", n_folds);
+    for (int g = 0; g < n_folds; g++)
+        memset(&out[g], 0, sizeof out[g]);
+    if (all)
+        memset(all, 0, sizeof *all);
+    buf = calloc((F + 1) * per + 2 * (size_t)d + (size_t)WH_CHUNK * (size_t)d, sizeof *buf);
+    fs = calloc(F, sizeof *fs);
+    if (!buf || !fs) {
+        st = ns_error(NS_ERR_NOMEM, "no memory to whiten %d dimensions in %d folds", d, n_folds);
+        goto done;
+    }
+    for (size_t g = 0; g < F; g++) {
+        fs[g].P = buf + g * per;
+        fs[g].su = fs[g].P + dd;
+        fs[g].v = fs[g].su + d;
+    }
+    Sc = buf + F * per;
+    suc = Sc + dd;
+    vc = suc + d;
+    pivot = buf + (F + 1) * per;
+    mean = pivot + d;
+    Y = mean + d;
+    if ((st = kept_mean(x, n, d, NULL, pivot, &rows)) != NS_OK)
+        goto done;
+    /* Fold by fold, its rows in chunks through SYRK. */
+    for (size_t g = 0; g < F; g++) {
+        fold_stats *f = &fs[g];
+        rows = 0;
+        for (size_t i = 0; i <= n; i++) {
+            if (rows == WH_CHUNK || (i == n && rows > 0)) {
+                cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, d, (int)rows, 1.0, Y, d, 1.0,
+                            f->P, d);
+                rows = 0;
+            }
+            if (i == n)
+                break;
+            if (fold[i] != (int)g)
+                continue;
+            double q = 0.0, *y = Y + rows * (size_t)d;
+            for (int j = 0; j < d; j++) {
+                y[j] = x[i * (size_t)d + (size_t)j] - pivot[j];
+                q += y[j] * y[j];
+            }
+            for (int j = 0; j < d; j++) {
+                f->su[j] += y[j];
+                f->v[j] += q * y[j];
+            }
+            f->a += q;
+            f->A += q * q;
+            f->m++;
+            rows++;
+        }
+    }
+    /* The complement of fold g: u' = u - delta with delta = its mean minus
+     * the pivot; S = P_c - m delta delta^T, and with q = ||u||^2,
+     * b = u.delta, c = ||delta||^2:
+     * sum ||u'||^4 = A_c - 4 delta.v_c + 2 c a_c + 4 delta^T P_c delta - 3 m c^2. */
+    for (size_t g = 0; g < F + (all != NULL); g++) { /* g == F: no fold left out */
+        size_t m = 0;
+        double a = 0.0, A = 0.0, c = 0.0, dv = 0.0, dPd = 0.0;
+        memset(Sc, 0, per * sizeof *Sc);
+        for (size_t h = 0; h < F; h++) {
+            if (h == g)
+                continue;
+            for (size_t i = 0; i < per; i++)
+                Sc[i] += fs[h].P[i];
+            a += fs[h].a;
+            A += fs[h].A;
+            m += fs[h].m;
+        }
+        if (m < 2) {
+            st = ns_error(NS_ERR_USAGE, "whitening needs at least 2 rows, not %zu (fold %zu)", m,
+                          g);
+            goto done;
+        }
+        for (int j = 0; j < d; j++) {
+            double dj = suc[j] / (double)m;
+            mean[j] = dj; /* delta for now */
+            c += dj * dj;
+            dv += dj * vc[j];
+        }
+        for (int r = 0; r < d; r++) { /* lower triangle of P_c */
+            double s = 0.0;
+            for (int k = 0; k < r; k++)
+                s += Sc[(size_t)r * d + k] * mean[k];
+            dPd += mean[r] * (2.0 * s + Sc[(size_t)r * d + r] * mean[r]);
+        }
+        double sum4 = A - 4.0 * dv + 2.0 * c * a + 4.0 * dPd - 3.0 * (double)m * c * c;
+        for (int r = 0; r < d; r++)
+            for (int k = 0; k <= r; k++) {
+                double s = Sc[(size_t)r * d + k] - (double)m * mean[r] * mean[k];
+                Sc[(size_t)r * d + k] = Sc[(size_t)k * d + r] = s;
+            }
+        for (int j = 0; j < d; j++)
+            mean[j] += pivot[j];
+        if ((st = finish(Sc, sum4 > 0 ? sum4 : 0.0, m, d, mean, 1, g < F ? &out[g] : all)) !=
+            NS_OK)
+            goto done;
+    }
+done:
+    if (st != NS_OK) {
+        for (int g = 0; g < n_folds; g++)
+            ns_whiten_release(&out[g]);
+        ns_whiten_release(all);
+    }
+    free(buf);
+    free(fs);
+    return st;
 }
