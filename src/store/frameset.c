@@ -302,8 +302,8 @@ typedef struct range {
 /* Reads the union of ranges of dataset `name` (rows x tail) into dst,
  * contiguous in range order. */
 static ns_status read_ranges(hid_t file, const char *path, const char *name, hid_t mtype,
-                             int rank, const hsize_t *tail, const range *rg, size_t n_rg,
-                             hsize_t total, void *dst)
+                             int rank, const hsize_t *tail, hsize_t rows_want, const range *rg,
+                             size_t n_rg, hsize_t total, void *dst)
 {
     ns_status st = NS_OK;
     hid_t d = H5I_INVALID_HID, fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID;
@@ -328,10 +328,11 @@ static ns_status read_ranges(hid_t file, const char *path, const char *name, hid
             goto done;
         }
     }
-    if (n_rg > 0 && rg[n_rg - 1].off + rg[n_rg - 1].n > dims[0]) {
-        st = ns_error(NS_ERR_CORRUPT, "'%s': /%s has %llu rows, clips need %llu", path, name,
-                      (unsigned long long)dims[0],
-                      (unsigned long long)(rg[n_rg - 1].off + rg[n_rg - 1].n));
+    /* Exactly the shard's frames: rows past what was written would read as
+     * fill values (a claimed 2^40 rows costs nothing in the file). */
+    if (dims[0] != rows_want) {
+        st = ns_error(NS_ERR_CORRUPT, "'%s': /%s has %llu rows, the shard holds %llu frames",
+                      path, name, (unsigned long long)dims[0], (unsigned long long)rows_want);
         goto done;
     }
     if (H5Sselect_none(fsp) < 0) {
@@ -410,16 +411,17 @@ static ns_status load_run(ns_store *s, const char *model_id, int d, const size_t
     if ((st = ns_store_shard_open(s, shard, &h)) != NS_OK ||
         (st = ns_store_path(s, sh->path, spath, sizeof spath)) != NS_OK)
         goto done;
-    if ((st = read_ranges(h->file, spath, "frame/clip", H5T_NATIVE_UINT32, 1, NULL, rg, n_rg,
-                          total, f->clip + first)) != NS_OK ||
-        (st = read_ranges(h->file, spath, "frame/index", H5T_NATIVE_UINT32, 1, NULL, rg, n_rg,
-                          total, f->index + first)) != NS_OK ||
-        (st = read_ranges(h->file, spath, "frame/timestamp", H5T_NATIVE_DOUBLE, 1, NULL, rg,
-                          n_rg, total, f->timestamp + first)) != NS_OK ||
-        (st = read_ranges(h->file, spath, "frame/member", t_member, 1, NULL, rg, n_rg, total,
-                          f->member + first)) != NS_OK ||
-        (st = read_ranges(h->file, spath, "frame/props", H5T_NATIVE_FLOAT, 2, tail_p, rg, n_rg,
-                          total, f->props + first * NS_PROP_COUNT)) != NS_OK)
+    const hsize_t nf = sh->n_frames;
+    if ((st = read_ranges(h->file, spath, "frame/clip", H5T_NATIVE_UINT32, 1, NULL, nf, rg,
+                          n_rg, total, f->clip + first)) != NS_OK ||
+        (st = read_ranges(h->file, spath, "frame/index", H5T_NATIVE_UINT32, 1, NULL, nf, rg,
+                          n_rg, total, f->index + first)) != NS_OK ||
+        (st = read_ranges(h->file, spath, "frame/timestamp", H5T_NATIVE_DOUBLE, 1, NULL, nf,
+                          rg, n_rg, total, f->timestamp + first)) != NS_OK ||
+        (st = read_ranges(h->file, spath, "frame/member", t_member, 1, NULL, nf, rg, n_rg,
+                          total, f->member + first)) != NS_OK ||
+        (st = read_ranges(h->file, spath, "frame/props", H5T_NATIVE_FLOAT, 2, tail_p, nf, rg,
+                          n_rg, total, f->props + first * NS_PROP_COUNT)) != NS_OK)
         goto done;
     /* /frame/clip names the shard's clip row: a free consistency check
      * before it is replaced by the frameset's clip row. */
@@ -440,8 +442,8 @@ static ns_status load_run(ns_store *s, const char *model_id, int d, const size_t
         goto done;
     if ((st = ns_emb_open_read(s, model_id, sh, d, epath, sizeof epath, &ef)) != NS_OK)
         goto done;
-    st = read_ranges(ef, epath, "embeddings", H5T_NATIVE_FLOAT, 2, tail_e, rg, n_rg, total,
-                     f->emb + first * (size_t)d);
+    st = read_ranges(ef, epath, "embeddings", H5T_NATIVE_FLOAT, 2, tail_e, sh->n_frames, rg,
+                     n_rg, total, f->emb + first * (size_t)d);
     for (size_t k = 0, at = first; st == NS_OK && k < n_rg; at += rg[k].n, k++)
         st = ns_emb_check_finite(epath, f->emb + at * (size_t)d, rg[k].n, d, rg[k].off);
 done:

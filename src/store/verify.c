@@ -305,6 +305,42 @@ static void check_first_frames(ns_store *s, const char *cat, ns_verify_report *r
         problem(r, 1, "catalog '%s': clips are not grouped by shard in order (clip %zu)", cat, ci);
 }
 
+/* Every dataset of the view has its rows: one per frame, /clips one per clip
+ * (users read the view with h5py; a damaged one is rebuilt by the next
+ * writer once moved aside).  Issue 16, hostile files: a view missing
+ * /frames or with a reshaped dataset passed verify. */
+static void check_view_rows(hid_t f, const char *path, uint64_t n_frames, size_t n_clips,
+                            ns_verify_report *r)
+{
+    static const struct {
+        const char *name;
+        H5T_class_t cls;
+    } sets[] = {{"frames", H5T_INTEGER},       {"frame/clip", H5T_INTEGER},
+                {"frame/index", H5T_INTEGER},  {"frame/timestamp", H5T_FLOAT},
+                {"frame/member", H5T_STRING},  {"frame/status", H5T_INTEGER},
+                {"frame/props", H5T_FLOAT},    {"clips", H5T_COMPOUND}};
+    for (size_t k = 0; k < sizeof sets / sizeof *sets; k++) {
+        const char *name = sets[k].name;
+        uint64_t want = sets[k].cls == H5T_COMPOUND ? n_clips : n_frames, rows = 0;
+        hid_t d = H5Dopen2(f, name, H5P_DEFAULT), t = H5I_INVALID_HID;
+        ns_status st = d < 0 ? ns_h5_error(NS_ERR_CORRUPT, "'%s': cannot open /%s", path, name)
+                             : ns_h5_rows(d, path, name, &rows);
+        if (st == NS_OK && rows != want)
+            st = ns_error(NS_ERR_CORRUPT, "'%s': /%s has %llu rows, expected %llu", path, name,
+                          (unsigned long long)rows, (unsigned long long)want);
+        if (st == NS_OK && ((t = H5Dget_type(d)) < 0 || H5Tget_class(t) != sets[k].cls))
+            st = ns_error(NS_ERR_CORRUPT, "'%s': /%s has the wrong type", path, name);
+        if (t >= 0)
+            H5Tclose(t);
+        if (d >= 0)
+            H5Dclose(d);
+        if (st != NS_OK) {
+            problem(r, 1, "view %s (move it aside; the next writer rebuilds it)", ns_errmsg());
+            return;
+        }
+    }
+}
+
 static void check_view(ns_store *s, ns_verify_report *r)
 {
     char path[PATH_MAX];
@@ -330,6 +366,8 @@ static void check_view(ns_store *s, ns_verify_report *r)
     else if (n != s->shard_first[s->n_shards])
         problem(r, 0, "view '%s' is stale: %llu frames, catalog has %llu", path,
                 (unsigned long long)n, (unsigned long long)s->shard_first[s->n_shards]);
+    else
+        check_view_rows(f, path, n, s->n_clips, r);
     ns_h5_fclose(f);
     H5Eclear2(H5E_DEFAULT);
 }
