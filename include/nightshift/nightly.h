@@ -61,6 +61,10 @@ typedef struct ns_nightly_config {
     double alpha, frame_alpha;
     int perms, min_clips, test_frames;
     uint64_t detect_seed;
+    int select_budget;  /* frames per labeling batch (200; 0: no batches) */
+    uint64_t select_seed;
+    int select_min_gap; /* frames between picks of one clip (3) */
+    char *label_export; /* labeling batches' folder, "{night}" replaced; NULL: RUNS/labeling */
     char *train_head;   /* softmax | mlp */
     uint64_t train_seed;
     char *gate_policy;  /* a gate policy file; NULL: gate's default policy */

@@ -1,5 +1,6 @@
 /* nightshift nightly -- the whole night as one resumable command: ingest,
- * embed, reference refresh, detect; a run manifest per night records what is
+ * embed, reference refresh, detect, a labeling batch when detect found novel
+ * conditions, and dataset, train and gate when new labels arrived; a run manifest per night records what is
  * done, so a rerun skips it and a killed night resumes. */
 #include <errno.h>
 #include <getopt.h>
@@ -35,8 +36,8 @@ static double now(void)
 static void help(const ns_nightly_config *d)
 {
     printf("usage: nightshift nightly --config FILE [--night DATE] [options]\n\n"
-           "Runs the night's stages in order (ingest, embed, reference, detect), each as\n"
-           "its own command, and records each in RUNS/<night>/manifest.json with its\n"
+           "Runs the night's stages in order (ingest, embed, reference, detect, select,\n"
+           "dataset, train, gate), each as its own command, and records each in RUNS/<night>/manifest.json with its\n"
            "inputs, outputs (SHA-256), the tool version and the config hash.  A rerun\n"
            "skips what is done and redoes what changed; a killed night resumes.  Writes\n"
            "RUNS/<night>/index.html, the page to open in the morning.\n\n"
@@ -57,11 +58,13 @@ static void help(const ns_nightly_config *d)
            "  --runs DIR         overrides the key runs [STORE/runs]\n"
            "  --model M          overrides the key model [%s]\n"
            "  --device D         overrides the key device: auto|cpu|cuda [%s]\n"
-           "stages: ingest, embed, reference, detect, dataset, train, gate (the last three\n"
-           "when new labels arrived: dataset build, train a candidate, gate it against the\n"
+           "stages: ingest, embed, reference, detect, select (when detect found novel\n"
+           "conditions: select and export a labeling batch), dataset, train, gate (when\n"
+           "new labels arrived: dataset build, train a candidate, gate it against the\n"
            "registry's production head)\n"
            "Exit codes: 0 nothing needs a human, 3 a shift or novel condition was found,\n"
-           "5 a candidate head was gated PROMOTE (registry promote is yours to run),\n"
+           "4 a labeling batch is waiting, 5 a candidate head was gated PROMOTE (registry\n"
+           "promote is yours to run); when several apply the highest wins (5 > 4 > 3);\n"
            "1 failure, 2 usage or config error, 75 the store is busy, 143 stopped by\n"
            "SIGTERM/SIGINT at a stage boundary (rerun to resume).\n",
            d->model, d->device);
@@ -268,6 +271,7 @@ static void summary(const ns_night_run *r, int code)
     switch (code) {
     case NS_EXIT_OK: printf("nothing needs a human (exit 0)\n"); break;
     case NS_EXIT_NOVEL: printf("SHIFT OR NOVEL CONDITION FOUND (exit 3)\n"); break;
+    case NS_EXIT_BATCH: printf("A LABELING BATCH IS WAITING (exit 4)\n"); break;
     case NS_EXIT_PROMOTE: printf("A CANDIDATE HEAD WAS GATED PROMOTE (exit 5)\n"); break;
     case NS_EXIT_INTERRUPTED: printf("stopped by a signal; rerun to resume (exit 143)\n"); break;
     case NS_EXIT_BUSY: printf("store busy (exit 75)\n"); break;
@@ -296,6 +300,10 @@ static void summary(const ns_night_run *r, int code)
                (unsigned long long)r->det.novel_conditions);
         printf("  detect report: %s/report.html\n", r->detect_dir);
     }
+    if (r->have_batch)
+        printf("  labeling batch: %llu frames in %s (return the filled tasks.csv with "
+               "nightshift labels import)\n",
+               (unsigned long long)r->batch_frames, r->batch_path);
     if (r->gate_verdict[0])
         printf("  gate: %s for candidate %.12s (registry promote %.12s --gate %s)\n"
                "  gate report: %s/report.html\n",
@@ -359,7 +367,7 @@ int cmd_nightly(int argc, char **argv)
     int until_i = until ? stage_index(until) : NS_STAGE_COUNT - 1;
     if ((from && from_i < 0) || (only && only_i < 0) || (from && only) || until_i < 0) {
         fprintf(stderr, "nightshift nightly: %s (stages: ingest, embed, reference, detect, "
-                        "dataset, train, gate)\n",
+                        "select, dataset, train, gate)\n",
                 from && only ? "--from and --only exclude each other" : "unknown stage");
         code = NS_EXIT_USAGE;
         goto out;
@@ -514,6 +522,8 @@ int cmd_nightly(int argc, char **argv)
         code = ns_exit_code(st);
     else if (!strcasecmp(r->gate_verdict, "promote"))
         code = NS_EXIT_PROMOTE;
+    else if (r->have_batch)
+        code = NS_EXIT_BATCH;
     else if (r->have_det && (r->det.shift || r->det.novel_conditions > 0))
         code = NS_EXIT_NOVEL;
     else

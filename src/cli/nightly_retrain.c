@@ -23,13 +23,6 @@
 #include "nightshift/head.h"
 #include "nightshift/registry.h"
 
-static void skip(ns_stage_record *rec, const char *note)
-{
-    snprintf(rec->status, sizeof rec->status, "skipped");
-    rec->note = strdup(note);
-    ns_stage_key(rec, note);
-}
-
 static int is_file(const char *path)
 {
     struct stat sb;
@@ -41,12 +34,6 @@ static int done_tonight(ns_night_run *r, const char *stage, const char *key)
 {
     ns_stage_record *old = ns_run_manifest_find(&r->m, stage);
     return old && !strcmp(old->status, "done") && !strcmp(old->key, key);
-}
-
-static const char *rel(const ns_night_run *r, const char *path)
-{
-    size_t n = strlen(r->runs);
-    return strncmp(path, r->runs, n) == 0 && path[n] == '/' ? path + n + 1 : path;
 }
 
 /* ---- dataset ----------------------------------------------------------------- */
@@ -61,7 +48,7 @@ static ns_status dataset_prepare(ns_night_run *r, ns_stage_record *rec)
     st = ns_nightly_tree_digest(dir, hex, &n_files);
     if (st == NS_ERR_NOT_FOUND || (st == NS_OK && n_files == 0)) {
         ns_error_clear();
-        skip(rec, "no labels in the store yet");
+        ns_stage_skip(rec, "no labels in the store yet");
         return NS_OK;
     }
     if (st != NS_OK || (st = ns_stage_add(&rec->inputs, &rec->n_inputs, "labels", hex)) != NS_OK)
@@ -70,32 +57,25 @@ static ns_status dataset_prepare(ns_night_run *r, ns_stage_record *rec)
     const char *kv[] = {model};
     if ((st = ns_stage_options(rec, kv, 1)) != NS_OK)
         return st;
-    ns_stage_key(rec, NULL);
     snprintf(r->dataset_path, sizeof r->dataset_path, "%.4000s/datasets/ds-%.16s.h5", r->runs,
              rec->key);
     if (is_file(r->dataset_path) && !done_tonight(r, "dataset", rec->key)) {
         char note[160];
-        snprintf(note, sizeof note, "no new labels since %.100s was built", rel(r, r->dataset_path));
+        snprintf(note, sizeof note, "no new labels since %.100s was built", ns_stage_rel(r, r->dataset_path));
         r->dataset_path[0] = '\0';
-        skip(rec, note);
+        ns_stage_skip(rec, note);
     }
     return NS_OK;
 }
 
 static ns_status dataset_execute(ns_night_run *r, ns_stage_record *rec)
 {
-    ns_argv a = {.n = 0};
-    char dir[PATH_MAX + 16];
+    ns_argv a;
     int rc;
-    snprintf(dir, sizeof dir, "%s/datasets", r->runs);
-    ns_status st = ns_mkdir_p(dir);
+    ns_status st = ns_stage_command(r, &a, "datasets", "dataset", "build", "--store",
+                                    r->cfg.store, NULL);
     if (st != NS_OK)
         return st;
-    ns_argv_add(&a, "nightshift");
-    ns_argv_add(&a, "dataset");
-    ns_argv_add(&a, "build");
-    ns_argv_add(&a, "--store");
-    ns_argv_add(&a, "%s", r->cfg.store);
     ns_argv_add(&a, "--nights");
     ns_argv_add(&a, "..%s", r->night);
     ns_argv_add(&a, "--model");
@@ -109,7 +89,7 @@ static ns_status dataset_measure(ns_night_run *r, ns_stage_record *rec)
 {
     rec->count = 1;
     snprintf(rec->unit, sizeof rec->unit, "file");
-    return ns_stage_output(r, rec, rel(r, r->dataset_path));
+    return ns_stage_output(r, rec, ns_stage_rel(r, r->dataset_path));
 }
 
 /* ---- train -------------------------------------------------------------------- */
@@ -120,7 +100,7 @@ static ns_status train_prepare(ns_night_run *r, ns_stage_record *rec)
     ns_status st;
     r->head_path[0] = r->head_id[0] = '\0';
     if (!r->dataset_path[0]) {
-        skip(rec, "no new dataset tonight");
+        ns_stage_skip(rec, "no new dataset tonight");
         return NS_OK;
     }
     if ((st = ns_stage_add(&rec->inputs, &rec->n_inputs, "dataset",
@@ -130,24 +110,17 @@ static ns_status train_prepare(ns_night_run *r, ns_stage_record *rec)
     const char *kv[] = {r->cfg.train_head, seed};
     if ((st = ns_stage_options(rec, kv, 2)) != NS_OK)
         return st;
-    ns_stage_key(rec, NULL);
     snprintf(r->head_path, sizeof r->head_path, "%.4000s/heads/head-%.16s.h5", r->runs, rec->key);
     return NS_OK;
 }
 
 static ns_status train_execute(ns_night_run *r, ns_stage_record *rec)
 {
-    ns_argv a = {.n = 0};
-    char dir[PATH_MAX + 16];
+    ns_argv a;
     int rc;
-    snprintf(dir, sizeof dir, "%s/heads", r->runs);
-    ns_status st = ns_mkdir_p(dir);
+    ns_status st = ns_stage_command(r, &a, "heads", "train", "--dataset", r->dataset_path, NULL);
     if (st != NS_OK)
         return st;
-    ns_argv_add(&a, "nightshift");
-    ns_argv_add(&a, "train");
-    ns_argv_add(&a, "--dataset");
-    ns_argv_add(&a, "%s", r->dataset_path);
     ns_argv_add(&a, "--head");
     ns_argv_add(&a, "%s", r->cfg.train_head);
     ns_argv_add(&a, "--seed");
@@ -165,7 +138,7 @@ static ns_status train_measure(ns_night_run *r, ns_stage_record *rec)
 {
     ns_head h;
     ns_lineage lin;
-    ns_status st = ns_stage_output(r, rec, rel(r, r->head_path));
+    ns_status st = ns_stage_output(r, rec, ns_stage_rel(r, r->head_path));
     if (st != NS_OK)
         return st;
     memset(&h, 0, sizeof h);
@@ -199,7 +172,7 @@ static ns_status gate_prepare(ns_night_run *r, ns_stage_record *rec)
     r->gate_verdict[0] = '\0';
     snprintf(r->gate_dir, sizeof r->gate_dir, "%.4000s/gate/%s", r->runs, r->night);
     if (!r->head_path[0]) {
-        skip(rec, "no new candidate tonight");
+        ns_stage_skip(rec, "no new candidate tonight");
         return NS_OK;
     }
     if ((st = ns_registry_load(r->cfg.store, &reg)) != NS_OK)
@@ -214,7 +187,7 @@ static ns_status gate_prepare(ns_night_run *r, ns_stage_record *rec)
                                                              : NULL;
     if (why) {
         ns_registry_release(&reg);
-        skip(rec, why);
+        ns_stage_skip(rec, why);
         return NS_OK;
     }
     st = ns_stage_add(&rec->inputs, &rec->n_inputs, "candidate",
@@ -236,23 +209,13 @@ static ns_status gate_prepare(ns_night_run *r, ns_stage_record *rec)
 
 static ns_status gate_execute(ns_night_run *r, ns_stage_record *rec)
 {
-    ns_argv a = {.n = 0};
-    char dir[PATH_MAX + 16];
+    ns_argv a;
     int rc;
-    snprintf(dir, sizeof dir, "%s/gate", r->runs);
-    ns_status st = ns_mkdir_p(dir);
+    ns_status st = ns_stage_command(r, &a, "gate", "gate", "--candidate", r->head_path,
+                                    "--production", rec->inputs[1].name, "--dataset",
+                                    r->dataset_path, "--store", r->cfg.store, NULL);
     if (st != NS_OK)
         return st;
-    ns_argv_add(&a, "nightshift");
-    ns_argv_add(&a, "gate");
-    ns_argv_add(&a, "--candidate");
-    ns_argv_add(&a, "%s", r->head_path);
-    ns_argv_add(&a, "--production");
-    ns_argv_add(&a, "%s", rec->inputs[1].name);
-    ns_argv_add(&a, "--dataset");
-    ns_argv_add(&a, "%s", r->dataset_path);
-    ns_argv_add(&a, "--store");
-    ns_argv_add(&a, "%s", r->cfg.store);
     if (r->cfg.gate_policy) {
         ns_argv_add(&a, "--policy");
         ns_argv_add(&a, "%s", r->cfg.gate_policy);

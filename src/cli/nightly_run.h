@@ -13,15 +13,19 @@ enum {
     NS_STAGE_EMBED,
     NS_STAGE_REFERENCE,
     NS_STAGE_DETECT,
+    NS_STAGE_SELECT,  /* novel conditions found: select and export a labeling batch */
     NS_STAGE_DATASET, /* the three run when new labels arrived (nightly_retrain.c) */
     NS_STAGE_TRAIN,
     NS_STAGE_GATE,
     NS_STAGE_COUNT
 };
 
-/* Exit codes of the nightly job (README "Exit codes"). */
+/* Exit codes of the nightly job (README "Exit codes").  When several apply
+ * the highest wins: 5 over 4 over 3 (a PROMOTE night may also have a batch
+ * waiting and a shift; the summary and the morning page list each). */
 enum {
     NS_EXIT_NOVEL = 3,      /* a shift or a novel condition was found */
+    NS_EXIT_BATCH = 4,      /* a labeling batch was exported for tonight and is waiting */
     NS_EXIT_PROMOTE = 5,    /* a candidate head was gated PROMOTE */
     NS_EXIT_INTERRUPTED = 143, /* 128 + SIGTERM: stopped at a stage boundary, rerun resumes */
 };
@@ -45,6 +49,10 @@ typedef struct ns_night_run {
     int have_det;
     ns_ingest_brief ing;
     int have_ing;
+    char selection_path[PATH_MAX]; /* RUNS/select/<night>/selection.csv */
+    char batch_path[PATH_MAX];     /* the labeling tar; "" when no batch tonight */
+    uint64_t batch_frames;         /* frames in it */
+    int have_batch;
     char dataset_path[PATH_MAX]; /* "" when no dataset tonight */
     char head_path[PATH_MAX];    /* the candidate trained tonight */
     char head_id[NS_SHA256_HEX];
@@ -65,7 +73,7 @@ typedef struct ns_stage_def {
 } ns_stage_def;
 
 extern const ns_stage_def *const ns_stages[NS_STAGE_COUNT];
-extern const ns_stage_def ns_stage_dataset_def, ns_stage_train_def, ns_stage_gate_def;
+extern const ns_stage_def ns_stage_select_def, ns_stage_dataset_def, ns_stage_train_def, ns_stage_gate_def;
 
 /* A child's argv, built in one buffer (our own options: overflow is a bug). */
 typedef struct ns_argv {
@@ -78,9 +86,18 @@ void ns_argv_add(ns_argv *a, const char *fmt, ...) __attribute__((format(printf,
 
 /* rec->key from the stage name, the tool version, the inputs and extra. */
 void ns_stage_key(ns_stage_record *rec, const char *extra);
-/* The options as one input: a hash over the strings. */
+/* The options as the last input (a hash over the strings), then rec->key. */
 ns_status ns_stage_options(ns_stage_record *rec, const char *const *kv, size_t n);
-/* Adds RUNS/rel with its SHA-256 (NS_ERR_NOT_FOUND when missing). */
+/* Nothing to do tonight: status "skipped", the note, a key over the note. */
+void ns_stage_skip(ns_stage_record *rec, const char *note);
+/* Makes RUNS/<subdir> (unless NULL) and starts a with "nightshift" and the
+ * words that follow, up to a NULL. */
+ns_status ns_stage_command(ns_night_run *r, ns_argv *a, const char *subdir, ...)
+    __attribute__((sentinel));
+/* path relative to RUNS when it lies inside, else path itself. */
+const char *ns_stage_rel(const ns_night_run *r, const char *path);
+/* Adds RUNS/rel (or rel itself, when absolute) with its SHA-256
+ * (NS_ERR_NOT_FOUND when missing). */
 ns_status ns_stage_output(ns_night_run *r, ns_stage_record *rec, const char *rel);
 /* The SHA-256 of an earlier stage's first output tonight ("" when none). */
 const char *ns_stage_upstream(const ns_night_run *r, int stage);

@@ -134,18 +134,58 @@ void ns_stage_key(ns_stage_record *rec, const char *extra)
     ns_nightly_strings_sha(parts, n, rec->key);
 }
 
-/* The options of a stage as one input: a hash over "name=value" lines. */
+/* The options of a stage as its last input (a hash over the strings), then
+ * the key over every input. */
 ns_status ns_stage_options(ns_stage_record *rec, const char *const *kv, size_t n)
 {
     char hex[NS_SHA256_HEX];
     ns_nightly_strings_sha(kv, n, hex);
-    return ns_stage_add(&rec->inputs, &rec->n_inputs, "options", hex);
+    ns_status st = ns_stage_add(&rec->inputs, &rec->n_inputs, "options", hex);
+    if (st == NS_OK)
+        ns_stage_key(rec, NULL);
+    return st;
+}
+
+void ns_stage_skip(ns_stage_record *rec, const char *note)
+{
+    snprintf(rec->status, sizeof rec->status, "skipped");
+    rec->note = strdup(note);
+    ns_stage_key(rec, note);
+}
+
+ns_status ns_stage_command(ns_night_run *r, ns_argv *a, const char *subdir, ...)
+{
+    va_list ap;
+    a->n = 0;
+    a->used = 0;
+    if (subdir) {
+        char dir[PATH_MAX + 64];
+        snprintf(dir, sizeof dir, "%s/%s", r->runs, subdir);
+        ns_status st = ns_mkdir_p(dir);
+        if (st != NS_OK)
+            return st;
+    }
+    ns_argv_add(a, "nightshift");
+    va_start(ap, subdir);
+    for (const char *w; (w = va_arg(ap, const char *)) != NULL;)
+        ns_argv_add(a, "%s", w);
+    va_end(ap);
+    return NS_OK;
+}
+
+const char *ns_stage_rel(const ns_night_run *r, const char *path)
+{
+    size_t n = strlen(r->runs);
+    return strncmp(path, r->runs, n) == 0 && path[n] == '/' ? path + n + 1 : path;
 }
 
 ns_status ns_stage_output(ns_night_run *r, ns_stage_record *rec, const char *rel)
 {
     char path[2 * PATH_MAX], hex[NS_SHA256_HEX];
-    snprintf(path, sizeof path, "%s/%s", r->runs, rel);
+    if (rel[0] == '/')
+        snprintf(path, sizeof path, "%s", rel);
+    else
+        snprintf(path, sizeof path, "%s/%s", r->runs, rel);
     ns_status st = ns_nightly_file_sha(path, hex);
     if (st == NS_ERR_IO && access(path, F_OK) != 0)
         return ns_error(NS_ERR_NOT_FOUND, "output '%s' is missing", path);
@@ -192,9 +232,7 @@ static ns_status ingest_prepare(ns_night_run *r, ns_stage_record *rec)
     fmt_g(fps, sizeof fps, r->cfg.fps);
     const char *kv[] = {r->cfg.store, r->night, r->cfg.name_pattern ? r->cfg.name_pattern : "",
                         every, fps};
-    if ((st = ns_stage_options(rec, kv, 5)) != NS_OK)
-        goto done;
-    ns_stage_key(rec, NULL);
+    st = ns_stage_options(rec, kv, 5);
 done:
     free(inbox);
     free(manifest);
@@ -203,14 +241,9 @@ done:
 
 static ns_status ingest_execute(ns_night_run *r, ns_stage_record *rec)
 {
-    ns_argv a = {.n = 0};
+    ns_argv a;
     int rc;
-    ns_argv_add(&a, "nightshift");
-    ns_argv_add(&a, "ingest");
-    ns_argv_add(&a, "--store");
-    ns_argv_add(&a, "%s", r->cfg.store);
-    ns_argv_add(&a, "--night");
-    ns_argv_add(&a, "%s", r->night);
+    ns_stage_command(r, &a, NULL, "ingest", "--store", r->cfg.store, "--night", r->night, NULL);
     ns_argv_add(&a, "--summary");
     ns_argv_add(&a, "%s/ingest.json", r->dir);
     if (r->cfg.manifest) {
@@ -276,16 +309,10 @@ static ns_status embed_prepare(ns_night_run *r, ns_stage_record *rec)
 
 static ns_status embed_execute(ns_night_run *r, ns_stage_record *rec)
 {
-    ns_argv a = {.n = 0};
+    ns_argv a;
     int rc;
-    ns_argv_add(&a, "nightshift");
-    ns_argv_add(&a, "embed");
-    ns_argv_add(&a, "--store");
-    ns_argv_add(&a, "%s", r->cfg.store);
-    ns_argv_add(&a, "--model");
-    ns_argv_add(&a, "%s", r->cfg.model);
-    ns_argv_add(&a, "--device");
-    ns_argv_add(&a, "%s", r->cfg.device);
+    ns_stage_command(r, &a, NULL, "embed", "--store", r->cfg.store, "--model", r->cfg.model,
+                     "--device", r->cfg.device, NULL);
     /* Every night's missing frames, not only tonight's: a night whose embed
      * never finished would otherwise hold up every reference it belongs to. */
     ns_argv_add(&a, "--quiet");
@@ -441,9 +468,7 @@ static ns_status reference_prepare(ns_night_run *r, ns_stage_record *rec)
             char note[160];
             snprintf(note, sizeof note, "tonight is in the reference period %.100s%s", spec,
                      last[0] ? "" : " (open-ended)");
-            snprintf(rec->status, sizeof rec->status, "skipped");
-            rec->note = strdup(note);
-            ns_stage_key(rec, note);
+            ns_stage_skip(rec, note);
             return NS_OK;
         }
     } else {
@@ -453,12 +478,10 @@ static ns_status reference_prepare(ns_night_run *r, ns_stage_record *rec)
             return st;
         if (na < (size_t)r->cfg.ref_min_nights) {
             free(acc);
-            snprintf(rec->status, sizeof rec->status, "skipped");
             char note[160];
             snprintf(note, sizeof note, "%zu accepted night(s) before %s, the reference needs %d",
                      na, r->night, r->cfg.ref_min_nights);
-            rec->note = strdup(note);
-            ns_stage_key(rec, note);
+            ns_stage_skip(rec, note);
             return NS_OK;
         }
         size_t first = na > (size_t)r->cfg.ref_last ? na - (size_t)r->cfg.ref_last : 0;
@@ -482,7 +505,6 @@ static ns_status reference_prepare(ns_night_run *r, ns_stage_record *rec)
     const char *kv[] = {cap, seed};
     if ((st = ns_stage_options(rec, kv, 2)) != NS_OK)
         return st;
-    ns_stage_key(rec, NULL);
     /* Content-addressed: nights that share a reference period share the file. */
     memcpy(hex, rec->key, sizeof hex);
     snprintf(r->ref_path, sizeof r->ref_path, "%.4000s/references/ref-%.16s.h5", r->runs, hex);
@@ -491,23 +513,17 @@ static ns_status reference_prepare(ns_night_run *r, ns_stage_record *rec)
 
 static ns_status reference_execute(ns_night_run *r, ns_stage_record *rec)
 {
-    ns_argv a = {.n = 0};
-    char dir[PATH_MAX + 16];
+    ns_argv a;
     int rc;
     struct stat sb;
     if (stat(r->ref_path, &sb) == 0 && S_ISREG(sb.st_mode)) {
         rec->note = strdup("reused the reference of an earlier night");
         return NS_OK;
     }
-    snprintf(dir, sizeof dir, "%s/references", r->runs);
-    ns_status st = ns_mkdir_p(dir);
+    ns_status st = ns_stage_command(r, &a, "references", "reference", "build", "--store",
+                                    r->cfg.store, NULL);
     if (st != NS_OK)
         return st;
-    ns_argv_add(&a, "nightshift");
-    ns_argv_add(&a, "reference");
-    ns_argv_add(&a, "build");
-    ns_argv_add(&a, "--store");
-    ns_argv_add(&a, "%s", r->cfg.store);
     ns_argv_add(&a, "--nights");
     ns_argv_add(&a, "%s", rec->inputs[0].name + 7); /* "nights:<spec>" */
     ns_argv_add(&a, "--model");
@@ -545,9 +561,7 @@ static ns_status detect_prepare(ns_night_run *r, ns_stage_record *rec)
              night_in(r->cur[NS_STAGE_REFERENCE].inputs[0].name + 7, r->night))
         why = "tonight is part of the reference period";
     if (why) {
-        snprintf(rec->status, sizeof rec->status, "skipped");
-        rec->note = strdup(why);
-        ns_stage_key(rec, why);
+        ns_stage_skip(rec, why);
         return NS_OK;
     }
     if ((st = ns_stage_add(&rec->inputs, &rec->n_inputs, "reference",
@@ -562,27 +576,17 @@ static ns_status detect_prepare(ns_night_run *r, ns_stage_record *rec)
     snprintf(tf, sizeof tf, "%d", r->cfg.test_frames);
     snprintf(sd, sizeof sd, "%" PRIu64, r->cfg.detect_seed);
     const char *kv[] = {r->night, a, fa, p, mc, tf, sd};
-    if ((st = ns_stage_options(rec, kv, 7)) != NS_OK)
-        return st;
-    ns_stage_key(rec, NULL);
-    return NS_OK;
+    return ns_stage_options(rec, kv, 7);
 }
 
 static ns_status detect_execute(ns_night_run *r, ns_stage_record *rec)
 {
-    ns_argv a = {.n = 0};
-    char dir[PATH_MAX + 16];
+    ns_argv a;
     int rc;
-    snprintf(dir, sizeof dir, "%s/detect", r->runs);
-    ns_status st = ns_mkdir_p(dir);
+    ns_status st = ns_stage_command(r, &a, "detect", "detect", "--store", r->cfg.store, "--night",
+                                    r->night, NULL);
     if (st != NS_OK)
         return st;
-    ns_argv_add(&a, "nightshift");
-    ns_argv_add(&a, "detect");
-    ns_argv_add(&a, "--store");
-    ns_argv_add(&a, "%s", r->cfg.store);
-    ns_argv_add(&a, "--night");
-    ns_argv_add(&a, "%s", r->night);
     ns_argv_add(&a, "--reference");
     ns_argv_add(&a, "%s", r->ref_path);
     ns_argv_add(&a, "--out");
@@ -633,6 +637,6 @@ static const ns_stage_def reference_def = {"reference", reference_prepare, refer
 static const ns_stage_def detect_def = {"detect", detect_prepare, detect_execute, detect_measure};
 
 const ns_stage_def *const ns_stages[NS_STAGE_COUNT] = {
-    &ingest_def, &embed_def, &reference_def, &detect_def,
+    &ingest_def, &embed_def, &reference_def, &detect_def, &ns_stage_select_def,
     &ns_stage_dataset_def, &ns_stage_train_def, &ns_stage_gate_def,
 };

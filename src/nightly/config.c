@@ -31,6 +31,12 @@ typedef struct raw_detect {
     uint64_t *seed;
 } raw_detect;
 
+typedef struct raw_select {
+    int *budget, *min_gap;
+    uint64_t *seed;
+    char *export_dir;
+} raw_select;
+
 typedef struct raw_train {
     int *head;
     uint64_t *seed;
@@ -46,6 +52,7 @@ typedef struct raw_config {
     raw_ingest *ingest;
     raw_reference *reference;
     raw_detect *detect;
+    raw_select *select;
     raw_train *train;
     raw_gate *gate;
 } raw_config;
@@ -83,6 +90,13 @@ static const cyaml_schema_field_t detect_fields[] = {
     CYAML_FIELD_UINT_PTR("seed", OPT, raw_detect, seed),
     CYAML_FIELD_END};
 
+static const cyaml_schema_field_t select_fields[] = {
+    CYAML_FIELD_INT_PTR("budget", OPT, raw_select, budget),
+    CYAML_FIELD_UINT_PTR("seed", OPT, raw_select, seed),
+    CYAML_FIELD_INT_PTR("min_gap", OPT, raw_select, min_gap),
+    STR("export", raw_select, export_dir),
+    CYAML_FIELD_END};
+
 static const cyaml_strval_t head_vals[] = {{"softmax", 0}, {"mlp", 1}};
 static const char *const head_names[] = {"softmax", "mlp"};
 
@@ -105,6 +119,7 @@ static const cyaml_schema_field_t top_fields[] = {
     CYAML_FIELD_MAPPING_PTR("ingest", OPT, raw_config, ingest, ingest_fields),
     CYAML_FIELD_MAPPING_PTR("reference", OPT, raw_config, reference, reference_fields),
     CYAML_FIELD_MAPPING_PTR("detect", OPT, raw_config, detect, detect_fields),
+    CYAML_FIELD_MAPPING_PTR("select", OPT, raw_config, select, select_fields),
     CYAML_FIELD_MAPPING_PTR("train", OPT, raw_config, train, train_fields),
     CYAML_FIELD_MAPPING_PTR("gate", OPT, raw_config, gate, gate_fields),
     CYAML_FIELD_END};
@@ -134,6 +149,9 @@ void ns_nightly_config_defaults(ns_nightly_config *c)
     c->min_clips = d.min_clips;
     c->test_frames = d.test_frames_per_clip;
     c->detect_seed = d.seed;
+    c->select_budget = 200;
+    c->select_seed = 1;
+    c->select_min_gap = 3;
     c->train_head = strdup("softmax");
     c->train_seed = 1;
 }
@@ -206,6 +224,17 @@ ns_status ns_nightly_config_load(const char *path, ns_nightly_config *c)
         if (d->seed)
             c->detect_seed = *d->seed;
     }
+    if (raw->select) {
+        raw_select *sl = raw->select;
+        if (sl->budget)
+            c->select_budget = *sl->budget;
+        if (sl->seed)
+            c->select_seed = *sl->seed;
+        if (sl->min_gap)
+            c->select_min_gap = *sl->min_gap;
+        if ((st = take(&c->label_export, sl->export_dir)) != NS_OK)
+            goto done;
+    }
     if (raw->train) {
         if (raw->train->head &&
             (st = ns_nightly_config_set(&c->train_head, head_names[*raw->train->head])) != NS_OK)
@@ -246,6 +275,8 @@ ns_status ns_nightly_config_check(const ns_nightly_config *c)
                         src);
     if (c->perms < 1 || c->min_clips < 1)
         return ns_error(NS_ERR_USAGE, "%s: detect.perms and detect.min_clips must be >= 1", src);
+    if (c->select_budget < 0 || c->select_min_gap < 0)
+        return ns_error(NS_ERR_USAGE, "%s: select.budget and select.min_gap must be >= 0", src);
     return NS_OK;
 }
 
@@ -291,6 +322,9 @@ void ns_nightly_config_print(const ns_nightly_config *c, ns_strbuf *b)
     put_num(b, "frame_alpha", c->frame_alpha, in);
     ns_strbuf_printf(b, "%sperms: %d\n%smin_clips: %d\n%stest_frames: %d\n%sseed: %" PRIu64 "\n",
                      in, c->perms, in, c->min_clips, in, c->test_frames, in, c->detect_seed);
+    ns_strbuf_printf(b, "select:\n%sbudget: %d\n%sseed: %" PRIu64 "\n%smin_gap: %d\n", in,
+                     c->select_budget, in, c->select_seed, in, c->select_min_gap);
+    put_str(b, "export", c->label_export, in);
     ns_strbuf_printf(b, "train:\n%shead: %s\n%sseed: %" PRIu64 "\ngate:\n", in, c->train_head, in,
                      c->train_seed);
     put_str(b, "policy", c->gate_policy, in);
@@ -342,6 +376,7 @@ void ns_nightly_config_release(ns_nightly_config *c)
     free(c->model);
     free(c->device);
     free(c->ref_nights);
+    free(c->label_export);
     free(c->train_head);
     free(c->gate_policy);
     memset(c, 0, sizeof *c);

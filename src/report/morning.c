@@ -163,6 +163,18 @@ static void reports(ns_strbuf *sb, const ns_morning_page *p)
                                              "changed.csv", "policy.txt"};
     ns_strbuf_printf(sb, "<h2>Reports and logs</h2>\n<ul>\n");
     stage_links(sb, p, "detect", det_files, sizeof det_files / sizeof det_files[0]);
+    /* The labeling batch, where the select stage put it (inside RUNS or not). */
+    for (size_t i = 0; i < p->manifest->n_stages; i++) {
+        const ns_stage_record *r = &p->manifest->stages[i];
+        if (strcmp(r->stage, "select") || strcmp(r->status, "done"))
+            continue;
+        for (size_t k = 0; k < r->n_outputs; k++) {
+            const char *o = r->outputs[k].name;
+            snprintf(href, sizeof href, "%s%s", o[0] == '/' ? "file://" : "../", o);
+            snprintf(path, sizeof path, "labeling batch: %s", o);
+            link(sb, href, path);
+        }
+    }
     stage_links(sb, p, "gate", gate_files, sizeof gate_files / sizeof gate_files[0]);
     snprintf(path, sizeof path, "%s/ingest.json", p->dir);
     if (is_file(path))

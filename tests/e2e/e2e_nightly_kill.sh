@@ -4,7 +4,8 @@
 #  - after every kill, no stage the manifest recorded as done before the run
 #    was redone (its record, start time and key included, is unchanged);
 #  - each night's final exit code, the store (nights, clips, frames, shards,
-#    embeddings) and every detect verdict equal the uninterrupted run's;
+#    embeddings), every detect verdict and the glove night's labeling batch
+#    (selection, tasks.csv, image names) equal the uninterrupted run's;
 #  - the killed store verifies, and no stage process outlives its nightly.
 source "$(dirname "$0")/lib.sh"
 
@@ -19,6 +20,7 @@ inbox: $D/{night}
 manifest: $D/manifest.csv
 reference: {policy: last, last: 3, min_nights: 3}
 detect: {perms: 200}
+select: {budget: 20}
 EOF
   echo "$T/$1.yaml"
 }
@@ -40,6 +42,13 @@ print("embeddings", len(glob.glob(f"{s}/embeddings/*/*.h5")))
 for f in sorted(glob.glob(f"{s}/runs/detect/*/summary.json")):
     d = json.load(open(f))
     print(d["night"], d["verdict"], d["p_value"], d["novel_frames"], d["novel_conditions"])
+import tarfile
+for f in sorted(glob.glob(f"{s}/runs/select/*/selection.csv")):
+    print(f[len(s):], hashlib.sha256(open(f, "rb").read()).hexdigest()[:16])
+for f in sorted(glob.glob(f"{s}/runs/labeling/*")):
+    t = tarfile.open(f)
+    print(f[len(s):], sorted(t.getnames()),
+          hashlib.sha256(t.extractfile("tasks.csv").read()).hexdigest()[:16])
 for f in sorted(glob.glob(f"{s}/runs/*/manifest.json")):
     m = json.load(open(f))
     print(m["night"], "exit", m["exit_code"], [x["status"] for x in m["stages"]])
@@ -63,7 +72,8 @@ for n in "${nights[@]}"; do
   plain_rc+=("$rc")
   plain_ms+=($((($(date +%s%N) - t0) / 1000000)))
 done
-check "the uninterrupted run finds the glove night" test "${plain_rc[4]}" -eq 3
+check "the uninterrupted run finds the glove night and exports a batch" test "${plain_rc[4]}" -eq 4
+check "  the batch opens with tar" sh -c "tar tf '$T/plain/runs/labeling/tasks-${nights[4]}.tar' >/dev/null"
 
 # Four kills a night, each at a random moment of what the night has left: a
 # kill that comes after the run ended is no kill, so that moment is drawn
@@ -106,6 +116,6 @@ state "$T/killed" | sed 's/^2026-[0-9-]* exit.*//' >"$T/killed.state"
 check "final state equals the uninterrupted run's" cmp -s "$T/plain.state" "$T/killed.state"
 diff "$T/plain.state" "$T/killed.state" | head
 check "every night's manifest ends with its exit code" \
-  test "$(state "$T/killed" | grep -c ' exit [03] ')" -eq 5
+  test "$(state "$T/killed" | grep -c ' exit [034] ')" -eq 5
 check "the killed store verifies" "$NS_BIN" verify --store "$T/killed" --quiet
 finish
