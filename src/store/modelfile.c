@@ -285,6 +285,15 @@ static ns_status weight_shape(hid_t g, const char *path, const char *node,
         w->dims[i] = (int)dims[i];
         *count *= (size_t)dims[i];
     }
+    /* Weights are stored uncompressed: a shape the file does not hold the
+     * bytes for (a claimed 2^31 elements in a chunked, unwritten dataset)
+     * is refused before the arena is sized by it (issue 16, resource bounds). */
+    if (H5Dget_storage_size(d) < (hsize_t)*count * H5Tget_size(t)) {
+        st = ns_error(NS_ERR_CORRUPT, "'%s': node '%s' weight '%s' claims %zu values but the "
+                      "file stores %llu bytes of them", path, node, w->name, *count,
+                      (unsigned long long)H5Dget_storage_size(d));
+        goto done;
+    }
 done:
     if (sp >= 0) H5Sclose(sp);
     if (t >= 0) H5Tclose(t);
