@@ -65,6 +65,31 @@ START_TEST(test_write_atomic_replaces)
 }
 END_TEST
 
+/* A writer killed before its rename leaves "<path>.tmp.<pid>"; the next
+ * writer of that path removes it (train kept a dead run's head.h5.tmp.PID
+ * forever), and leaves a live writer's and other files' temp names alone. */
+START_TEST(test_tmp_name_sweeps_dead_writers)
+{
+    char dir[PATH_MAX], p[PATH_MAX + 64], dead[PATH_MAX + 96], live[PATH_MAX + 96],
+        other[PATH_MAX + 96], tmp[PATH_MAX + 96];
+    ns_test_tmpdir(dir, sizeof dir, "fsutil");
+    snprintf(p, sizeof p, "%s/head.h5", dir);
+    snprintf(dead, sizeof dead, "%s.tmp.99999999", p);
+    snprintf(live, sizeof live, "%s.tmp.1", p);
+    snprintf(other, sizeof other, "%s/ds.h5.tmp.99999999", dir);
+    ck_assert_ns_ok(ns_write_file(dead, "half", 4, 0));
+    ck_assert_ns_ok(ns_write_file(live, "live", 4, 0));
+    ck_assert_ns_ok(ns_write_file(other, "other", 5, 0));
+    ck_assert_ns_ok(ns_tmp_name(p, tmp, sizeof tmp));
+    ck_assert_int_ne(access(dead, F_OK), 0);
+    ck_assert_int_eq(access(live, F_OK), 0); /* pid 1 is alive */
+    ck_assert_int_eq(access(other, F_OK), 0);
+    ck_assert_ns_ok(ns_write_file(dead, "half", 4, 0));
+    ck_assert_ns_ok(ns_write_file_atomic(p, "v1", 2));
+    ck_assert_int_ne(access(dead, F_OK), 0);
+}
+END_TEST
+
 START_TEST(test_atomic_rename_across_dirs)
 {
     char dir[PATH_MAX], a[PATH_MAX + 64], b[PATH_MAX + 64], sub[PATH_MAX + 64], buf[16];
@@ -91,6 +116,7 @@ int main(void)
     tcase_add_test(tc, test_mkdir_p);
     tcase_add_test(tc, test_write_atomic_replaces);
     tcase_add_test(tc, test_atomic_rename_across_dirs);
+    tcase_add_test(tc, test_tmp_name_sweeps_dead_writers);
     suite_add_tcase(s, tc);
     return ns_test_run(s);
 }

@@ -45,7 +45,9 @@ ns_status ns_write_file_atomic(const char *path, const void *data, size_t len);
  * holds the lock until closed. */
 ns_status ns_flock_take(const char *path, int wait, const char *what, int *fd);
 
-/* Writes "<path>.tmp.<pid>" into buf (NS_ERR_USAGE when it does not fit). */
+/* Writes "<path>.tmp.<pid>" into buf (NS_ERR_USAGE when it does not fit),
+ * and removes the temp files of path that dead writers left (ns_tmp_sweep):
+ * call it right before writing the temp file. */
 ns_status ns_tmp_name(const char *path, char *buf, size_t cap);
 
 /* Nonzero when name ends in ".tmp.<digits>" or ".old.<digits>": a file or

@@ -104,6 +104,10 @@ ns_status ns_tmp_name(const char *path, char *buf, size_t cap)
     int n = snprintf(buf, cap, "%s.tmp.%ld", path, (long)getpid());
     if (n < 0 || (size_t)n >= cap)
         return ns_error(NS_ERR_USAGE, "path too long: '%s'", path);
+    /* Every writer asks for its temp name right before writing: the moment
+     * to drop what a killed writer of the same file left (train's head,
+     * dataset build's file, export's tar kept them forever). */
+    ns_tmp_sweep(path);
     return NS_OK;
 }
 
