@@ -17,6 +17,8 @@ enum {
     NS_EXIT_INSUFFICIENT = 4, /* detect: too few clips for the shift test (outputs written);
                                  gate: no slice inferior, some undecided */
     NS_EXIT_BUSY = 75, /* EX_TEMPFAIL: the store is locked by another run */
+    NS_EXIT_INTERRUPTED = 143, /* 128 + SIGTERM: stopped by SIGTERM/SIGINT (NS_ERR_INTERRUPTED)
+                                * at a batch or stage boundary; the rerun resumes */
 };
 
 int ns_exit_code(ns_status st);

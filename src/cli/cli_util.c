@@ -13,6 +13,7 @@ int ns_exit_code(ns_status st)
     case NS_OK: return NS_EXIT_OK;
     case NS_ERR_USAGE: return NS_EXIT_USAGE;
     case NS_ERR_BUSY: return NS_EXIT_BUSY;
+    case NS_ERR_INTERRUPTED: return NS_EXIT_INTERRUPTED;
     default: return NS_EXIT_FAILURE;
     }
 }

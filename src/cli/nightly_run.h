@@ -27,7 +27,6 @@ enum {
     NS_EXIT_NOVEL = 3,      /* a shift or a novel condition was found */
     NS_EXIT_BATCH = 4,      /* a labeling batch was exported for tonight and is waiting */
     NS_EXIT_PROMOTE = 5,    /* a candidate head was gated PROMOTE */
-    NS_EXIT_INTERRUPTED = 143, /* 128 + SIGTERM: stopped at a stage boundary, rerun resumes */
 };
 
 typedef struct ns_night_run {

@@ -133,10 +133,16 @@ run_gate() {
 }
 chk_gate="--set gate"
 
-reg_check() { store_verify && "$NS_BIN" registry list --store "$W/store" >/dev/null 2>&1; }
+# The registry is append-only and its entries carry their time: after a
+# kill or a rerun the earlier bytes are there unchanged, and it lists.
+reg_check() {
+  local old=$T/old.files/store/registry.json
+  store_verify && "$NS_BIN" registry list --store "$W/store" >/dev/null 2>&1 &&
+    cmp -s -n "$(stat -c %s "$old")" "$old" "$W/store/registry.json"
+}
 prep_promote() { cp -a "$B" "$T/old.files"; }
 run_promote() { nsx registry promote candidate --store "$W/store" --force --reason torture; }
-chk_promote=""
+chk_promote="--mut store/registry.json"
 vfy_promote=reg_check
 nonidem_promote=1
 prep_rollback() {
@@ -144,7 +150,7 @@ prep_rollback() {
     --force --reason "second head" >/dev/null
 }
 run_rollback() { nsx registry rollback --store "$W/store" --reason torture; }
-chk_rollback=""
+chk_rollback="--mut store/registry.json"
 vfy_rollback=reg_check
 nonidem_rollback=1
 
