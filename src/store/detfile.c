@@ -144,44 +144,44 @@ static herr_t write_attrs(hid_t f, const ns_detect_result *r, const ns_reference
     double created = (double)time(NULL);
     const char *from = ref->n_nights ? ref->nights[0] : "";
     const char *to = ref->n_nights ? ref->nights[ref->n_nights - 1] : "";
-    e |= ns_h5_attr_str(f, "ns_format", NS_DETECT_FORMAT);
-    e |= ns_h5_attr_num(f, "ns_format_version", H5T_NATIVE_INT32, &version);
-    e |= ns_h5_attr_str(f, "night", r->night);
-    e |= ns_h5_attr_str(f, "model_id", ref->model_id);
-    e |= ns_h5_attr_str(f, "reference_nights_from", from);
-    e |= ns_h5_attr_str(f, "reference_nights_to", to);
-    e |= ns_h5_attr_num(f, "seed", H5T_NATIVE_UINT64, &seed);
-    e |= ns_h5_attr_num(f, "n_perm", H5T_NATIVE_INT32, &n_perm);
-    e |= ns_h5_attr_str(f, "permute", r->opts.permute_frames ? "frames" : "clips");
-    e |= ns_h5_attr_num(f, "sigma", H5T_NATIVE_DOUBLE, &r->sigma);
-    e |= ns_h5_attr_num(f, "mmd2", H5T_NATIVE_DOUBLE, &r->test.mmd2);
-    e |= ns_h5_attr_num(f, "p_value", H5T_NATIVE_DOUBLE, &r->test.p_value);
-    e |= ns_h5_attr_num(f, "null_mean", H5T_NATIVE_DOUBLE, &r->test.null_mean);
-    e |= ns_h5_attr_num(f, "null_sd", H5T_NATIVE_DOUBLE, &r->test.null_sd);
-    e |= ns_h5_attr_num(f, "clips_tonight", H5T_NATIVE_UINT64, &clips_tonight);
-    e |= ns_h5_attr_num(f, "clips_ref", H5T_NATIVE_UINT64, &clips_ref);
-    e |= ns_h5_attr_num(f, "frames_tonight", H5T_NATIVE_UINT64, &frames_tonight);
-    e |= ns_h5_attr_num(f, "frames_ref", H5T_NATIVE_UINT64, &frames_ref);
-    e |= ns_h5_attr_num(f, "frames_test_tonight", H5T_NATIVE_UINT64, &ft_tonight);
-    e |= ns_h5_attr_num(f, "frames_test_ref", H5T_NATIVE_UINT64, &ft_ref);
-    e |= ns_h5_attr_num(f, "n_novel", H5T_NATIVE_UINT64, &n_novel);
-    e |= ns_h5_attr_num(f, "shift", H5T_NATIVE_INT32, &shift);
-    e |= ns_h5_attr_str(f, "verdict", ns_detect_verdict_name(r->verdict));
-    e |= ns_h5_attr_str(f, "verdict_reason", r->verdict_reason);
-    e |= ns_h5_attr_num(f, "p_min", H5T_NATIVE_DOUBLE, &r->p_min);
+    if (e >= 0) e = ns_h5_attr_str(f, "ns_format", NS_DETECT_FORMAT);
+    if (e >= 0) e = ns_h5_attr_num(f, "ns_format_version", H5T_NATIVE_INT32, &version);
+    if (e >= 0) e = ns_h5_attr_str(f, "night", r->night);
+    if (e >= 0) e = ns_h5_attr_str(f, "model_id", ref->model_id);
+    if (e >= 0) e = ns_h5_attr_str(f, "reference_nights_from", from);
+    if (e >= 0) e = ns_h5_attr_str(f, "reference_nights_to", to);
+    if (e >= 0) e = ns_h5_attr_num(f, "seed", H5T_NATIVE_UINT64, &seed);
+    if (e >= 0) e = ns_h5_attr_num(f, "n_perm", H5T_NATIVE_INT32, &n_perm);
+    if (e >= 0) e = ns_h5_attr_str(f, "permute", r->opts.permute_frames ? "frames" : "clips");
+    if (e >= 0) e = ns_h5_attr_num(f, "sigma", H5T_NATIVE_DOUBLE, &r->sigma);
+    if (e >= 0) e = ns_h5_attr_num(f, "mmd2", H5T_NATIVE_DOUBLE, &r->test.mmd2);
+    if (e >= 0) e = ns_h5_attr_num(f, "p_value", H5T_NATIVE_DOUBLE, &r->test.p_value);
+    if (e >= 0) e = ns_h5_attr_num(f, "null_mean", H5T_NATIVE_DOUBLE, &r->test.null_mean);
+    if (e >= 0) e = ns_h5_attr_num(f, "null_sd", H5T_NATIVE_DOUBLE, &r->test.null_sd);
+    if (e >= 0) e = ns_h5_attr_num(f, "clips_tonight", H5T_NATIVE_UINT64, &clips_tonight);
+    if (e >= 0) e = ns_h5_attr_num(f, "clips_ref", H5T_NATIVE_UINT64, &clips_ref);
+    if (e >= 0) e = ns_h5_attr_num(f, "frames_tonight", H5T_NATIVE_UINT64, &frames_tonight);
+    if (e >= 0) e = ns_h5_attr_num(f, "frames_ref", H5T_NATIVE_UINT64, &frames_ref);
+    if (e >= 0) e = ns_h5_attr_num(f, "frames_test_tonight", H5T_NATIVE_UINT64, &ft_tonight);
+    if (e >= 0) e = ns_h5_attr_num(f, "frames_test_ref", H5T_NATIVE_UINT64, &ft_ref);
+    if (e >= 0) e = ns_h5_attr_num(f, "n_novel", H5T_NATIVE_UINT64, &n_novel);
+    if (e >= 0) e = ns_h5_attr_num(f, "shift", H5T_NATIVE_INT32, &shift);
+    if (e >= 0) e = ns_h5_attr_str(f, "verdict", ns_detect_verdict_name(r->verdict));
+    if (e >= 0) e = ns_h5_attr_str(f, "verdict_reason", r->verdict_reason);
+    if (e >= 0) e = ns_h5_attr_num(f, "p_min", H5T_NATIVE_DOUBLE, &r->p_min);
     if (r->has_head) { /* detect --head */
-        e |= ns_h5_attr_str(f, "head_id", r->head_id);
-        e |= ns_h5_attr_num(f, "bbsd_p", H5T_NATIVE_DOUBLE, &r->bbsd_p);
-        e |= ns_h5_attr_num(f, "expected_accuracy", H5T_NATIVE_DOUBLE, &r->exp_acc);
-        e |= ns_h5_attr_num(f, "expected_accuracy_ref", H5T_NATIVE_DOUBLE, &r->exp_acc_ref);
+        if (e >= 0) e = ns_h5_attr_str(f, "head_id", r->head_id);
+        if (e >= 0) e = ns_h5_attr_num(f, "bbsd_p", H5T_NATIVE_DOUBLE, &r->bbsd_p);
+        if (e >= 0) e = ns_h5_attr_num(f, "expected_accuracy", H5T_NATIVE_DOUBLE, &r->exp_acc);
+        if (e >= 0) e = ns_h5_attr_num(f, "expected_accuracy_ref", H5T_NATIVE_DOUBLE, &r->exp_acc_ref);
     }
-    e |= ns_h5_attr_num(f, "alpha", H5T_NATIVE_DOUBLE, &r->opts.alpha);
-    e |= ns_h5_attr_num(f, "frame_alpha", H5T_NATIVE_DOUBLE, &r->opts.frame_alpha);
-    e |= ns_h5_attr_num(f, "knn_k", H5T_NATIVE_INT32, &knn_k);
-    e |= ns_h5_attr_num(f, "kmeans_k", H5T_NATIVE_INT32, &kmeans_k);
-    e |= ns_h5_attr_num(f, "novel_k", H5T_NATIVE_INT32, &novel_k);
-    e |= ns_h5_attr_num(f, "created", H5T_NATIVE_DOUBLE, &created);
-    e |= ns_h5_attr_str(f, "writer", "nightshift " NS_VERSION);
+    if (e >= 0) e = ns_h5_attr_num(f, "alpha", H5T_NATIVE_DOUBLE, &r->opts.alpha);
+    if (e >= 0) e = ns_h5_attr_num(f, "frame_alpha", H5T_NATIVE_DOUBLE, &r->opts.frame_alpha);
+    if (e >= 0) e = ns_h5_attr_num(f, "knn_k", H5T_NATIVE_INT32, &knn_k);
+    if (e >= 0) e = ns_h5_attr_num(f, "kmeans_k", H5T_NATIVE_INT32, &kmeans_k);
+    if (e >= 0) e = ns_h5_attr_num(f, "novel_k", H5T_NATIVE_INT32, &novel_k);
+    if (e >= 0) e = ns_h5_attr_num(f, "created", H5T_NATIVE_DOUBLE, &created);
+    if (e >= 0) e = ns_h5_attr_str(f, "writer", "nightshift " NS_VERSION);
     return e < 0 ? -1 : 0;
 }
 
@@ -192,15 +192,15 @@ static herr_t write_frames(hid_t f, const ns_detect_result *r)
     hid_t g = H5Gcreate2(f, "frames", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0)
         return -1;
-    e |= write_1d(g, "score", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, n, r->score);
-    e |= write_1d(g, "p_value", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n, r->pval);
-    e |= write_1d(g, "novel", H5T_STD_U8LE, H5T_NATIVE_UINT8, n, r->novel);
-    e |= write_1d(g, "ref_cluster", H5T_STD_I32LE, H5T_NATIVE_INT, n, r->ref_cluster);
-    e |= write_1d(g, "cluster", H5T_STD_I32LE, H5T_NATIVE_INT, n, r->cluster);
-    e |= write_1d(g, "condition", H5T_STD_I32LE, H5T_NATIVE_INT, n, r->condition);
-    e |= write_1d(g, "clip", H5T_STD_U32LE, H5T_NATIVE_UINT32, n, r->tonight.clip);
-    e |= write_1d(g, "index", H5T_STD_U32LE, H5T_NATIVE_UINT32, n, r->tonight.index);
-    e |= write_1d(g, "view_row", H5T_STD_U64LE, H5T_NATIVE_UINT64, n, r->tonight.view_row);
+    if (e >= 0) e = write_1d(g, "score", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, n, r->score);
+    if (e >= 0) e = write_1d(g, "p_value", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n, r->pval);
+    if (e >= 0) e = write_1d(g, "novel", H5T_STD_U8LE, H5T_NATIVE_UINT8, n, r->novel);
+    if (e >= 0) e = write_1d(g, "ref_cluster", H5T_STD_I32LE, H5T_NATIVE_INT, n, r->ref_cluster);
+    if (e >= 0) e = write_1d(g, "cluster", H5T_STD_I32LE, H5T_NATIVE_INT, n, r->cluster);
+    if (e >= 0) e = write_1d(g, "condition", H5T_STD_I32LE, H5T_NATIVE_INT, n, r->condition);
+    if (e >= 0) e = write_1d(g, "clip", H5T_STD_U32LE, H5T_NATIVE_UINT32, n, r->tonight.clip);
+    if (e >= 0) e = write_1d(g, "index", H5T_STD_U32LE, H5T_NATIVE_UINT32, n, r->tonight.index);
+    if (e >= 0) e = write_1d(g, "view_row", H5T_STD_U64LE, H5T_NATIVE_UINT64, n, r->tonight.view_row);
     H5Gclose(g);
     return e < 0 ? -1 : 0;
 }
@@ -283,7 +283,7 @@ static herr_t write_rest(hid_t f, const ns_detect_result *r)
     hid_t g = H5Gcreate2(f, "test", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0)
         return -1;
-    e |= write_1d(g, "null", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n_null, r->test.null_stats);
+    if (e >= 0) e = write_1d(g, "null", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, n_null, r->test.null_stats);
     H5Gclose(g);
     if ((g = H5Gcreate2(f, "kmeans", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
         return -1;

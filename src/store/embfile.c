@@ -138,10 +138,16 @@ static ns_status open_checked(const char *path, const char *model_id, const ns_s
     hid_t f;
     *ok = 0;
     *file_out = H5I_INVALID_HID;
+    errno = 0;
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
+        /* The system refused the open (EACCES, EIO, EMFILE...): an error,
+         * not "no embeddings" (issue 16, found by the fault loop). */
+        int e = errno;
         H5Eclear2(H5E_DEFAULT);
-        return NS_OK; /* unreadable: not present, will be rewritten */
+        if (e != 0 && e != ENOENT)
+            return ns_error(NS_ERR_IO, "cannot open embeddings '%s': %s", path, strerror(e));
+        return NS_OK; /* not HDF5: damaged, will be rewritten */
     }
     if ((st = ns_h5_check_format_in(f, path, NS_EMB_FORMAT, 1, NS_EMB_FORMAT_VERSION,
                                     &version)) != NS_OK ||

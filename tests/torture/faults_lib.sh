@@ -68,8 +68,70 @@ run_detect() {
     --out "$W/det/2026-11-03" --quiet
 }
 mutable_ingest="./store/catalog.h5 ./store/view.h5"
+# nightly's stages commit one by one: ingest (catalog, view) and retrain
+# (registry) may be done when a later stage fails.
+mutable_nightly="$mutable_ingest ./store/registry.json"
+run_labels() { ns labels import --store "$W/store" --set again --quiet "$T/labels.csv"; }
+run_select() {
+  ns select --store "$W/store" --detect "$W/det3" --budget 6 --out "$W/sel2.csv" --quiet
+}
+run_export() { ns export --store "$W/store" --selection "$W/sel.csv" --out "$W/tasks.tar"; }
+run_dataset() {
+  ns dataset build --store "$W/store" --nights 2026-11-01..2026-11-03 --out "$W/ds2.h5"
+}
+run_train() { ns train --dataset "$W/ds.h5" --out "$W/head2.h5" --l2 1e-4 --seed 1 --quiet; }
+run_gate() {
+  ns gate --candidate "$W/head.h5" --production "$W/head.h5" --dataset "$W/ds.h5" \
+    --out "$W/gate" --quiet
+}
+run_registry() { ns registry promote candidate --store "$W/store" --gate "$W/g-a"; }
+run_nightly() { ns nightly --config "$W/n.yaml" --night 2026-11-05 --quiet; }
 
-hashes() { (cd "$1" && find . -type f ! -name lock ! -name '*.out' ! -name '*.err' | sort | xargs -r sha256sum); }
+# The later commands' inputs: a detect output, a selection, labels, a
+# dataset, a head, a registry with a candidate and a PROMOTE gate report,
+# and a nightly config.  fault_case copies base to the same $W each time,
+# so the config can name $T/w.
+make_base_more() {
+  local B=$T/base id
+  "$NS_BIN" detect --store "$B/store" --night 2026-11-03 --reference "$B/ref.h5" --perms 50 \
+    --out "$B/det3" --quiet >/dev/null 2>&1
+  [ -f "$B/det3/detect.h5" ] || return 1
+  "$NS_BIN" select --store "$B/store" --detect "$B/det3" --budget 6 --out "$B/sel.csv" \
+    --quiet >/dev/null 2>&1 || return 1
+  grep -v 2026-11-05 "$T/gen/labels.csv" >"$T/labels.csv" # the nights in the store
+  "$NS_BIN" labels import --store "$B/store" --set glove --quiet "$T/labels.csv" \
+    >/dev/null 2>&1 || return 1
+  "$NS_BIN" dataset build --store "$B/store" --nights 2026-11-01..2026-11-03 --out "$B/ds.h5" \
+    >/dev/null 2>&1 || return 1
+  "$NS_BIN" train --dataset "$B/ds.h5" --out "$B/head.h5" --l2 1e-4 --seed 1 --quiet \
+    >/dev/null 2>&1 || return 1
+  "$NS_BIN" registry add --store "$B/store" --head "$B/head.h5" >/dev/null 2>&1 || return 1
+  id=$($PY -c "import json,sys;r=json.load(open(sys.argv[1]));print(r['entries'][-1]['head_id'])" \
+    "$B/store/registry.json" 2>/dev/null) || return 1
+  mkdir -p "$B/g-a"
+  cat >"$B/g-a/summary.json" <<EOF
+{"format":"nightshift-gate-summary","version":1,"verdict":"promote","exit_code":0,
+ "candidate":{"head_id":"$id","path":"$T/w/head.h5","kind":"softmax","temperature":1,
+              "accuracy":{"value":0.9,"ci_low":0.85,"ci_high":0.95}},
+ "production":{"head_id":"","path":"","kind":"","temperature":1,
+               "accuracy":{"value":0,"ci_low":0,"ci_high":0}},
+ "dataset_id":"x","frames":10,"clips":5,"replicates":100,"alpha":0.05,
+ "checks":[],"new_classes":[],"files":{"report":"report.html"}}
+EOF
+  cat >"$B/n.yaml" <<EOF
+store: $T/w/store
+inbox: $T/gen/{night}
+manifest: $T/gen/manifest.csv
+reference:
+  policy: last
+  last: 2
+  min_nights: 2
+detect:
+  perms: 50
+EOF
+}
+
+hashes() { (cd "$1" && find . -type f ! -name lock ! -name '*.lock' ! -name '*.out' ! -name '*.err' | sort | xargs -r sha256sum); }
 tmp_left() { (cd "$1" && find . -name '*.tmp.*' | head -3); }
 
 # The catalog's clips against the summary's "ingested", for ingest.
@@ -89,6 +151,7 @@ EOF
 
 CASES=0
 FAULTED=0
+LIBCASES=0
 # fault_case CMD OP N ERRNO: one injected failure and its checks.
 fault_case() {
   local cmd=$1 op=$2 n=$3 err=$4 rc=0 what="$1 $2#$3 $4" before after bad="" f
@@ -102,24 +165,37 @@ fault_case() {
   FAULT_ENV=()
   CASES=$((CASES + 1))
   [ -s "$W/fault.out" ] && FAULTED=$((FAULTED + 1))
-  [ "$rc" -lt 128 ] || bad="$bad; crashed (exit $rc)"
+  # A malloc that fails inside a library (HDF5, OpenBLAS, libgomp) is that
+  # library's to handle: HDF5 1.10 exit()s with 255 when its id registry
+  # cannot allocate.  Such a case must still lose nothing (earlier bytes,
+  # verify, rerun), but its exit code and message are the library's.
+  local lib=0 who
+  who=$(awk '{print $4; exit}' "$W/fault.out" 2>/dev/null)
+  if [ "$op" = malloc ] && [ -n "$who" ] && [ "$who" != "$(basename "$NS_BIN")" ]; then
+    lib=1
+    LIBCASES=$((LIBCASES + 1))
+  fi
   grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$W/cmd.err" && bad="$bad; sanitizer report"
-  grep -q 'HDF5-DIAG' "$W/cmd.err" "$W/cmd.out" && bad="$bad; raw HDF5 error stack"
-  LC_ALL=C grep -qP '[\x01-\x08\x0b-\x1f\x7f]' "$W/cmd.err" && bad="$bad; control bytes on stderr"
-  if [ "$rc" -ne 0 ]; then
-    grep -qE "^nightshift [a-z]+( [a-z]+)?: .*'[^']+'" "$W/cmd.err" ||
+  if [ $lib -eq 0 ]; then
+    [ "$rc" -lt 128 ] || bad="$bad; crashed (exit $rc)"
+    grep -q 'HDF5-DIAG' "$W/cmd.err" "$W/cmd.out" && bad="$bad; raw HDF5 error stack"
+    LC_ALL=C grep -qP '[\x01-\x08\x0b-\x1f\x7f]' "$W/cmd.err" && bad="$bad; control bytes on stderr"
+  fi
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne "${WANT_RC:-0}" ]; then
+    [ $lib -eq 1 ] || grep -qE "^nightshift [a-z]+( [a-z]+)?: .*('[^']+'|\(log: /)" "$W/cmd.err" ||
       bad="$bad; no 'nightshift $cmd: ... 'FILE'' line"
     after=$(hashes "$W")
     while read -r _ f; do
       case " ${mut:-} " in *" $f "*) continue ;; esac
       bad="$bad; $f changed or vanished"
     done < <(comm -23 <(sort <<<"$before") <(sort <<<"$after"))
-    [ -z "$(tmp_left "$W")" ] || bad="$bad; temp left: $(tmp_left "$W" | tr '\n' ' ')"
+    [ $lib -eq 1 ] || [ -z "$(tmp_left "$W")" ] ||
+      bad="$bad; temp left: $(tmp_left "$W" | tr '\n' ' ')"
   fi
   "$NS_BIN" verify --store "$W/store" --quiet >/dev/null 2>"$W/verify.err" ||
     bad="$bad; verify fails: $(head -c 200 "$W/verify.err")"
   [ "$cmd" = ingest ] && { summary_truthful >"$W/sum.err" 2>&1 || bad="$bad; $(cat "$W/sum.err")"; }
-  if [ "$rc" -ne 0 ]; then
+  if [ "$rc" -ne "${WANT_RC:-0}" ]; then
     local rc2=0
     "run_$cmd" >/dev/null 2>"$W/rerun.err" || rc2=$?
     [ "$rc2" -eq "${WANT_RC:-0}" ] || bad="$bad; rerun exit $rc2: $(head -c 200 "$W/rerun.err")"
@@ -140,7 +216,7 @@ count_calls() {
   "run_$cmd" >/dev/null 2>"$W/cmd.err" || rc=$?
   FAULT_ENV=()
   WANT_RC=$rc
-  [ "$rc" -eq 0 ] || { not_ok "$cmd: clean run exits $rc: $(head -c 300 "$W/cmd.err")"; return 1; }
+  [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || [ "$rc" -eq 4 ] || { not_ok "$cmd: clean run exits $rc: $(head -c 300 "$W/cmd.err")"; return 1; }
   for op in $OPS; do
     eval "COUNT_$op=$(awk -v o="$op" '$1 == o {s += $2} END {print s + 0}' "$W/count.out")"
   done

@@ -8,7 +8,9 @@
  *   NS_FAULT_PERSIST=1  fail call N and every later one (a disk that stays full)
  *   NS_FAULT_COUNT  FILE: at exit, append "op count" per op to FILE (the loop
  *                   runs this first to know N's range: every call site a run makes)
- *   NS_FAULT_LOG    FILE: append "op N errno" when a fault is injected
+ *   NS_FAULT_LOG    FILE: append "op N errno CALLER" when a fault is injected,
+ *                   CALLER the object (program or library) that made the call
+ *   NS_FAULT_BT=1   also print the failing call's backtrace on stderr
  *
  * The ops, each counted as one: write = write, writev; pwrite = pwrite,
  * pwrite64, pwritev; fsync = fsync, fdatasync; rename = rename, renameat,
@@ -29,6 +31,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -48,10 +51,11 @@ static const char *const op_name[OP_N] = {"write", "pwrite", "fsync", "rename",
 static int armed;                 /* set by the constructor */
 static int fault_op = -1;
 static unsigned long fault_n;
-static int fault_errno = EIO, persist;
+static int fault_errno = EIO, persist, want_bt;
 static unsigned long calls[OP_N];
 static char count_path[4096], log_path[4096];
 static __thread int inside;       /* our own bookkeeping must not count */
+static __thread void *caller;     /* return address of the interposed call */
 
 /* ---- the real functions ------------------------------------------------------ */
 
@@ -141,14 +145,21 @@ static void resolve(void)
 
 static void note_fault(int op, unsigned long n)
 {
-    char line[128];
+    char line[512];
+    const char *who = "?";
+    Dl_info info;
     int fd, len;
     if (!log_path[0])
         return;
+    if (caller && dladdr(caller, &info) && info.dli_fname) {
+        who = strrchr(info.dli_fname, '/');
+        who = who ? who + 1 : info.dli_fname;
+    }
     fd = real_open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         return;
-    len = snprintf(line, sizeof line, "%s %lu %d\n", op_name[op], n, fault_errno);
+    len = snprintf(line, sizeof line, "%s %lu %d %s\n", op_name[op], n,
+                   op == OP_MALLOC ? ENOMEM : fault_errno, who);
     if (real_write(fd, line, (size_t)len) < 0) {
         /* nothing to do: the log is a diagnostic */
     }
@@ -169,8 +180,13 @@ static int fault(int op)
     if (!hit)
         return 0;
     inside = 1;
-    if (n == fault_n)
+    if (n == fault_n) {
         note_fault(op, n);
+        if (want_bt) {
+            void *pc[32];
+            backtrace_symbols_fd(pc, backtrace(pc, 32), 2);
+        }
+    }
     inside = 0;
     errno = op == OP_MALLOC ? ENOMEM : fault_errno;
     return 1;
@@ -213,6 +229,7 @@ __attribute__((constructor)) static void shim_start(void)
     if (e)
         fault_errno = errno_named(e);
     persist = p && strcmp(p, "1") == 0;
+    want_bt = getenv("NS_FAULT_BT") != NULL;
     armed = 1;
 }
 
@@ -242,6 +259,7 @@ __attribute__((destructor)) static void shim_end(void)
 ssize_t write(int fd, const void *b, size_t n)
 {
     NEED(write);
+    caller = __builtin_return_address(0);
     if (fault(OP_WRITE))
         return -1;
     return real_write(fd, b, n);
@@ -250,6 +268,7 @@ ssize_t write(int fd, const void *b, size_t n)
 ssize_t writev(int fd, const struct iovec *v, int n)
 {
     NEED(writev);
+    caller = __builtin_return_address(0);
     if (fault(OP_WRITE))
         return -1;
     return real_writev(fd, v, n);
@@ -258,6 +277,7 @@ ssize_t writev(int fd, const struct iovec *v, int n)
 ssize_t pwrite(int fd, const void *b, size_t n, off_t off)
 {
     NEED(pwrite);
+    caller = __builtin_return_address(0);
     if (fault(OP_PWRITE))
         return -1;
     return real_pwrite(fd, b, n, off);
@@ -266,6 +286,7 @@ ssize_t pwrite(int fd, const void *b, size_t n, off_t off)
 ssize_t pwrite64(int fd, const void *b, size_t n, off_t off)
 {
     NEED(pwrite64);
+    caller = __builtin_return_address(0);
     if (fault(OP_PWRITE))
         return -1;
     return real_pwrite64(fd, b, n, off);
@@ -274,6 +295,7 @@ ssize_t pwrite64(int fd, const void *b, size_t n, off_t off)
 ssize_t pwritev(int fd, const struct iovec *v, int n, off_t off)
 {
     NEED(pwritev);
+    caller = __builtin_return_address(0);
     if (fault(OP_PWRITE))
         return -1;
     return real_pwritev(fd, v, n, off);
@@ -282,6 +304,7 @@ ssize_t pwritev(int fd, const struct iovec *v, int n, off_t off)
 int fsync(int fd)
 {
     NEED(fsync);
+    caller = __builtin_return_address(0);
     if (fault(OP_FSYNC))
         return -1;
     return real_fsync(fd);
@@ -290,6 +313,7 @@ int fsync(int fd)
 int fdatasync(int fd)
 {
     NEED(fdatasync);
+    caller = __builtin_return_address(0);
     if (fault(OP_FSYNC))
         return -1;
     return real_fdatasync(fd);
@@ -298,6 +322,7 @@ int fdatasync(int fd)
 int rename(const char *a, const char *b)
 {
     NEED(rename);
+    caller = __builtin_return_address(0);
     if (fault(OP_RENAME))
         return -1;
     return real_rename(a, b);
@@ -306,6 +331,7 @@ int rename(const char *a, const char *b)
 int renameat(int da, const char *a, int db, const char *b)
 {
     NEED(renameat);
+    caller = __builtin_return_address(0);
     if (fault(OP_RENAME))
         return -1;
     return real_renameat(da, a, db, b);
@@ -314,6 +340,7 @@ int renameat(int da, const char *a, int db, const char *b)
 int renameat2(int da, const char *a, int db, const char *b, unsigned flags)
 {
     NEED(renameat2);
+    caller = __builtin_return_address(0);
     if (fault(OP_RENAME))
         return -1;
     return real_renameat2(da, a, db, b, flags);
@@ -335,6 +362,7 @@ int open(const char *path, int flags, ...)
     mode_t mode = 0;
     OPEN_MODE(flags, mode);
     NEED(open);
+    caller = __builtin_return_address(0);
     if (fault(OP_OPEN))
         return -1;
     return real_open(path, flags, mode);
@@ -345,6 +373,7 @@ int open64(const char *path, int flags, ...)
     mode_t mode = 0;
     OPEN_MODE(flags, mode);
     NEED(open64);
+    caller = __builtin_return_address(0);
     if (fault(OP_OPEN))
         return -1;
     return real_open64(path, flags, mode);
@@ -355,6 +384,7 @@ int openat(int dir, const char *path, int flags, ...)
     mode_t mode = 0;
     OPEN_MODE(flags, mode);
     NEED(openat);
+    caller = __builtin_return_address(0);
     if (fault(OP_OPEN))
         return -1;
     return real_openat(dir, path, flags, mode);
@@ -365,6 +395,7 @@ int openat64(int dir, const char *path, int flags, ...)
     mode_t mode = 0;
     OPEN_MODE(flags, mode);
     NEED(openat64);
+    caller = __builtin_return_address(0);
     if (fault(OP_OPEN))
         return -1;
     return real_openat64(dir, path, flags, mode);
@@ -373,6 +404,7 @@ int openat64(int dir, const char *path, int flags, ...)
 int creat(const char *path, mode_t mode)
 {
     NEED(creat);
+    caller = __builtin_return_address(0);
     if (fault(OP_OPEN))
         return -1;
     return real_creat(path, mode);
@@ -381,6 +413,7 @@ int creat(const char *path, mode_t mode)
 FILE *fopen(const char *path, const char *mode)
 {
     NEED(fopen);
+    caller = __builtin_return_address(0);
     if (fault(OP_OPEN))
         return NULL;
     return real_fopen(path, mode);
@@ -389,6 +422,7 @@ FILE *fopen(const char *path, const char *mode)
 FILE *fopen64(const char *path, const char *mode)
 {
     NEED(fopen64);
+    caller = __builtin_return_address(0);
     if (fault(OP_OPEN))
         return NULL;
     return real_fopen64(path, mode);
@@ -397,6 +431,7 @@ FILE *fopen64(const char *path, const char *mode)
 void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
     NEED(mmap);
+    caller = __builtin_return_address(0);
     if (fault(OP_MMAP))
         return MAP_FAILED;
     return real_mmap(a, n, prot, flags, fd, off);
@@ -405,6 +440,7 @@ void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 void *mmap64(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
     NEED(mmap64);
+    caller = __builtin_return_address(0);
     if (fault(OP_MMAP))
         return MAP_FAILED;
     return real_mmap64(a, n, prot, flags, fd, off);
@@ -417,6 +453,7 @@ void *malloc(size_t n)
             return boot_alloc(n);
         resolve();
     }
+    caller = __builtin_return_address(0);
     if (fault(OP_MALLOC))
         return NULL;
     return real_malloc(n);
@@ -431,6 +468,7 @@ void *calloc(size_t k, size_t n)
         }
         resolve();
     }
+    caller = __builtin_return_address(0);
     if (fault(OP_MALLOC))
         return NULL;
     return real_calloc(k, n);
@@ -450,6 +488,7 @@ void *realloc(void *p, size_t n)
             memcpy(q, p, n < have ? n : have);
         return q;
     }
+    caller = __builtin_return_address(0);
     if (n > 0 && fault(OP_MALLOC))
         return NULL;
     return real_realloc(p, n);
@@ -467,6 +506,7 @@ void free(void *p)
 int posix_memalign(void **out, size_t align, size_t n)
 {
     NEED(posix_memalign);
+    caller = __builtin_return_address(0);
     if (fault(OP_MALLOC))
         return ENOMEM;
     return real_posix_memalign(out, align, n);
@@ -475,6 +515,7 @@ int posix_memalign(void **out, size_t align, size_t n)
 void *aligned_alloc(size_t align, size_t n)
 {
     NEED(aligned_alloc);
+    caller = __builtin_return_address(0);
     if (fault(OP_MALLOC))
         return NULL;
     return real_aligned_alloc(align, n);
