@@ -623,6 +623,26 @@ START_TEST(test_fuzz)
 }
 END_TEST
 
+/* Found by tests/fuzz/fuzz_archive: libarchive's "ZIP uncompressed data is
+ * wrong size" message ends in a newline, which reached our one-line message. */
+START_TEST(test_archive_message_one_line)
+{
+    char path[PATH_MAX];
+    const char *src = __FILE__;
+    const char *slash = strrchr(src, '/');
+    ns_clip c;
+    memset(&c, 0, sizeof c);
+    snprintf(path, sizeof path, "%.*s/corpus/fuzz/archive/zip-wrong-size-message-newline",
+             slash ? (int)(slash - src) : 1, slash ? src : ".");
+    ck_assert_int_ne(ns_clip_load(path, NULL, &c), NS_OK);
+    const char *m = ns_errmsg();
+    ck_assert_msg(strstr(m, "wrong size") != NULL, "message: %s", m);
+    for (const char *p = m; *p; p++)
+        ck_assert_msg((unsigned char)*p >= 0x20, "control byte in: %s", m);
+    ns_clip_release(&c);
+}
+END_TEST
+
 static Suite *clip_suite(void)
 {
     Suite *s = suite_create("clip");
@@ -632,6 +652,7 @@ static Suite *clip_suite(void)
     tcase_add_test(tc, test_natural_cmp);
     tcase_add_test(tc, test_detect);
     tcase_add_test(tc, test_archives);
+    tcase_add_test(tc, test_archive_message_one_line);
     tcase_add_test(tc, test_skipped_members);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_corrupt_archives);

@@ -169,6 +169,22 @@ START_TEST(test_csv_cells_and_json)
 }
 END_TEST
 
+/* Found by tests/fuzz (fuzz_namepattern, fuzz_manifest): the untrusted text a
+ * message quotes reached the terminal with its control bytes. */
+START_TEST(test_messages_escape_control_bytes)
+{
+    double t;
+    char night[NS_NIGHT_LEN];
+    ck_assert_int_eq(ns_name_pattern_check("{camera\x01\x1b[2J}_{date}"), NS_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "{camera\\x01\\x1b[2J}"));
+    ck_assert_ptr_null(strchr(ns_errmsg(), '\x1b'));
+    ck_assert_int_eq(ns_parse_iso_time("202\b@", &t), NS_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "'202\\x08@'"));
+    ck_assert_int_eq(ns_parse_night("2026-11\n-01", night), NS_ERR_FORMAT);
+    ck_assert_ptr_null(strchr(ns_errmsg(), '\n'));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("clipmeta");
@@ -178,6 +194,7 @@ int main(void)
     tcase_add_test(tc, test_name_pattern);
     tcase_add_test(tc, test_manifest);
     tcase_add_test(tc, test_csv_cells_and_json);
+    tcase_add_test(tc, test_messages_escape_control_bytes);
     suite_add_tcase(s, tc);
     return ns_test_run(s);
 }

@@ -635,6 +635,10 @@ START_TEST(policy_file)
         {"just words\n", "expected 'key = value'"},
         {"subset.x = lens=wide\n", "unknown field 'lens'"},
         {"primary_metric = auc\n", "accuracy or macro_f1"},
+        /* Found by tests/fuzz/fuzz_policy: control bytes reached the message raw. */
+        {"alp\x15h\x1b[2J = 0.05\n", "key 'alp\\x15h\\x1b[2J': unknown key"},
+        {"wo\x07rds\n", "got 'wo\\x07rds'"},
+        {"subset.n\x01 = ni\x7fght=x\n", "subset 'n\\x01': unknown field 'ni\\x7fght'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(path, sizeof path, "%s/p.txt", dir);

@@ -11,6 +11,7 @@ pkgs=(
   libxxhash-dev python3-xxhash      # shard checksums (XXH3-128); tests check them from Python
   libcyaml-dev libyaml-dev          # the nightly job's YAML config (schema-checked)
   check                             # unit tests
+  clang libclang-rt-14-dev libomp-14-dev ccache   # tests/fuzz: libFuzzer targets (tools/fuzz.sh)
   python3 python3-h5py python3-numpy python3-pil   # tests read the store like users do
   python3-torch python3-torchvision python3-onnx    # PyTorch parity of the backbones, onnx2ns.py
   chromium                          # the detect report must open in a headless browser

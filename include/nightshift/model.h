@@ -234,5 +234,8 @@ void ns_model_free(ns_model *m); /* NULL-safe */
 ns_status ns_model_save(const char *path, const ns_model *m);
 /* Reads, validates and folds BatchNormalization (errors above). */
 ns_status ns_model_load(const char *path, ns_model **out);
+/* The same from a file's bytes in memory (HDF5's core driver); name is what
+ * messages call it.  The fuzz target of tests/fuzz uses it. */
+ns_status ns_model_load_image(const void *buf, size_t len, const char *name, ns_model **out);
 
 #endif

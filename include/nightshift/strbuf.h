@@ -28,6 +28,12 @@ size_t ns_utf8_invalid_at(const char *s);
  * 4 * max_bytes + 4 to never cut an escape) for a terminal or log line:
  * control characters and invalid UTF-8 as \xNN, "..." when cut. */
 void ns_text_show(char *dst, size_t cap, const char *src, size_t max_bytes);
+/* The same for a message argument: ns_show(s).s is the first 64 bytes of s
+ * (NULL: ""), escaped; valid until the end of the full expression. */
+typedef struct ns_shown {
+    char s[4 * 64 + 8];
+} ns_shown;
+ns_shown ns_show(const char *s);
 /* NS_ERR_NOMEM if any append failed. */
 ns_status ns_strbuf_status(const ns_strbuf *b);
 void ns_strbuf_release(ns_strbuf *b);

@@ -173,3 +173,10 @@ void ns_text_show(char *dst, size_t cap, const char *src, size_t max_bytes)
     }
     dst[o < cap ? o : cap - 1] = '\0';
 }
+
+ns_shown ns_show(const char *s)
+{
+    ns_shown o;
+    ns_text_show(o.s, sizeof o.s, s ? s : "", 64);
+    return o;
+}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "nightshift/metrics.h"
+#include "nightshift/strbuf.h"
 
 const char *const ns_slice_kind_names[NS_SLICE_KINDS] = {"all",       "camera", "night",
                                                          "condition", "class",  "subset"};
@@ -34,29 +35,30 @@ ns_status ns_subset_parse(const char *spec, ns_subset_def *d)
             break;
         len = strcspn(p, " \t,");
         if (len >= sizeof term)
-            return ns_error(NS_ERR_USAGE, "subset '%s': term too long", d->name);
+            return ns_error(NS_ERR_USAGE, "subset '%s': term too long", ns_show(d->name).s);
         memcpy(term, p, len);
         term[len] = '\0';
         p += len;
         eq = strchr(term, '=');
         if (!eq || eq == term || !eq[1])
-            return ns_error(NS_ERR_USAGE, "subset '%s': '%s' is not field=value", d->name, term);
+            return ns_error(NS_ERR_USAGE, "subset '%s': '%s' is not field=value",
+                            ns_show(d->name).s, ns_show(term).s);
         *eq = '\0';
         f = ns_slice_kind_parse(term);
         if (f != NS_SLICE_CAMERA && f != NS_SLICE_NIGHT && f != NS_SLICE_CONDITION &&
             f != NS_SLICE_CLASS)
             return ns_error(NS_ERR_USAGE,
                             "subset '%s': unknown field '%s' (camera, night, condition, class)",
-                            d->name, term);
+                            ns_show(d->name).s, ns_show(term).s);
         if (d->n_terms == NS_SUBSET_TERMS)
-            return ns_error(NS_ERR_USAGE, "subset '%s': more than %d terms", d->name,
+            return ns_error(NS_ERR_USAGE, "subset '%s': more than %d terms", ns_show(d->name).s,
                             NS_SUBSET_TERMS);
         d->field[d->n_terms] = f;
         snprintf(d->value[d->n_terms], sizeof d->value[0], "%s", eq + 1);
         d->n_terms++;
     }
     if (d->n_terms == 0)
-        return ns_error(NS_ERR_USAGE, "subset '%s' has no terms", d->name);
+        return ns_error(NS_ERR_USAGE, "subset '%s' has no terms", ns_show(d->name).s);
     return NS_OK;
 }
 

@@ -6,6 +6,7 @@
  * that does not parse is an error naming file, line and key, never ignored.
  */
 #include "nightshift/gate.h"
+#include "nightshift/strbuf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -75,7 +76,7 @@ static int parse_margin(const char *v, double *out)
 
 static ns_status bad(const char *path, size_t line, const char *key, const char *what)
 {
-    return ns_error(NS_ERR_USAGE, "%s:%zu: key '%s': %s", path, line, key, what);
+    return ns_error(NS_ERR_USAGE, "%s:%zu: key '%s': %s", path, line, ns_show(key).s, what);
 }
 
 static ns_status set_key(ns_gate_policy *p, const char *path, size_t line, const char *key,
@@ -168,7 +169,7 @@ static ns_status set_key(ns_gate_policy *p, const char *path, size_t line, const
         memset(d, 0, sizeof *d);
         snprintf(d->name, sizeof d->name, "%s", key + 7);
         if ((st = ns_subset_parse(v, d)) != NS_OK)
-            return ns_error_wrap(st, "%s:%zu: key '%s'", path, line, key);
+            return ns_error_wrap(st, "%s:%zu: key '%s'", path, line, ns_show(key).s);
         p->n_subsets++;
     } else {
         return bad(path, line, key, "unknown key (see 'nightshift gate --help')");
@@ -199,8 +200,8 @@ ns_status ns_gate_policy_load(const char *path, ns_gate_policy *p)
             continue;
         eq = strchr(s, '=');
         if (!eq) {
-            st = ns_error(NS_ERR_USAGE, "%s:%zu: expected 'key = value', got '%.60s'", path,
-                          line, s);
+            st = ns_error(NS_ERR_USAGE, "%s:%zu: expected 'key = value', got '%s'", path,
+                          line, ns_show(s).s);
             break;
         }
         *eq = '\0';

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "nightshift/csv.h"
+#include "nightshift/strbuf.h"
 
 typedef struct manifest_row {
     char *real;       /* realpath of the clip, NULL when it does not exist now */
@@ -58,7 +59,7 @@ ns_status ns_parse_night(const char *s, char out[NS_NIGHT_LEN])
     if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4, &y) ||
         !digits(s + 5, 2, &m) || !digits(s + 8, 2, &d) || m < 1 || m > 12 || d < 1 ||
         d > days_in_month(y, m))
-        return ns_error(NS_ERR_FORMAT, "'%s' is not a date of the form YYYY-MM-DD", s ? s : "");
+        return ns_error(NS_ERR_FORMAT, "'%s' is not a date of the form YYYY-MM-DD", ns_show(s).s);
     memcpy(out, s, 11);
     return NS_OK;
 }
@@ -104,7 +105,7 @@ ns_status ns_parse_iso_time(const char *s, double *out)
     return NS_OK;
 bad:
     return ns_error(NS_ERR_FORMAT, "'%s' is not an ISO 8601 time (YYYY-MM-DDTHH:MM:SS[Z|+hh:mm])",
-                    s ? s : "");
+                    ns_show(s).s);
 }
 
 void ns_format_iso_time(double t, char out[32])
@@ -187,7 +188,7 @@ ns_status ns_manifest_load(const char *csv_path, ns_manifest **out)
             row.meta.fps = strtod(FIELD(c_fps), &end);
             if (*end || !(row.meta.fps > 0) || row.meta.fps > 10000) {
                 st = ns_error(NS_ERR_FORMAT, "manifest '%s' line %zu: bad fps '%s'", csv_path,
-                              line, FIELD(c_fps));
+                              line, ns_show(FIELD(c_fps)).s);
                 goto done;
             }
         }
@@ -313,7 +314,7 @@ ns_status ns_name_pattern_check(const char *pattern)
             return ns_error(NS_ERR_USAGE,
                             "file-name pattern '%s': unknown token at '%s' (known: {camera} "
                             "{date} {time} {datetime} {*}, and | between alternatives)",
-                            pattern, p);
+                            ns_show(pattern).s, ns_show(p).s);
         p += n;
     }
     return NS_OK;

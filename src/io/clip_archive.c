@@ -76,6 +76,20 @@ static const char *entry_kind(struct archive_entry *e)
     }
 }
 
+/* libarchive's message for the last error, on one line: its trailing newline
+ * dropped and the control bytes of member names it quotes escaped. */
+static const char *lib_why(struct archive *a, const char *dflt, char *out, size_t cap)
+{
+    const char *m = archive_error_string(a);
+    size_t n;
+    if (!m)
+        return dflt;
+    n = strlen(m);
+    while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == '\r' || m[n - 1] == ' '))
+        n--;
+    return ns_clip_esc_(m, n, out, cap);
+}
+
 static ns_status entry_too_big(const arc_state *s, const char *name)
 {
     char esc[256], lim[32];
@@ -123,11 +137,10 @@ static ns_status read_member(arc_state *s, const char *name, int keep, uint64_t 
         dst = c->owned_ + start + (keep ? *kept : 0);
         r = archive_read_data(s->a, dst, chunk);
         if (r < 0) {
-            char esc[256];
+            char esc[256], why[256];
             st = ns_error(NS_ERR_CORRUPT, "'%s': member '%s': %s", c->path,
                           ns_clip_esc_(name, strlen(name), esc, sizeof esc),
-                          archive_error_string(s->a) ? archive_error_string(s->a)
-                                                     : "read error");
+                          lib_why(s->a, "read error", why, sizeof why));
             goto done;
         }
         if (r == 0)
@@ -162,7 +175,8 @@ done:
 
 static ns_status header_error(arc_state *s, int n_entries)
 {
-    const char *why = archive_error_string(s->a) ? archive_error_string(s->a) : "read error";
+    char buf[256];
+    const char *why = lib_why(s->a, "read error", buf, sizeof buf);
     /* Compressed data that decompresses fine but holds no tar: wrong format.
      * Anything else (truncation, bad checksums) is a broken archive. */
     if (n_entries == 0 && archive_format(s->a) == 0 &&
@@ -248,7 +262,7 @@ static ns_status parse_pass(ns_clip *c, const uint8_t *buf, size_t n,
             break;
         if (r == ARCHIVE_WARN) {
             ns_warn(&c->warn, "'%s': %s", c->path,
-                    archive_error_string(s.a) ? archive_error_string(s.a) : "archive warning");
+                    lib_why(s.a, "archive warning", esc, sizeof esc));
         } else if (r != ARCHIVE_OK) {
             st = header_error(&s, (int)(n_entries > 0));
             goto done;

@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "nightshift/strbuf.h"
+
 typedef struct yaml_log {
     char problem[512]; /* the first message that is not a backtrace frame */
     int line, col;     /* innermost frame */
@@ -151,10 +153,14 @@ ns_status ns_yaml_load(const char *path, const cyaml_schema_value_t *schema, voi
     const char *problem = l.problem[0] ? l.problem : cyaml_strerror(e);
     if (e == CYAML_ERR_INVALID_KEY && !strncmp(problem, "Unexpected key: ", 16))
         find_key(path, l.path, problem + 16, &l.line, &l.col);
+    /* libcyaml quotes the file's keys and values: escape their control bytes. */
+    char shown[4 * 200 + 8], fields[4 * 200 + 8];
+    ns_text_show(shown, sizeof shown, problem, 200);
+    ns_text_show(fields, sizeof fields, l.path, 200);
     if (l.line > 0)
-        return ns_error(bad_status, "%s:%d:%d: %s%s%s%s", path, l.line, l.col, problem,
-                        l.path[0] ? " (in " : "", l.path, l.path[0] ? ")" : "");
-    return ns_error(bad_status, "%s: %s", path, problem);
+        return ns_error(bad_status, "%s:%d:%d: %s%s%s%s", path, l.line, l.col, shown,
+                        l.path[0] ? " (in " : "", fields, l.path[0] ? ")" : "");
+    return ns_error(bad_status, "%s: %s", path, shown);
 }
 
 void ns_yaml_free(const cyaml_schema_value_t *schema, void *data)

@@ -416,7 +416,8 @@ static ns_status check_signature(const char *path)
     return NS_OK;
 }
 
-ns_status ns_model_load(const char *path, ns_model **out)
+/* Reads, checks and builds the model of an open file (closed here). */
+static ns_status load_open(hid_t f, const char *path, ns_model **out)
 {
     ns_h5_init();
     ns_status st;
@@ -427,15 +428,6 @@ ns_status ns_model_load(const char *path, ns_model **out)
     float *arena = NULL;
     char id[NS_SHA256_HEX];
     size_t n = 0, nw = 0;
-    hid_t f = H5I_INVALID_HID;
-    *out = NULL;
-    ns_h5_init();
-    if ((st = check_signature(path)) != NS_OK)
-        goto done;
-    if ((f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
-        st = ns_h5_error(NS_ERR_CORRUPT, "'%s': damaged HDF5 file (truncated?)", path);
-        goto done;
-    }
     if ((st = ns_h5_check_format(f, path, NS_MODEL_FORMAT)) != NS_OK ||
         (st = read_info(f, path, &info, id)) != NS_OK ||
         (st = read_nodes(f, path, &recs, &n)) != NS_OK)
@@ -461,6 +453,41 @@ done:
     free(arena);
     free(w);
     free(recs);
-    if (f >= 0) ns_h5_fclose(f);
+    ns_h5_fclose(f);
     return st;
+}
+
+ns_status ns_model_load(const char *path, ns_model **out)
+{
+    ns_status st;
+    hid_t f;
+    *out = NULL;
+    ns_h5_init();
+    if ((st = check_signature(path)) != NS_OK)
+        return st;
+    if ((f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+        return ns_h5_error(NS_ERR_CORRUPT, "'%s': damaged HDF5 file (truncated?)", path);
+    return load_open(f, path, out);
+}
+
+ns_status ns_model_load_image(const void *buf, size_t len, const char *name, ns_model **out)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    hid_t fapl = H5I_INVALID_HID, f = H5I_INVALID_HID;
+    *out = NULL;
+    ns_h5_init();
+    if (len < sizeof sig || memcmp(buf, sig, sizeof sig) != 0)
+        return ns_error(NS_ERR_FORMAT, "'%s' is not an HDF5 file (not a nightshift model)", name);
+    /* The core driver over a copy of the image: nothing touches the disk. */
+    if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fapl_core(fapl, 1 << 16, 0) < 0 ||
+        H5Pset_file_image(fapl, (void *)buf, len) < 0) {
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        return ns_h5_error(NS_ERR_NOMEM, "'%s': cannot set up an in-memory HDF5 file", name);
+    }
+    f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return ns_h5_error(NS_ERR_CORRUPT, "'%s': damaged HDF5 file (truncated?)", name);
+    return load_open(f, name, out);
 }
