@@ -574,12 +574,36 @@ START_TEST(test_load_folds_batchnorm)
 }
 END_TEST
 
+/* Found by tests/fuzz/fuzz_model: a damaged /nodes member list made HDF5's
+ * compound conversion read freed memory (ASan); the type is now checked
+ * before the read.  The in-memory loader is the one the fuzz target uses. */
+START_TEST(test_damaged_node_type_refused)
+{
+    char path[PATH_MAX];
+    const char *src = __FILE__, *slash = strrchr(src, '/');
+    snprintf(path, sizeof path, "%.*s/corpus/fuzz/model/hdf5-compound-conv-use-after-free",
+             slash ? (int)(slash - src) : 1, slash ? src : ".");
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    static unsigned char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    ns_model *m = NULL;
+    ck_assert_int_ne(ns_model_load_image(buf, n, "damaged.h5", &m), NS_OK);
+    ck_assert_ptr_null(m);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "damaged.h5"));
+    ck_assert_int_ne(ns_model_load(path, &m), NS_OK);
+    ck_assert_ptr_null(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
     tcase_add_test(tc, test_default_deterministic);
     tcase_add_test(tc, test_describe);
+    tcase_add_test(tc, test_damaged_node_type_refused);
     tcase_add_test(tc, test_save_load_roundtrip);
     tcase_add_test(tc, test_load_not_hdf5_and_missing);
     tcase_add_test(tc, test_load_truncated);

@@ -8,6 +8,7 @@
 
 #include "nightshift/fsutil.h"
 #include "nightshift/model.h"
+#include "nightshift/strbuf.h"
 #include "store_internal.h"
 
 /* ns_h5_check_format compares with the store's version number. */
@@ -213,6 +214,39 @@ static ns_status read_info(hid_t f, const char *path, ns_model_info *info, char 
     return NS_OK;
 }
 
+/* The file's /nodes type must hold our fields, each of its class and size
+ * (in any order): HDF5 1.10's compound conversion reads freed memory on some
+ * damaged member lists (found by tests/fuzz/fuzz_model), so nothing else is
+ * handed to H5Dread. */
+static ns_status check_node_type(hid_t d, hid_t want, const char *path)
+{
+    ns_status st = NS_OK;
+    hid_t ft = H5Dget_type(d);
+    int n = ft >= 0 && H5Tget_class(ft) == H5T_COMPOUND ? H5Tget_nmembers(ft) : -1;
+    size_t fsize = ft >= 0 ? H5Tget_size(ft) : 0;
+    if (n != H5Tget_nmembers(want) || fsize == 0 || fsize > 4 * sizeof(ns_model_node_rec)) {
+        st = ns_h5_error(NS_ERR_CORRUPT, "'%s': /nodes does not have the node record type", path);
+        goto done;
+    }
+    for (int i = 0; i < n && st == NS_OK; i++) {
+        char *name = H5Tget_member_name(ft, (unsigned)i);
+        int j = name ? H5Tget_member_index(want, name) : -1;
+        hid_t fm = H5Tget_member_type(ft, (unsigned)i);
+        hid_t wm = j >= 0 ? H5Tget_member_type(want, (unsigned)j) : H5I_INVALID_HID;
+        size_t off = H5Tget_member_offset(ft, (unsigned)i);
+        if (j < 0 || fm < 0 || wm < 0 || H5Tget_class(fm) != H5Tget_class(wm) ||
+            H5Tget_size(fm) != H5Tget_size(wm) || off + H5Tget_size(fm) > fsize)
+            st = ns_error(NS_ERR_CORRUPT, "'%s': /nodes member %d ('%s') is not the node "
+                          "record's", path, i, ns_show(name).s);
+        if (fm >= 0) H5Tclose(fm);
+        if (wm >= 0) H5Tclose(wm);
+        H5free_memory(name);
+    }
+done:
+    if (ft >= 0) H5Tclose(ft);
+    return st;
+}
+
 static ns_status read_nodes(hid_t f, const char *path, ns_model_node_rec **recs, size_t *n)
 {
     ns_status st = NS_OK;
@@ -234,6 +268,8 @@ static ns_status read_nodes(hid_t f, const char *path, ns_model_node_rec **recs,
         st = ns_h5_error(NS_ERR_INTERNAL, "cannot build the node type");
         goto done;
     }
+    if ((st = check_node_type(d, t, path)) != NS_OK)
+        goto done;
     if (!(*recs = calloc(rows, sizeof **recs))) {
         st = ns_error(NS_ERR_NOMEM, "'%s': out of memory for %llu nodes", path,
                       (unsigned long long)rows);
