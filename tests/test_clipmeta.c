@@ -1,4 +1,5 @@
 #include <math.h>
+#include <time.h>
 
 #include "helpers.h"
 #include "nightshift/clipmeta.h"
@@ -171,6 +172,26 @@ END_TEST
 
 /* Found by tests/fuzz (fuzz_namepattern, fuzz_manifest): the untrusted text a
  * message quotes reached the terminal with its control bytes. */
+/* fuzz_namepattern: several wildcards against a long name backtracked
+ * exponentially (10 s and more); the memoised matcher answers at once. */
+START_TEST(test_name_pattern_many_wildcards)
+{
+    char name[240];
+    ns_clip_meta m;
+    memset(&m, 0, sizeof m);
+    m.start_time = NAN;
+    memset(name, 'Z', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    memcpy(name, "c0", 2);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(ns_name_pattern_match("{*}{camera}{*}{*}{*}{*}{time}", name, &m), 0);
+    ck_assert_int_eq(ns_name_pattern_match("{*}{camera}{*}{*}{*}Z", name, &m), 1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ck_assert_double_lt((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec), 1.0);
+}
+END_TEST
+
 START_TEST(test_messages_escape_control_bytes)
 {
     double t;
@@ -195,6 +216,7 @@ int main(void)
     tcase_add_test(tc, test_manifest);
     tcase_add_test(tc, test_csv_cells_and_json);
     tcase_add_test(tc, test_messages_escape_control_bytes);
+    tcase_add_test(tc, test_name_pattern_many_wildcards);
     suite_add_tcase(s, tc);
     return ns_test_run(s);
 }

@@ -380,8 +380,30 @@ static int iso_zones(const char *s, size_t len[3], int off[3])
     return n;
 }
 
-/* Backtracking matcher; names are short, patterns have a handful of tokens. */
-static int match_at(const char *p, const char *s, capture *c)
+/* Backtracking matcher, memoised: a pattern with several wildcards ("{*}{*}{*}")
+ * against a long name backtracks exponentially (fuzz_namepattern found a
+ * 10-second name).  Captures are written only on the success path, so a
+ * (pattern offset, name offset) that failed once fails again: remember it. */
+typedef struct {
+    const char *p0, *s0;
+    unsigned char failed[512][(NAME_MAX + 2 + 7) / 8]; /* (pattern, name) offsets */
+} match_memo;
+
+static int match_body(const char *p, const char *s, capture *c, match_memo *m);
+
+static int match_at(const char *p, const char *s, capture *c, match_memo *m)
+{
+    size_t po = (size_t)(p - m->p0), so = (size_t)(s - m->s0);
+    int memo = po < 512 && so < NAME_MAX + 2;
+    if (memo && (m->failed[po][so / 8] >> (so % 8) & 1))
+        return 0;
+    int r = match_body(p, s, c, m);
+    if (!r && memo)
+        m->failed[po][so / 8] |= (unsigned char)(1u << (so % 8));
+    return r;
+}
+
+static int match_body(const char *p, const char *s, capture *c, match_memo *m)
 {
     int kind = TOK_LIT;
     size_t n;
@@ -389,17 +411,17 @@ static int match_at(const char *p, const char *s, capture *c)
         return *s == '\0';
     n = pattern_token(p, &kind);
     if (kind == TOK_LIT)
-        return *s == *p && match_at(p + 1, s + 1, c);
+        return *s == *p && match_at(p + 1, s + 1, c, m);
     if (kind == TOK_DATE) {
         int y, mo, d;
         if (digits(s, 4, &y) && s[4] == '-' && digits(s + 5, 2, &mo) && s[7] == '-' &&
             digits(s + 8, 2, &d) && mo >= 1 && mo <= 12 && d >= 1 && d <= days_in_month(y, mo) &&
-            match_at(p + n, s + 10, c)) {
+            match_at(p + n, s + 10, c, m)) {
             c->y = y, c->mo = mo, c->d = d, c->has_date = 1;
             return 1;
         }
         if (digits(s, 4, &y) && digits(s + 4, 2, &mo) && digits(s + 6, 2, &d) && mo >= 1 &&
-            mo <= 12 && d >= 1 && d <= days_in_month(y, mo) && match_at(p + n, s + 8, c)) {
+            mo <= 12 && d >= 1 && d <= days_in_month(y, mo) && match_at(p + n, s + 8, c, m)) {
             c->y = y, c->mo = mo, c->d = d, c->has_date = 1;
             return 1;
         }
@@ -414,7 +436,7 @@ static int match_at(const char *p, const char *s, capture *c)
         int nz = iso_zones(end, zl, off);
         for (int z = 0; z <= nz; z++) { /* each zone form, then none (UTC) */
             size_t l = z < nz ? zl[z] : 0;
-            if (match_at(p + n, end + l, c)) {
+            if (match_at(p + n, end + l, c, m)) {
                 c->y = y, c->mo = mo, c->d = d, c->h = h, c->mi = mi, c->s = se;
                 c->offset = z < nz ? off[z] : 0;
                 c->has_date = c->has_time = 1;
@@ -431,7 +453,7 @@ static int match_at(const char *p, const char *s, capture *c)
             if (ch ? (digits(s, 2, &h) && s[2] == ch && digits(s + 3, 2, &mi) && s[5] == ch &&
                       digits(s + 6, 2, &se))
                    : (digits(s, 2, &h) && digits(s + 2, 2, &mi) && digits(s + 4, 2, &se))) {
-                if (h < 24 && mi < 60 && se < 61 && match_at(p + n, s + w, c)) {
+                if (h < 24 && mi < 60 && se < 61 && match_at(p + n, s + w, c, m)) {
                     c->h = h, c->mi = mi, c->s = se, c->has_time = 1;
                     return 1;
                 }
@@ -444,7 +466,7 @@ static int match_at(const char *p, const char *s, capture *c)
     for (size_t len = kind == TOK_ANY ? 0 : 1; len <= max; len++) {
         if (kind == TOK_CAMERA && (len >= NS_CAMERA_LEN || !camera_char(s[len - 1])))
             break;
-        if (match_at(p + n, s + len, c)) {
+        if (match_at(p + n, s + len, c, m)) {
             if (kind == TOK_CAMERA) {
                 memcpy(c->camera, s, len);
                 c->camera[len] = '\0';
@@ -476,16 +498,23 @@ int ns_name_pattern_match(const char *pattern, const char *path, ns_clip_meta *m
     char alt[512];
     const char *p = pattern;
     int hit = 0;
+    match_memo *memo = malloc(sizeof *memo);
+    if (!memo)
+        return 0;
     while (!hit && *p) {
         size_t len = strcspn(p, "|");
         if (len < sizeof alt) {
             memcpy(alt, p, len);
             alt[len] = '\0';
             memset(&c, 0, sizeof c);
-            hit = len > 0 && match_at(alt, name, &c);
+            memset(memo, 0, sizeof *memo);
+            memo->p0 = alt;
+            memo->s0 = name;
+            hit = len > 0 && match_at(alt, name, &c, memo);
         }
         p += len + (p[len] == '|');
     }
+    free(memo);
     if (!hit)
         return 0;
     if (c.has_cam)

@@ -92,7 +92,9 @@ static void find_key(const char *path, const char *within, const char *key, int 
                 is_map[depth] = ev.type == YAML_MAPPING_START_EVENT;
                 want_key[depth] = 1;
             }
-            if (top >= 0 && is_map[top])
+            /* Levels past MAX_DEPTH are not tracked; a deeper document is
+             * still parsed (and refused by the schema), never indexed past. */
+            if (top >= 0 && top < MAX_DEPTH && is_map[top])
                 want_key[top] = 1;
             depth++;
             break;
