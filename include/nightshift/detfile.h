@@ -27,6 +27,7 @@
 #ifndef NIGHTSHIFT_DETFILE_H
 #define NIGHTSHIFT_DETFILE_H
 
+#include <limits.h>
 #include <stddef.h>
 
 #include "nightshift/detect.h"
@@ -57,6 +58,7 @@ ns_status ns_detfile_history(const char *dir, const char *model_id, const ns_ref
 /* The per-frame part of a detect.h5, for the stages that follow detection
  * (dataset build, selection). */
 typedef struct ns_det_frames {
+    char path[PATH_MAX];           /* the detect.h5 read (messages name it) */
     char night[NS_NIGHT_LEN];
     char model_id[NS_SHA256_HEX];
     size_t n;

@@ -98,10 +98,14 @@ static int import(int argc, char **argv)
     st = ns_labels_import(s, &o, (const char *const *)argv + optind, (size_t)(argc - optind),
                           &rep);
     ns_store_close(s);
-    if (rep.problems.n_total)
-        fprintf(stderr, "nightshift labels import: %zu problem%s:\n", rep.problems.n_total,
-                rep.problems.n_total == 1 ? "" : "s");
-    print_problems(&rep.problems);
+    /* One problem is one line that names its file (what a log grep finds);
+     * several are a count and an indented list. */
+    if (rep.problems.n_total == 1 && rep.problems.n_kept == 1)
+        fprintf(stderr, "nightshift labels import: %s\n", rep.problems.msgs[0]);
+    else if (rep.problems.n_total) {
+        fprintf(stderr, "nightshift labels import: %zu problems:\n", rep.problems.n_total);
+        print_problems(&rep.problems);
+    }
     if (st != NS_OK) {
         ns_labels_import_report_release(&rep);
         return ns_cli_fail("labels import", st);

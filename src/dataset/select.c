@@ -137,8 +137,9 @@ static ns_status gather_rows(const ns_store *s, ns_det_frames *dets, size_t n_de
             if (r < 0) {
                 free(ix);
                 free(rows);
-                return ns_error(NS_ERR_NOT_FOUND, "detect output of night %s names clip %.12s, "
-                                "which is not in the store", dets[f].night, dets[f].clips[c]);
+                return ns_error(NS_ERR_NOT_FOUND, "detect output '%s' (night %s) names clip "
+                                "%.12s, which is not in the store", dets[f].path, dets[f].night,
+                                dets[f].clips[c]);
             }
             rows[n++] = (size_t)r;
         }
@@ -253,7 +254,7 @@ ns_status ns_select_run(ns_store *s, const ns_select_opts *o, ns_select_result *
                 if (r < 0) {
                     free(cx);
                     st = ns_error(NS_ERR_CORRUPT, "detect output '%s': frame %u of clip %.12s is "
-                                  "not in the store", o->detect[f], dets[f].index[i],
+                                  "not in the store", dets[f].path, dets[f].index[i],
                                   dets[f].clips[dets[f].clip[i]]);
                     goto done;
                 }

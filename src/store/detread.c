@@ -175,6 +175,7 @@ ns_status ns_detfile_frames(const char *path_in, ns_det_frames *out)
                           path, i, r.clip[i], r.n_clips, (int)r.condition[i]);
             goto done;
         }
+    snprintf(r.path, sizeof r.path, "%s", path);
     *out = r;
     memset(&r, 0, sizeof r);
 done:

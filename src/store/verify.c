@@ -305,20 +305,54 @@ static void check_first_frames(ns_store *s, const char *cat, ns_verify_report *r
         problem(r, 1, "catalog '%s': clips are not grouped by shard in order (clip %zu)", cat, ci);
 }
 
-/* Every dataset of the view has its rows: one per frame, /clips one per clip
+/* NS_ERR_CORRUPT unless dataset d has rank 1 + n_trail with trailing dims trail:
+ * readers index rows by the store's frame size, so a reshaped view would be
+ * read out of bounds or as the wrong pixels. */
+static ns_status check_trailing(hid_t d, const char *path, const char *name, int n_trail,
+                                const hsize_t *trail)
+{
+    hsize_t dims[H5S_MAX_RANK];
+    hid_t sp = H5Dget_space(d);
+    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (rank >= 1 && rank <= H5S_MAX_RANK)
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (sp >= 0)
+        H5Sclose(sp);
+    int ok = rank == 1 + n_trail;
+    for (int i = 0; ok && i < n_trail; i++)
+        ok = dims[1 + i] == trail[i];
+    if (ok)
+        return NS_OK;
+    char want[64] = "rows";
+    for (int i = 0; i < n_trail; i++) {
+        size_t len = strlen(want);
+        snprintf(want + len, sizeof want - len, ", %llu", (unsigned long long)trail[i]);
+    }
+    return ns_error(NS_ERR_CORRUPT, "'%s': /%s has the wrong shape (rank %d), expected (%s)", path,
+                    name, rank, want);
+}
+
+/* Every dataset of the view has its rows and shape: one per frame, /clips one per clip
  * (users read the view with h5py; a damaged one is rebuilt by the next
  * writer once moved aside).  Issue 16, hostile files: a view missing
  * /frames or with a reshaped dataset passed verify. */
 static void check_view_rows(hid_t f, const char *path, uint64_t n_frames, size_t n_clips,
-                            ns_verify_report *r)
+                            int frame_size, ns_verify_report *r)
 {
-    static const struct {
+    const hsize_t S = frame_size > 0 ? (hsize_t)frame_size : 0;
+    const struct {
         const char *name;
         H5T_class_t cls;
-    } sets[] = {{"frames", H5T_INTEGER},       {"frame/clip", H5T_INTEGER},
-                {"frame/index", H5T_INTEGER},  {"frame/timestamp", H5T_FLOAT},
-                {"frame/member", H5T_STRING},  {"frame/status", H5T_INTEGER},
-                {"frame/props", H5T_FLOAT},    {"clips", H5T_COMPOUND}};
+        int n_trail;
+        hsize_t trail[3];
+    } sets[] = {{"frames", H5T_INTEGER, 3, {S, S, 3}},
+                {"frame/clip", H5T_INTEGER, 0, {0}},
+                {"frame/index", H5T_INTEGER, 0, {0}},
+                {"frame/timestamp", H5T_FLOAT, 0, {0}},
+                {"frame/member", H5T_STRING, 0, {0}},
+                {"frame/status", H5T_INTEGER, 0, {0}},
+                {"frame/props", H5T_FLOAT, 1, {NS_PROP_COUNT}},
+                {"clips", H5T_COMPOUND, 0, {0}}};
     for (size_t k = 0; k < sizeof sets / sizeof *sets; k++) {
         const char *name = sets[k].name;
         uint64_t want = sets[k].cls == H5T_COMPOUND ? n_clips : n_frames, rows = 0;
@@ -328,6 +362,8 @@ static void check_view_rows(hid_t f, const char *path, uint64_t n_frames, size_t
         if (st == NS_OK && rows != want)
             st = ns_error(NS_ERR_CORRUPT, "'%s': /%s has %llu rows, expected %llu", path, name,
                           (unsigned long long)rows, (unsigned long long)want);
+        if (st == NS_OK)
+            st = check_trailing(d, path, name, sets[k].n_trail, sets[k].trail);
         if (st == NS_OK && ((t = H5Dget_type(d)) < 0 || H5Tget_class(t) != sets[k].cls))
             st = ns_error(NS_ERR_CORRUPT, "'%s': /%s has the wrong type", path, name);
         if (t >= 0)
@@ -367,7 +403,7 @@ static void check_view(ns_store *s, ns_verify_report *r)
         problem(r, 0, "view '%s' is stale: %llu frames, catalog has %llu", path,
                 (unsigned long long)n, (unsigned long long)s->shard_first[s->n_shards]);
     else
-        check_view_rows(f, path, n, s->n_clips, r);
+        check_view_rows(f, path, n, s->n_clips, s->frame_size, r);
     ns_h5_fclose(f);
     H5Eclear2(H5E_DEFAULT);
 }
