@@ -45,15 +45,7 @@ meaning() {
 # label NIGHT_FROM NIGHT_TO SET: the generator's labels of those nights, imported
 # as one label set, as if labelers had sent them back.
 label() {
-  python3 - "$out/data/labels.csv" "$1" "$2" "$out/labels-$3.csv" <<'PY'
-import csv, os, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1])) if sys.argv[2] <= r["night"] <= sys.argv[3]]
-with open(sys.argv[4], "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["clip", "frame", "label"])
-    for r in rows:
-        w.writerow([os.path.basename(r["path"]), r["frame"], r["label"]])
-PY
+  /usr/bin/python3 "$here/tools/labels_of_nights.py" "$out/data/labels.csv" "$1" "$2" "$out/labels-$3.csv"
   "$ns" labels import --store "$out/store" --set "$3" "$out/labels-$3.csv"
 }
 codes=()

@@ -86,38 +86,6 @@ static ns_status select_prepare(ns_night_run *r, ns_stage_record *rec)
     return ns_stage_options(rec, kv, 4);
 }
 
-static ns_status select_execute(ns_night_run *r, ns_stage_record *rec)
-{
-    ns_argv a;
-    char sub[64], dir[PATH_MAX];
-    int rc;
-    const char *head = rec->n_inputs > 2 ? rec->inputs[1].name : NULL;
-    snprintf(sub, sizeof sub, "select/%s", r->night);
-    ns_status st = ns_stage_command(r, &a, sub, "select", "--store", r->cfg.store, "--detect",
-                                    r->detect_dir, "--out", r->selection_path, NULL);
-    if (st != NS_OK)
-        return st;
-    ns_argv_add(&a, "--budget");
-    ns_argv_add(&a, "%d", r->cfg.select_budget);
-    ns_argv_add(&a, "--seed");
-    ns_argv_add(&a, "%" PRIu64, r->cfg.select_seed);
-    ns_argv_add(&a, "--min-gap");
-    ns_argv_add(&a, "%d", r->cfg.select_min_gap);
-    if (head) {
-        ns_argv_add(&a, "--head");
-        ns_argv_add(&a, "%s", head);
-    }
-    if ((st = ns_nightly_spawn(r, "select", a.v, &rc)) != NS_OK)
-        return st;
-    snprintf(dir, sizeof dir, "%s", r->batch_path);
-    *strrchr(dir, '/') = '\0';
-    if ((st = ns_mkdir_p(dir)) != NS_OK)
-        return st;
-    ns_stage_command(r, &a, NULL, "export", "--store", r->cfg.store, "--selection",
-                     r->selection_path, "--out", r->batch_path, NULL);
-    return ns_nightly_spawn(r, "select", a.v, &rc);
-}
-
 /* Rows of a CSV file after its header (quoted newlines are no row ends). */
 static ns_status csv_rows(const char *path, uint64_t *rows)
 {
@@ -139,16 +107,60 @@ static ns_status csv_rows(const char *path, uint64_t *rows)
     return NS_OK;
 }
 
+static ns_status select_execute(ns_night_run *r, ns_stage_record *rec)
+{
+    ns_argv a;
+    char sub[64], dir[PATH_MAX];
+    int rc;
+    const char *head = rec->n_inputs > 2 ? rec->inputs[1].name : NULL;
+    snprintf(sub, sizeof sub, "select/%s", r->night);
+    ns_status st = ns_stage_command(r, &a, sub, "select", "--store", r->cfg.store, "--detect",
+                                    r->detect_dir, "--out", r->selection_path, NULL);
+    if (st != NS_OK)
+        return st;
+    ns_argv_add(&a, "--budget");
+    ns_argv_add(&a, "%d", r->cfg.select_budget);
+    ns_argv_add(&a, "--seed");
+    ns_argv_add(&a, "%" PRIu64, r->cfg.select_seed);
+    ns_argv_add(&a, "--min-gap");
+    ns_argv_add(&a, "%d", r->cfg.select_min_gap);
+    if (head) {
+        ns_argv_add(&a, "--head");
+        ns_argv_add(&a, "%s", head);
+    }
+    if ((st = ns_nightly_spawn(r, "select", a.v, &rc)) != NS_OK ||
+        (st = csv_rows(r->selection_path, &r->batch_frames)) != NS_OK)
+        return st;
+    /* Every candidate already labelled (labels came back for tonight): no
+     * batch to export, and no labeling waits. */
+    if (r->batch_frames == 0)
+        return NS_OK;
+    snprintf(dir, sizeof dir, "%s", r->batch_path);
+    *strrchr(dir, '/') = '\0';
+    if ((st = ns_mkdir_p(dir)) != NS_OK)
+        return st;
+    ns_stage_command(r, &a, NULL, "export", "--store", r->cfg.store, "--selection",
+                     r->selection_path, "--out", r->batch_path, NULL);
+    return ns_nightly_spawn(r, "select", a.v, &rc);
+}
+
 static ns_status select_measure(ns_night_run *r, ns_stage_record *rec)
 {
     ns_status st;
     if ((st = ns_stage_output(r, rec, ns_stage_rel(r, r->selection_path))) != NS_OK ||
-        (st = ns_stage_output(r, rec, ns_stage_rel(r, r->batch_path))) != NS_OK ||
         (st = csv_rows(r->selection_path, &r->batch_frames)) != NS_OK)
         return st;
-    r->have_batch = 1;
     rec->count = r->batch_frames;
     snprintf(rec->unit, sizeof rec->unit, "frames");
+    if (r->batch_frames == 0) {
+        free(rec->note);
+        if (!(rec->note = strdup("nothing to label: every candidate frame is labelled")))
+            return ns_error(NS_ERR_NOMEM, "out of memory");
+        return NS_OK;
+    }
+    if ((st = ns_stage_output(r, rec, ns_stage_rel(r, r->batch_path))) != NS_OK)
+        return st;
+    r->have_batch = 1;
     return NS_OK;
 }
 

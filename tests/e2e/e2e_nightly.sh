@@ -121,15 +121,7 @@ for l in open(sys.argv[1]): d=json.loads(l); assert d['stage']=='detect' and d['
 # New labels: dataset, train and gate.  The first head is trained on the
 # generator's labels of quiet nights 1-2 (the site's earlier labelling).
 labels_upto() { # FROM TO SET: import the generator's labels of those nights
-  $PY - "$D/labels.csv" "$1" "$2" "$T/labels-$3.csv" <<'PY'
-import csv, os, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1])) if sys.argv[2] <= r["night"] <= sys.argv[3]]
-with open(sys.argv[4], "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["clip", "frame", "label"])
-    for r in rows:
-        w.writerow([os.path.basename(r["path"]), r["frame"], r["label"]])
-PY
+  $PY "$NS_SRC/tools/labels_of_nights.py" "$D/labels.csv" "$1" "$2" "$T/labels-$3.csv"
   "$NS_BIN" labels import --store "$T/store" --set "$3" "$T/labels-$3.csv" >>"$T/nightly.log" 2>&1
 }
 check "labels of nights 1-2 imported" labels_upto "${nights[0]}" "${nights[1]}" first
