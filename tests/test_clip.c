@@ -105,6 +105,32 @@ START_TEST(test_archives)
 }
 END_TEST
 
+/* A JPEG padded after its end marker (the decompression bomb of issue 16) is
+ * kept up to the marker: the frame bytes are the image's, the padding is
+ * dropped as it is read.  A plain tar is read in place and left whole. */
+START_TEST(test_padded_members)
+{
+    const size_t pad = 1 << 20;
+    uint8_t *padded = calloc(jpeg[0].n + pad, 1);
+    ck_assert_ptr_nonnull(padded);
+    memcpy(padded, jpeg[0].p, jpeg[0].n);
+    padded[jpeg[0].n + 7] = 0xD9; /* a lone D9 in the padding is no marker */
+    member m[] = {{"clip/frame_0.jpg", AE_IFREG, padded, jpeg[0].n + pad, NULL},
+                  {"clip/frame_1.jpg", AE_IFREG, jpeg[1].p, jpeg[1].n, NULL}};
+    for (int kind = F_GZIP; kind <= F_ZIP; kind += F_ZIP - F_GZIP) {
+        ns_clip c = {0};
+        const char *path = fixture(kind == F_ZIP ? "pad.zip" : "pad.tar.gz");
+        write_archive(path, kind, m, 2);
+        ck_assert_ns_ok(ns_clip_load(path, NULL, &c));
+        ck_assert_uint_eq(c.n_frames, 2);
+        check_frame_bytes(&c, 0, &jpeg[0]);
+        check_frame_bytes(&c, 1, &jpeg[1]);
+        ns_clip_release(&c);
+    }
+    free(padded);
+}
+END_TEST
+
 START_TEST(test_skipped_members)
 {
     static const char text[] = "not a jpeg\n";
@@ -653,6 +679,7 @@ static Suite *clip_suite(void)
     tcase_add_test(tc, test_detect);
     tcase_add_test(tc, test_archives);
     tcase_add_test(tc, test_archive_message_one_line);
+    tcase_add_test(tc, test_padded_members);
     tcase_add_test(tc, test_skipped_members);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_corrupt_archives);

@@ -170,6 +170,39 @@ START_TEST(test_labelset_damaged)
 }
 END_TEST
 
+/* A flipped type message made /index claim 1.4 GB per element and HDF5 sized
+ * its conversion buffer by it (1428 MB peak RSS for `labels info`, found by
+ * flipping bytes of a label set): refused before the read, naming the file. */
+START_TEST(test_labelset_absurd_element)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 64];
+    const char *c1[] = {"idle", "pick"};
+    ns_labelset a, b;
+    ns_store *s = empty_store(dir, sizeof dir);
+    make_set(&a, "glove", 4, c1, 2, 0, 0);
+    ck_assert_ns_ok(ns_labelset_commit(s, &a));
+    snprintf(path, sizeof path, "%s/labels/000001-glove.h5", dir);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    ck_assert(H5Ldelete(f, "index", H5P_DEFAULT) >= 0);
+    hid_t t = H5Tcopy(H5T_STD_U32LE);
+    ck_assert(H5Tset_size(t, (size_t)1 << 30) >= 0);
+    hsize_t dims[1] = {4};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t d = H5Dcreate2(f, "index", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(d >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Fclose(f);
+    ck_assert_ns_status(ns_labelset_read(path, &b), NS_ERR_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "000001-glove.h5"));
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "/index has elements of 1073741824 bytes"));
+    ns_labelset_release(&a);
+    ns_store_close(s);
+}
+END_TEST
+
 /* ---- the CSV reader on hostile bytes ----------------------------------------- */
 
 static void write_bytes(const char *path, const char *data, size_t n)
@@ -594,6 +627,7 @@ int main(void)
     TCase *tc = tcase_create("sets");
     tcase_add_test(tc, test_labelset_files);
     tcase_add_test(tc, test_labelset_damaged);
+    tcase_add_test(tc, test_labelset_absurd_element);
     suite_add_tcase(s, tc);
     tc = tcase_create("import");
     tcase_set_timeout(tc, 60);

@@ -435,6 +435,23 @@ ns_status ns_h5_put(hid_t loc, const char *path, const char *name, hid_t ftype, 
     return st;
 }
 
+ns_status ns_h5_check_stored(hid_t dset, hid_t mtype, const char *path, const char *name,
+                             uint64_t rows)
+{
+    hid_t ft = H5Dget_type(dset);
+    size_t fsz = ft >= 0 ? H5Tget_size(ft) : 0, msz = H5Tget_size(mtype);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (fsz == 0 || fsz > 16 * msz + 1024)
+        return ns_error(NS_ERR_CORRUPT, "'%s': /%s has elements of %zu bytes, expected about %zu",
+                        path, name, fsz, msz);
+    hsize_t stored = H5Dget_storage_size(dset);
+    if (rows / 1024 > stored / fsz)
+        return ns_error(NS_ERR_CORRUPT, "'%s': /%s claims %llu rows but stores %llu bytes", path,
+                        name, (unsigned long long)rows, (unsigned long long)stored);
+    return NS_OK;
+}
+
 ns_status ns_h5_get(hid_t loc, const char *path, const char *name, hid_t mtype, int rank,
                     uint64_t d0, uint64_t d1, void *out)
 {
@@ -459,7 +476,8 @@ ns_status ns_h5_get(hid_t loc, const char *path, const char *name, hid_t mtype, 
                       (unsigned long long)d1, rank);
         goto done;
     }
-    if (!empty && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+    if (!empty && (st = ns_h5_check_stored(d, mtype, path, name, d0)) == NS_OK &&
+        H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
         st = ns_h5_error(NS_ERR_CORRUPT, "'%s': cannot read /%s", path, name);
 done:
     if (sp >= 0) H5Sclose(sp);

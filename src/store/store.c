@@ -95,22 +95,9 @@ static ns_status read_table(hid_t f, const char *path, const char *name, hid_t m
     st = ns_h5_rows(d, path, name, &count);
     if (st != NS_OK)
         goto done;
-    /* Catalog tables are written whole and uncompressed: a table claiming
-     * more rows than its stored bytes hold (a hostile extent of 2^40 rows
-     * over unallocated chunks) is damage, refused before any allocation.
-     * The factor leaves room for a table someone repacked compressed. */
-    {
-        hid_t ft = H5Dget_type(d);
-        size_t fsz = ft >= 0 ? H5Tget_size(ft) : 0;
-        if (ft >= 0)
-            H5Tclose(ft);
-        hsize_t stored = H5Dget_storage_size(d);
-        if (count > 0 && (fsz == 0 || count / 1024 > stored / fsz)) {
-            st = ns_error(NS_ERR_CORRUPT, "'%s': /%s claims %llu rows but stores %llu bytes",
-                          path, name, (unsigned long long)count, (unsigned long long)stored);
-            goto done;
-        }
-    }
+    /* a hostile extent or element size is refused before any allocation */
+    if ((st = ns_h5_check_stored(d, mtype, path, name, count)) != NS_OK)
+        goto done;
     *rows = calloc(count ? count : 1, elem);
     if (!*rows) {
         st = ns_error(NS_ERR_NOMEM, "'%s': no memory for %llu rows of /%s", path,

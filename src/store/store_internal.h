@@ -115,6 +115,13 @@ ns_status ns_h5_refuse_foreign(const char *path, const char *what, const char *f
                                int version);
 /* Rows of a 1+ dimensional dataset (first dimension). */
 ns_status ns_h5_rows(hid_t dset, const char *path, const char *name, uint64_t *rows);
+/* NS_ERR_CORRUPT before a read of `rows` rows of dset into mtype when the
+ * file's element size is absurd for mtype (a flipped type message claimed
+ * 1.4 GB per element and HDF5 sized its conversion buffer by it) or the
+ * dataset stores far fewer bytes than its rows need (an extent of 2^40 over
+ * unallocated chunks).  The factors leave room for compression and padding. */
+ns_status ns_h5_check_stored(hid_t dset, hid_t mtype, const char *path, const char *name,
+                             uint64_t rows);
 
 /* STORE/embeddings/<model_id>/<shard id, 6 digits>.h5: where embfile.c writes a
  * shard's embeddings (and frameset.c reads them); NS_ERR_USAGE for a model id
