@@ -143,18 +143,27 @@ START_TEST(test_labelset_files)
 END_TEST
 
 /* A damaged set is an error naming the file, never a silently smaller map. */
+/* A store holding one committed 4-label set; its file (path) opened for writing. */
+static hid_t committed_set(char *dir, size_t dcap, char *path, size_t pcap, ns_labelset *a,
+                           ns_store **s)
+{
+    const char *c1[] = {"idle", "pick"};
+    *s = empty_store(dir, dcap);
+    make_set(a, "glove", 4, c1, 2, 0, 0);
+    ck_assert_ns_ok(ns_labelset_commit(*s, a));
+    snprintf(path, pcap, "%s/labels/000001-glove.h5", dir);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    return f;
+}
+
 START_TEST(test_labelset_damaged)
 {
     char dir[PATH_MAX], path[PATH_MAX + 64];
-    const char *c1[] = {"idle", "pick"};
     ns_labelset a;
     ns_labelmap m;
-    ns_store *s = empty_store(dir, sizeof dir);
-    make_set(&a, "glove", 4, c1, 2, 0, 0);
-    ck_assert_ns_ok(ns_labelset_commit(s, &a));
-    snprintf(path, sizeof path, "%s/labels/000001-glove.h5", dir);
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    ck_assert(f >= 0);
+    ns_store *s = NULL;
+    hid_t f = committed_set(dir, sizeof dir, path, sizeof path, &a, &s);
     hid_t d = H5Dopen2(f, "label", H5P_DEFAULT);
     int32_t bad[4] = {0, 1, 2, 0};
     ck_assert(H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, bad) >= 0);
@@ -176,14 +185,9 @@ END_TEST
 START_TEST(test_labelset_absurd_element)
 {
     char dir[PATH_MAX], path[PATH_MAX + 64];
-    const char *c1[] = {"idle", "pick"};
     ns_labelset a, b;
-    ns_store *s = empty_store(dir, sizeof dir);
-    make_set(&a, "glove", 4, c1, 2, 0, 0);
-    ck_assert_ns_ok(ns_labelset_commit(s, &a));
-    snprintf(path, sizeof path, "%s/labels/000001-glove.h5", dir);
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    ck_assert(f >= 0);
+    ns_store *s = NULL;
+    hid_t f = committed_set(dir, sizeof dir, path, sizeof path, &a, &s);
     ck_assert(H5Ldelete(f, "index", H5P_DEFAULT) >= 0);
     hid_t t = H5Tcopy(H5T_STD_U32LE);
     ck_assert(H5Tset_size(t, (size_t)1 << 30) >= 0);
