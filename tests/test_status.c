@@ -193,6 +193,8 @@ START_TEST(test_error_message_is_one_printable_line)
     ck_assert_str_eq(ns_errmsg(), "checksum \\xff\\xfe\\x01ok");
     ns_error(NS_ERR_IO, "caf\xc3\xa9"); /* valid UTF-8 stays */
     ck_assert_str_eq(ns_errmsg(), "caf\xc3\xa9");
+    ns_error(NS_ERR_IO, "x\xc2\x9b" "31m \xc2\x85 \xc2\xa0"); /* C1 CSI and NEL escaped, NBSP stays */
+    ck_assert_str_eq(ns_errmsg(), "x\\xc2\\x9b" "31m \\xc2\\x85 \xc2\xa0");
     ns_warn(&w, "camera '%s'", "cam\n03");
     ck_assert_str_eq(w.msgs[0], "camera 'cam\\x0a03'");
     ns_warnings_release(&w);

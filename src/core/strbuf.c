@@ -163,6 +163,13 @@ void ns_text_show(char *dst, size_t cap, const char *src, size_t max_bytes)
             i++;
             continue;
         }
+        /* U+0080-U+009F are C1 controls (U+009B is CSI, a terminal escape)
+         * though valid UTF-8: escaped byte by byte too. */
+        if (c == 0xC2 && n == 2 && p[i + 1] <= 0x9F) {
+            o += (size_t)snprintf(dst + o, cap - o, "\\x%02x\\x%02x", c, p[i + 1]);
+            i += 2;
+            continue;
+        }
         memcpy(dst + o, p + i, n);
         o += n;
         i += n;
