@@ -77,20 +77,54 @@ check "the evaluate page is self-contained and has its charts" sh -c "grep -q 'R
 expect_rc 0 "candidate dataset: nights 1-2 and the black nights 4-5" \
   build "$T/cand.h5" 2026-11-01,2026-11-02,2026-11-04,2026-11-05 --golden "$T/golden.h5"
 expect_rc 0 "train the candidate head" train "$T/cand.h5" "$T/cand-head.h5"
-# Under the default policy every class slice must clear 0.02 too; 144 golden
-# clips resolve the cameras but not every class: insufficient, and it says
-# which slices need how many more clips.
-expect_rc 4 "gate, default policy: some class slices undecided" sh -c "'$NS_BIN' gate --candidate \
-  '$T/cand-head.h5' --production '$T/prod-head.h5' --dataset '$T/golden.h5' --out '$T/gate-def' \
-  > '$T/gate-def.txt'"
+# Under the default policy every class slice must clear 0.02 too. On 144
+# golden clips the cameras are resolved and the weakest class (fasten_screw,
+# delta about +0.1 with a +-0.17 interval) sits near its margin: the heads
+# differ in the last bits from one CPU's BLAS kernels to another's, so the
+# verdict may be PROMOTE or INSUFFICIENT. Either way it must follow from the
+# intervals, and nothing is inferior.
+rc=0
+"$NS_BIN" gate --candidate "$T/cand-head.h5" --production "$T/prod-head.h5" \
+  --dataset "$T/golden.h5" --out "$T/gate-def" > "$T/gate-def.txt" || rc=$?
 cat "$T/gate-def.txt"
-check "only class slices are undecided, each with a clip estimate" $PY -c "
+check "gate, default policy: promote or insufficient, as its intervals say (exit $rc)" $PY -c "
+import json, sys
+s = json.load(open(sys.argv[1])); rc = int(sys.argv[2])
+dec = [c for c in s['checks'] if c['decision'] in ('non-inferior', 'undecided', 'inferior')]
+for c in dec:
+    want = ('non-inferior' if c['ci_low'] > -c['margin'] else
+            'inferior' if c['ci_high'] < -c['margin'] else 'undecided')
+    assert c['decision'] == want, c
+und = [c for c in dec if c['decision'] == 'undecided']
+assert not [c for c in dec if c['decision'] == 'inferior']
+assert all(c['kind'] == 'class' and c['more_clips'] > 0 for c in und), und
+assert (s['verdict'], rc) == (('insufficient', 4) if und else ('promote', 0)), (s['verdict'], rc)
+" "$T/gate-def/summary.json" "$rc"
+# A third of those clips cannot pin the class slices down on any machine:
+# insufficient, and it says which slices need how many more clips.
+$PY - "$ST" "$T/third.csv" <<'PY'
+import h5py, sys
+clips = h5py.File(sys.argv[1] + "/catalog.h5", "r")["clips"]
+pick = [clips["sha256"][i].decode() for i in range(len(clips))
+        if clips["night"][i].decode() in ("2026-11-03", "2026-11-06")][::3]
+with open(sys.argv[2], "w") as o:
+    o.write("clip,frame\n")
+    o.writelines(f"{s},{fr}\n" for s in pick for fr in range(4))
+PY
+expect_rc 0 "a golden set of a third of those clips" build "$T/third.h5" 2026-11-03,2026-11-06 \
+  --frames "$T/third.csv" --split-by none --labels glove
+expect_rc 4 "gate, default policy, on a third: class slices undecided" sh -c "'$NS_BIN' gate \
+  --candidate '$T/cand-head.h5' --production '$T/prod-head.h5' --dataset '$T/third.h5' \
+  --out '$T/gate-third' > '$T/gate-third.txt'"
+cat "$T/gate-third.txt"
+check "undecided class slices, each with a clip estimate; nothing inferior" $PY -c "
 import json, sys
 s = json.load(open(sys.argv[1]))
 und = [c for c in s['checks'] if c['decision'] == 'undecided']
-assert s['verdict'] == 'insufficient' and und
-assert all(c['kind'] == 'class' and c['more_clips'] and c['more_clips'] > 0 for c in und), und
-assert not [c for c in s['checks'] if c['decision'] == 'inferior']" "$T/gate-def/summary.json"
+assert s['verdict'] == 'insufficient' and s['clips'] == 48, (s['verdict'], s['clips'])
+assert [c for c in und if c['kind'] == 'class'], und
+assert all(c['more_clips'] > 0 for c in und), und
+assert not [c for c in s['checks'] if c['decision'] == 'inferior']" "$T/gate-third/summary.json"
 # The release policy for a golden set of this size: cameras, all frames and
 # calibration decide; classes are reported.
 printf '# cameras decide; class slices are reported\nmargin.class = off\n' > "$T/release.policy"
