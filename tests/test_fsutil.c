@@ -1,6 +1,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "nightshift/fsutil.h"
@@ -55,8 +57,7 @@ START_TEST(test_write_atomic_replaces)
     ck_assert_uint_eq(read_all(p, buf, sizeof buf), 3);
     ck_assert_mem_eq(buf, "v3!", 3);
     /* no temp file is left behind */
-    ck_assert_ns_ok(ns_tmp_name(p, tmp, sizeof tmp));
-    ck_assert_ptr_nonnull(strstr(tmp, ".tmp."));
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", p, (long)getpid());
     ck_assert_int_ne(access(tmp, F_OK), 0);
     /* missing directory: error, nothing created */
     snprintf(p, sizeof p, "%s/missing/x.txt", dir);
@@ -90,6 +91,52 @@ START_TEST(test_tmp_name_sweeps_dead_writers)
 }
 END_TEST
 
+/* A link planted under our temp name must not make the writer truncate its
+ * target; the temp is ours, created afresh, with the umask's mode. */
+START_TEST(test_tmp_name_exclusive)
+{
+    char dir[PATH_MAX], p[PATH_MAX + 64], tmp[PATH_MAX + 96], victim[PATH_MAX + 64],
+        planted[PATH_MAX + 96], why[PATH_MAX + 200], buf[16];
+    struct stat sb;
+    mode_t old;
+    ns_test_tmpdir(dir, sizeof dir, "fsutil");
+    snprintf(p, sizeof p, "%s/catalog.h5", dir);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(planted, sizeof planted, "%s.tmp.%ld", p, (long)getpid());
+    ck_assert_ns_ok(ns_write_file(victim, "precious", 8, 0));
+    ck_assert_int_eq(symlink(victim, planted), 0);
+    old = umask(027);
+    ck_assert_ns_ok(ns_tmp_name(p, tmp, sizeof tmp));
+    umask(old);
+    ck_assert_str_eq(tmp, planted);
+    ck_assert_int_eq(lstat(tmp, &sb), 0);
+    ck_assert(S_ISREG(sb.st_mode));
+    ck_assert_uint_eq(sb.st_size, 0);
+    ck_assert_uint_eq(sb.st_mode & 0777, 0640);
+    ck_assert_uint_eq(read_all(victim, buf, sizeof buf), 8);
+    ck_assert_mem_eq(buf, "precious", 8);
+    /* a link planted between the temp's creation and the write is refused */
+    ck_assert_int_eq(unlink(tmp), 0);
+    ck_assert_int_eq(symlink(victim, tmp), 0);
+    ck_assert_ns_ok(ns_write_file(p, "new", 3, 0)); /* makes its temp afresh */
+    ck_assert_uint_eq(read_all(victim, buf, sizeof buf), 8);
+    ck_assert_uint_eq(read_all(p, buf, sizeof buf), 3);
+    /* a directory in the way is an error naming it, and nothing is removed */
+    ck_assert_int_eq(mkdir(planted, 0700), 0);
+    ck_assert_int_eq(ns_tmp_name(p, tmp, sizeof tmp), NS_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ns_errmsg(), "catalog.h5.tmp."));
+    ck_assert_str_eq(tmp, "");
+    ck_assert_int_eq(rmdir(planted), 0);
+    /* a directory every user may write to is untrusted; ours at 0700 is not */
+    ck_assert_int_eq(chmod(dir, 0700), 0);
+    ck_assert_int_eq(ns_dir_untrusted(dir, why, sizeof why), 0);
+    ck_assert_int_eq(chmod(dir, 0777), 0);
+    ck_assert_int_eq(ns_dir_untrusted(dir, why, sizeof why), 1);
+    ck_assert_ptr_nonnull(strstr(why, "writable by every user (mode 0777)"));
+    ck_assert_int_eq(chmod(dir, 0700), 0);
+}
+END_TEST
+
 START_TEST(test_atomic_rename_across_dirs)
 {
     char dir[PATH_MAX], a[PATH_MAX + 64], b[PATH_MAX + 64], sub[PATH_MAX + 64], buf[16];
@@ -117,6 +164,7 @@ int main(void)
     tcase_add_test(tc, test_write_atomic_replaces);
     tcase_add_test(tc, test_atomic_rename_across_dirs);
     tcase_add_test(tc, test_tmp_name_sweeps_dead_writers);
+    tcase_add_test(tc, test_tmp_name_exclusive);
     suite_add_tcase(s, tc);
     return ns_test_run(s);
 }

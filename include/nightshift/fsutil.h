@@ -46,9 +46,15 @@ ns_status ns_write_file_atomic(const char *path, const void *data, size_t len);
 ns_status ns_flock_take(const char *path, int wait, const char *what, int *fd);
 
 /* Writes "<path>.tmp.<pid>" into buf (NS_ERR_USAGE when it does not fit),
- * and removes the temp files of path that dead writers left (ns_tmp_sweep):
- * call it right before writing the temp file. */
+ * removes the temp files of path that dead writers left (ns_tmp_sweep) and
+ * creates the temp empty with O_EXCL | O_NOFOLLOW, mode 0666 less the
+ * umask: call it right before writing the temp file, and open it without
+ * O_CREAT (or truncate it) to write. */
 ns_status ns_tmp_name(const char *path, char *buf, size_t cap);
+
+/* Nonzero, with the reason in why, when the directory is owned by another
+ * user or writable by every user: someone else can change its files. */
+int ns_dir_untrusted(const char *dir, char *why, size_t cap);
 
 /* Nonzero when name ends in ".tmp.<digits>" or ".old.<digits>": a file or
  * directory still being written or replaced, never a result.  *pid gets

@@ -1,11 +1,13 @@
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "nightshift/fsutil.h"
 
 int ns_exit_code(ns_status st)
 {
@@ -26,12 +28,17 @@ int ns_cli_fail(const char *cmd, ns_status st)
 
 const char *ns_cli_store(const char *opt)
 {
+    static int warned;
     const char *env = getenv("NIGHTSHIFT_STORE");
-    if (opt && *opt)
-        return opt;
-    if (env && *env)
-        return env;
-    return NULL;
+    const char *dir = opt && *opt ? opt : env && *env ? env : NULL;
+    char why[PATH_MAX + 160];
+    /* A warning, not a refusal: a team store shared through a group is
+     * normal, and a cron job must not stop over a mode bit. */
+    if (dir && !warned && ns_dir_untrusted(dir, why, sizeof why)) {
+        warned = 1;
+        fprintf(stderr, "nightshift: warning: store %s\n", why);
+    }
+    return dir;
 }
 
 int ns_cli_parse_double(const char *s, double *out)

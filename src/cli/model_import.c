@@ -273,8 +273,7 @@ int ns_cli_model_import(const char *what, const ns_import_opts *o)
         return NS_EXIT_USAGE;
     }
     if ((st = check_out(o->out)) != NS_OK ||
-        (st = find_script(onnx ? "onnx2ns.py" : "torch2ns.py", script, sizeof script)) != NS_OK ||
-        (st = ns_tmp_name(o->out, tmp, sizeof tmp)) != NS_OK)
+        (st = find_script(onnx ? "onnx2ns.py" : "torch2ns.py", script, sizeof script)) != NS_OK)
         return ns_cli_fail("model import", st);
     if (access(python, X_OK) != 0) {
         fprintf(stderr, "nightshift model import: cannot run the Python interpreter '%s': %s "
@@ -328,7 +327,8 @@ int ns_cli_model_import(const char *what, const ns_import_opts *o)
     argv[argc++] = tmp;
     argv[argc] = NULL;
 
-    unlink(tmp); /* a stale one from a crashed run with our pid */
+    if ((st = ns_tmp_name(o->out, tmp, sizeof tmp)) != NS_OK) /* fills argv's tmp */
+        return ns_cli_fail("model import", st);
     created = 1;
     st = run_converter(argv, &code);
     if (st == NS_OK && code != 0) {

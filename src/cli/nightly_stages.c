@@ -55,7 +55,7 @@ ns_status ns_nightly_spawn(ns_night_run *r, const char *stage, char *const *argv
 {
     char log[PATH_MAX + 64], lockfd[32];
     snprintf(log, sizeof log, "%s/%s.log", r->logs, stage);
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0666);
     *rc = 1;
     if (fd < 0)
         return ns_error(NS_ERR_IO, "cannot open log '%s': %s", log, strerror(errno));

@@ -108,7 +108,42 @@ ns_status ns_tmp_name(const char *path, char *buf, size_t cap)
      * to drop what a killed writer of the same file left (train's head,
      * dataset build's file, export's tar kept them forever). */
     ns_tmp_sweep(path);
-    return NS_OK;
+    /* Created here, exclusively and never through a link: a symlink planted
+     * under the temp name would otherwise have HDF5, fopen or libarchive
+     * truncate whatever it points at.  0666 leaves the mode to the umask. */
+    for (int tries = 0;; tries++) {
+        int fd = open(buf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            close(fd);
+            return NS_OK;
+        }
+        /* Our own earlier try, or something planted: unlink removes a link,
+         * never its target, and the retry is exclusive again. */
+        if (errno != EEXIST || tries > 0 || unlink(buf) != 0) {
+            ns_status st = ns_error(NS_ERR_IO, "cannot create temp file '%s': %s", buf,
+                                    strerror(errno));
+            buf[0] = '\0'; /* nothing of ours to remove */
+            return st;
+        }
+    }
+}
+
+int ns_dir_untrusted(const char *dir, char *why, size_t cap)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return 0;
+    if (sb.st_uid != geteuid()) {
+        snprintf(why, cap, "'%s' is owned by another user (uid %ld, you are %ld): its owner can "
+                 "change what you read and write there", dir, (long)sb.st_uid, (long)geteuid());
+        return 1;
+    }
+    if (sb.st_mode & S_IWOTH) {
+        snprintf(why, cap, "'%s' is writable by every user (mode %04o): anyone can replace "
+                 "its files; chmod o-w it", dir, (unsigned)(sb.st_mode & 07777));
+        return 1;
+    }
+    return 0;
 }
 
 int ns_is_tmp_name(const char *name, long *pid)
@@ -173,9 +208,12 @@ ns_status ns_write_file(const char *path, const void *data, size_t len, unsigned
     ns_status st = ns_tmp_name(path, tmp, sizeof tmp);
     if (st != NS_OK)
         return st;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return ns_error(NS_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    fd = open(tmp, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        st = ns_error(NS_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+        unlink(tmp);
+        return st;
+    }
     while (len > 0) {
         ssize_t w = write(fd, p, len);
         if (w < 0) {
@@ -240,7 +278,7 @@ static int inherited_lock(int fd, int *fd_out)
 ns_status ns_flock_take(const char *path, int wait, const char *what, int *fd_out)
 {
     char pidbuf[32];
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     *fd_out = -1;
     if (fd < 0)
         return ns_error(NS_ERR_IO, "cannot open lock file '%s': %s", path, strerror(errno));

@@ -128,6 +128,7 @@ ns_status ns_export_write_package(const ns_frameset *fs, const ns_labelmap *lm, 
     if ((st = ns_strbuf_status(&csv)) != NS_OK || (st = ns_strbuf_status(&js)) != NS_OK ||
         (st = ns_strbuf_status(&xml)) != NS_OK || (st = ns_tmp_name(path, tmp, sizeof tmp)) != NS_OK)
         goto done;
+    opened = 1;
     a = archive_write_new();
     if (!a || archive_write_set_format_pax_restricted(a) != ARCHIVE_OK) {
         st = ns_error(NS_ERR_INTERNAL, "export: cannot start a tar writer");
@@ -137,7 +138,6 @@ ns_status ns_export_write_package(const ns_frameset *fs, const ns_labelmap *lm, 
         st = ns_error(NS_ERR_IO, "cannot create '%s': %s", tmp, archive_error_string(a));
         goto done;
     }
-    opened = 1;
     if ((st = add_entry(a, "README.txt", README, sizeof README - 1, now, path)) != NS_OK ||
         (st = add_entry(a, "tasks.csv", csv.data, csv.len, now, path)) != NS_OK ||
         (st = add_entry(a, "labelstudio.json", js.data, js.len, now, path)) != NS_OK ||

@@ -150,7 +150,11 @@ ns_status ns_yaml_load(const char *path, const cyaml_schema_value_t *schema, voi
     *out = NULL;
     if (e == CYAML_ERR_FILE_OPEN)
         return ns_error(NS_ERR_IO, "cannot read '%s'", path);
-    if (e == CYAML_ERR_OOM)
+    /* libyaml leaves its problem text NULL when its own malloc failed, and
+     * libcyaml prints that NULL as "(null)". */
+    if (e == CYAML_ERR_OOM || e == CYAML_ERR_LIBYAML_PARSER_INIT ||
+        e == CYAML_ERR_LIBYAML_EVENT_INIT ||
+        (e == CYAML_ERR_LIBYAML_PARSER && (!l.problem[0] || strstr(l.problem, "(null)"))))
         return ns_error(NS_ERR_NOMEM, "out of memory reading '%s'", path);
     const char *problem = l.problem[0] ? l.problem : cyaml_strerror(e);
     if (e == CYAML_ERR_INVALID_KEY && !strncmp(problem, "Unexpected key: ", 16))

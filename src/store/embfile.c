@@ -97,7 +97,7 @@ ns_status ns_emb_lock_shared(const ns_store *s, const char *model_id, int *fd)
     ns_status st = lock_path(s, model_id, dir, sizeof dir, path, sizeof path);
     if (st != NS_OK)
         return st;
-    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (*fd < 0)
         return ns_error(NS_ERR_IO, "cannot open lock file '%s': %s", path, strerror(errno));
     int alone = flock(*fd, LOCK_EX | LOCK_NB) == 0;

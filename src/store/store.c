@@ -44,7 +44,7 @@ static ns_status take_lock_shared(ns_store *s, int *alone)
     ns_status st = ns_store_path(s, "lock", path, sizeof path);
     if (st != NS_OK)
         return st;
-    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (s->lock_fd < 0)
         return ns_error(NS_ERR_IO, "cannot open lock file '%s': %s", path, strerror(errno));
     *alone = flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0;
@@ -283,7 +283,7 @@ ns_status ns_store_catalog_lock(ns_store *s)
     ns_status st = ns_store_path(s, "catalog.lock", path, sizeof path);
     if (st != NS_OK)
         return st;
-    s->catalog_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    s->catalog_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (s->catalog_fd < 0)
         return ns_error(NS_ERR_IO, "cannot open catalog lock '%s': %s", path, strerror(errno));
     while (fcntl(s->catalog_fd, F_SETLKW, &fl) != 0) {

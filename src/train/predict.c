@@ -126,7 +126,6 @@ ns_status ns_predict_store(ns_store *s, const ns_head *h, const char *spec, cons
         goto done;
     if (!(f = fopen(tmp, "wb"))) {
         st = ns_error(NS_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-        tmp[0] = '\0';
         goto done;
     }
     fputs("clip,member,index,camera,night,class,probability,margin\n", f);

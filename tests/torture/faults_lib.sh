@@ -176,6 +176,8 @@ fault_case() {
     LIBCASES=$((LIBCASES + 1))
   fi
   grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$W/cmd.err" && bad="$bad; sanitizer report"
+  # Whoever failed, our message must not print a NULL string.
+  grep -q '(null)' "$W/cmd.err" && bad="$bad; '(null)' in the message"
   if [ $lib -eq 0 ]; then
     [ "$rc" -lt 128 ] || bad="$bad; crashed (exit $rc)"
     grep -q 'HDF5-DIAG' "$W/cmd.err" "$W/cmd.out" && bad="$bad; raw HDF5 error stack"
