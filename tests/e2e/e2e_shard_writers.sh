@@ -10,17 +10,6 @@ data=$T/data
 "$NS_GEN" glove --out "$data" --nights 2 --cameras 4 --clips 8 --frames 6 --seed 11 >/dev/null
 N=16
 
-# Clip ids and frame counts, sorted, of a store (order of commit may differ).
-content() {
-  $PY - "$1" <<'PY'
-import h5py, sys
-with h5py.File(sys.argv[1] + "/catalog.h5", "r") as c:
-    rows = sorted((r["sha256"].decode(), r["night"].decode(), r["camera"].decode(),
-                   int(r["n_frames"])) for r in c["clips"][:])
-for r in rows:
-    print(*r)
-PY
-}
 # Frame pixels and records of every clip, in clip order, from the view.
 frames_digest() {
   $PY - "$1" <<'PY'
@@ -37,16 +26,6 @@ print("\n".join(out))
 PY
 }
 
-# SHA-256 of each shard the catalog of store $1 names (committed ones only:
-# a killed writer's uncommitted shard is debris the next writer removes).
-committed_hashes() {
-  $PY - "$1" <<'PY' | (cd "$1" && xargs -r sha256sum)
-import h5py, sys
-with h5py.File(sys.argv[1] + "/catalog.h5", "r") as c:
-    for r in c["shards"][:]:
-        print(r["path"].decode())
-PY
-}
 
 # Starts the N ingest tasks on store $1, logs under $T/$2.*.log; pids in $pids.
 spawn_tasks() {

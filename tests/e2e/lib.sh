@@ -22,6 +22,27 @@ expect_rc() {
   "$@" || rc=$?
   if [ "$rc" -eq "$want" ]; then ok "$d (exit $rc)"; else not_ok "$d (exit $rc, want $want)"; fi
 }
+# Clip ids and frame counts, sorted, of store $1 (order of commit may differ).
+content() {
+  $PY - "$1" <<'PY'
+import h5py, sys
+with h5py.File(sys.argv[1] + "/catalog.h5", "r") as c:
+    rows = sorted((r["sha256"].decode(), r["night"].decode(), r["camera"].decode(),
+                   int(r["n_frames"])) for r in c["clips"][:])
+for r in rows:
+    print(*r)
+PY
+}
+# SHA-256 of each shard the catalog of store $1 names (committed ones only:
+# a killed writer's uncommitted shard is debris the next writer removes).
+committed_hashes() {
+  $PY - "$1" <<'PY' | (cd "$1" && xargs -r sha256sum)
+import h5py, sys
+with h5py.File(sys.argv[1] + "/catalog.h5", "r") as c:
+    for r in c["shards"][:]:
+        print(r["path"].decode())
+PY
+}
 finish() {
   echo "$passed passed, $failed failed"
   if [ "$failed" -eq 0 ]; then rm -rf "$T"; exit 0; fi

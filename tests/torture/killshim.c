@@ -22,6 +22,13 @@
  *                                      nightly with its stage), not only the
  *                                      calling process
  *
+ *   NS_KILL_SIG=STOP                   stop (SIGSTOP) instead of dying: the
+ *                                      call goes ahead once SIGCONT comes, so
+ *                                      a command can be held mid-commit while
+ *                                      another runs (torture_concurrency.sh)
+ *   NS_KILL_PIDFILE=FILE               with STOP: the stopped pid is written
+ *                                      there first
+ *
  * Separate from faultshim.c (which makes calls fail): this one never changes
  * what a call does, it only decides when the process dies.
  */
@@ -89,6 +96,23 @@ static long next_count(void)
 static void die(void)
 {
     const char *g = getenv("NS_KILL_GROUP");
+    const char *sig = getenv("NS_KILL_SIG");
+    if (sig && strcmp(sig, "STOP") == 0) {
+        int saved = errno;
+        const char *pf = getenv("NS_KILL_PIDFILE");
+        int fd = pf && *pf ? open(pf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+        if (fd >= 0) {
+            char line[32];
+            int len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+            if (write(fd, line, (size_t)len) != len) {
+                /* the test then times out waiting for the pid, and says so */
+            }
+            close(fd);
+        }
+        kill(getpid(), SIGSTOP);
+        errno = saved;
+        return; /* resumed: the call goes ahead */
+    }
     if (g && *g == '1')
         kill(0, SIGKILL);
     kill(getpid(), SIGKILL);
