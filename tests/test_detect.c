@@ -32,6 +32,7 @@
 #define NIGHT_SMALL "2026-01-07"  /* 3 clips */
 #define NIGHT_NOEMB "2026-01-08"  /* not embedded */
 #define NIGHT_NOTS "2026-01-09"   /* the glove night without frame timestamps (no fps) */
+#define NIGHT_KNOCK "2026-01-10"  /* clip 0 from a knocked camera: a view never seen */
 #define N_PERM 200
 
 static char store_dir[PATH_MAX];
@@ -54,8 +55,9 @@ static void camera_vectors(float centre[N_CAM][DIM], float glove[N_CAM][DIM])
 }
 
 /* Writes one night: n_clips clips of FRAMES frames, camera = clip % N_CAM.
- * shifted: the first two clips of cameras 0 and 1 get the glove shift in
- * embedding space and more black / less luma in their properties. */
+ * shifted 1: the first two clips of cameras 0 and 1 get the glove shift in
+ * embedding space and more black / less luma in their properties; shifted
+ * 2: clip 0 alone looks elsewhere (a far centre, the knocked camera). */
 static void write_night(ns_store *s, int night_no, const char *night, int n_clips, int shifted,
                         int embed)
 {
@@ -70,7 +72,8 @@ static void write_night(ns_store *s, int night_no, const char *night, int n_clip
     memset(frames, 0, sizeof frames);
     ck_assert_ns_ok(ns_shard_begin(s, night, &w));
     for (int c = 0; c < n_clips; c++) {
-        int cam = c % N_CAM, sh = shifted && cam < 2 && c / N_CAM < 2;
+        int cam = c % N_CAM, sh = shifted == 1 && cam < 2 && c / N_CAM < 2;
+        int knocked = shifted == 2 && c == 0;
         float off[DIM];
         double luma_c = 2.0 * ns_test_rng_gauss(&rs), black_c = 0.003 * ns_test_rng_gauss(&rs);
         ns_clip_record rec;
@@ -89,7 +92,7 @@ static void write_night(ns_store *s, int night_no, const char *night, int n_clip
             r->status = NS_FRAME_OK;
             for (int j = 0; j < DIM; j++)
                 e[j] = centre[cam][j] + off[j] + (float)(0.4 / sqrt(DIM) * ns_test_rng_gauss(&rs)) +
-                       (sh ? glove[cam][j] : 0.0f);
+                       (sh ? glove[cam][j] : 0.0f) + (knocked ? 2.0f * glove[2][j] : 0.0f);
             r->props[NS_PROP_MEAN_LUMA] =
                 (float)(100.0 + 20.0 * cam + luma_c + 2.0 * ns_test_rng_gauss(&rs) - (sh ? 20.0 : 0.0));
             r->props[NS_PROP_MEAN_R] = (float)(90.0 + 10.0 * cam + 2.0 * ns_test_rng_gauss(&rs));
@@ -148,6 +151,7 @@ static void build_store(void)
     no_timestamps = 1;
     write_night(s, 5, NIGHT_NOTS, CLIPS, 1, 1);
     no_timestamps = 0;
+    write_night(s, 10, NIGHT_KNOCK, CLIPS, 2, 1); /* the null night, but for clip 0 */
     ns_store_close(s);
 }
 
@@ -235,6 +239,34 @@ START_TEST(test_null_night)
                       "is novel", c, r.conditions[c].n_frames, r.conditions[c].n_clips, r.conditions[c].n_ref);
     ns_detect_result_release(&r);
     ns_detect_result_release(&r); /* idempotent */
+    fixture_close(&fx);
+}
+END_TEST
+
+/* A knocked camera in one clip: its frames lie beyond every reference
+ * frame, so that one-clip condition is novel on strong evidence; the rest of
+ * the night is the null night's, whose one-clip oddities stay not novel. */
+START_TEST(test_one_clip_knocked)
+{
+    fixture fx;
+    ns_detect_result r;
+    int cond;
+    fixture_open(&fx);
+    ck_assert_ns_ok(ns_detect_run(fx.s, &fx.ref, NIGHT_KNOCK, &fx.o, &r));
+    check_consistent(&r);
+    cond = r.clips[0].condition;
+    ck_assert_msg(cond >= 0, "the knocked clip is in no condition");
+    const ns_detect_condition *cd = &r.conditions[cond];
+    ck_assert_uint_eq(cd->n_clips, 1);
+    ck_assert_uint_eq(cd->n_frames, FRAMES);
+    ck_assert_msg(cd->novel, "knocked clip: not novel (%zu ref, median p %g, shares %g / %g)",
+                  cd->n_ref, cd->median_p, cd->share_tonight, cd->share_ref);
+    ck_assert_double_eq_tol(r.clips[0].novel_share, 1.0, 1e-12);
+    for (size_t c = 0; c < r.n_conditions; c++)
+        ck_assert_msg((int)c == cond || !r.conditions[c].novel,
+                      "condition %zu (%zu frames, %zu clips) is novel too", c,
+                      r.conditions[c].n_frames, r.conditions[c].n_clips);
+    ns_detect_result_release(&r);
     fixture_close(&fx);
 }
 END_TEST
@@ -496,6 +528,7 @@ static Suite *detect_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_unchecked_fixture(tc, store_setup, store_teardown);
     tcase_add_test(tc, test_null_night);
+    tcase_add_test(tc, test_one_clip_knocked);
     tcase_add_test(tc, test_glove_night);
     tcase_add_test(tc, test_head_bbsd);
     tcase_add_test(tc, test_span_from_clip_starts);

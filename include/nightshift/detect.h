@@ -26,7 +26,9 @@
  *    frames and median p <= 2 frame_alpha whose signatures have cosine >=
  *    merge_cos are merged (single linkage) into one condition: black gloves
  *    seen by two cameras are one change.  A condition is novel when tonight's
- *    share of it is >= share_ratio times the reference's ((n_ref + 1) / N_ref).
+ *    share of it is >= share_ratio times the reference's ((n_ref + 1) / N_ref)
+ *    and it spans 2 clips or more; a condition in one clip is novel on the
+ *    strong evidence of NS_DETECT_NOVEL_MIN_CLIPS.
  * 4. Attribution per condition: for each property, the paired z (mean paired
  *    difference / delta_std) and the relative change against the reference
  *    mean of the same cameras; per camera, z against the reference's camera
@@ -74,12 +76,18 @@ void ns_detect_default_opts(ns_detect_opts *o);
 #define NS_DETECT_EXAMPLES 6
 #define NS_DETECT_REL_MIN_BASE 2.0 /* boundary frames kept per condition */
 
-/* A condition seen in fewer clips is listed but never novel: the frames of a
- * clip are near-duplicates, so one odd clip is one observation, however many
- * frames it has (measured on synthetic null nights: without this rule a
- * third of them had a "novel" one-clip condition).  The report still lists
- * it, marked "1 clip only". */
+/* A condition seen in fewer clips is novel only on strong evidence: the
+ * frames of a clip are near-duplicates, so one odd clip is one observation,
+ * however many frames it has (measured on synthetic null nights: with the
+ * share rule alone a third of them had a "novel" one-clip condition).  The
+ * evidence: the clip's median frame p-value is the floor 1 / (n + 1), more
+ * than half its frames farther from the reference than any reference frame
+ * from its other clips (a knocked camera, a new scene).  The report marks
+ * such a condition "1 clip only".  The share rule does not apply to it: the
+ * reference candidates k-means put in its cells are not like frames beyond
+ * every reference frame. */
 #define NS_DETECT_NOVEL_MIN_CLIPS 2
+
 
 /* The shift test's verdict.  INSUFFICIENT: the night is reported in full
  * (novelty, conditions, attribution need no test), but the clip counts
@@ -126,7 +134,8 @@ typedef struct ns_detect_cluster {   /* a k-means cluster of candidates */
 
 typedef struct ns_detect_condition {
     int id;                          /* rank, 0 = largest */
-    int novel;                       /* passes the share criterion */
+    int novel;                       /* passes the share criterion (one clip: the
+                                      * strong-evidence rule, NS_DETECT_NOVEL_MIN_CLIPS) */
     size_t n_frames, n_ref;          /* tonight frames / reference candidates in it */
     double share_tonight, share_ref; /* of all tonight frames / all reference sample frames */
     size_t n_clips;

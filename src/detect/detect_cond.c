@@ -51,6 +51,7 @@ typedef struct rank_key {
     size_t n_clips;
     int first_cluster; /* lowest cluster id of the group (its union-find root) */
     int group;
+    uint32_t clip; /* a clip it holds (its only one when n_clips == 1) */
 } rank_key;
 
 static int cmp_rank(const void *a, const void *b)
@@ -61,6 +62,27 @@ static int cmp_rank(const void *a, const void *b)
     if (x->n_frames != y->n_frames)
         return x->n_frames > y->n_frames ? -1 : 1;
     return (x->first_cluster > y->first_cluster) - (x->first_cluster < y->first_cluster);
+}
+
+/* Strong evidence for a condition in one clip: more than half of the clip's
+ * frames (all of them, not only its candidates) lie farther from the
+ * reference than any reference frame of the camera lies from its own other
+ * clips, i.e. the clip's median p-value is the floor 1 / (n + 1).  An
+ * ordinary odd clip of a null night has a low median p now and then (the
+ * frames of a clip are correlated), but not beyond every reference clip;
+ * a knocked camera or a new scene is. */
+static int one_clip_strong(const ns_reference *ref, const ns_detect_result *r, uint32_t clip,
+                           double *pbuf)
+{
+    const ns_frameset *t = &r->tonight;
+    size_t m = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->clip[i] == clip)
+            pbuf[m++] = r->pval[i];
+    if (m < 2)
+        return 0;
+    double floor_p = ns_reference_pvalue(ref, t->clips[clip].camera, INFINITY);
+    return median_sorted(pbuf, m) <= floor_p * (1.0 + 1e-9);
 }
 
 ns_status ns_detect_merge(const ns_reference *ref, const ns_detect_opts *o,
@@ -81,7 +103,8 @@ ns_status ns_detect_merge(const ns_reference *ref, const ns_detect_opts *o,
     parent = malloc((size_t)K * sizeof *parent);
     group = malloc((size_t)K * sizeof *group);
     eligible = calloc((size_t)K, 1);
-    pbuf = malloc((c->n_t ? c->n_t : 1) * sizeof *pbuf);
+    /* pbuf holds candidates' p-values, or the frames of one clip */
+    pbuf = malloc((n > c->n_t ? n : c->n_t ? c->n_t : 1) * sizeof *pbuf);
     keys = malloc((size_t)K * sizeof *keys);
     mark = malloc((r->tonight.n_clips ? r->tonight.n_clips : 1) * sizeof *mark);
     if (!r->clusters || !parent || !group || !eligible || !pbuf || !keys || !mark) {
@@ -134,7 +157,7 @@ ns_status ns_detect_merge(const ns_reference *ref, const ns_detect_opts *o,
         int root = uf_find(parent, a);
         if (group[root] < 0) {
             group[root] = (int)n_groups;
-            keys[n_groups] = (rank_key){0, 0, 0, 0, 0, root, (int)n_groups};
+            keys[n_groups] = (rank_key){0, 0, 0, 0, 0, root, (int)n_groups, 0};
             n_groups++;
         }
         group[a] = group[root];
@@ -158,13 +181,19 @@ ns_status ns_detect_merge(const ns_reference *ref, const ns_detect_opts *o,
         if (gi >= 0 && mark[cl] != gi) {
             mark[cl] = gi;
             keys[gi].n_clips++;
+            keys[gi].clip = cl;
         }
     }
     for (size_t g = 0; g < n_groups; g++) {
         double share = n ? (double)keys[g].n_frames / (double)n : 0.0;
-        keys[g].novel = keys[g].n_clips >= NS_DETECT_NOVEL_MIN_CLIPS &&
-                        share >= o->share_ratio * ((double)keys[g].n_ref + 1.0) /
-                                     (double)ref->sample.n;
+        /* One clip on strong evidence needs no share rule: its frames lie
+         * beyond every reference frame, so the reference candidates k-means
+         * put in its cells are not like it (a knocked camera's 10 frames
+         * shared their cell with 21, test_detect). */
+        keys[g].novel = keys[g].n_clips >= NS_DETECT_NOVEL_MIN_CLIPS
+                            ? share >= o->share_ratio * ((double)keys[g].n_ref + 1.0) /
+                                           (double)ref->sample.n
+                            : keys[g].n_clips == 1 && one_clip_strong(ref, r, keys[g].clip, pbuf);
     }
     qsort(keys, n_groups, sizeof *keys, cmp_rank);
     r->conditions = calloc(n_groups, sizeof *r->conditions);

@@ -327,8 +327,12 @@ static ns_status cond_detail(ns_strbuf *sb, ns_thumbs *th, const ns_detect_resul
     }
     ns_strbuf_printf(sb, "<tr><th>Clips</th><td>%zu%s</td></tr>\n<tr><th>Cameras</th><td>",
                      c->n_clips,
-                     c->n_clips == 1 ? " (1 clip only: the frames of a clip are near-duplicates, "
-                                       "so this is one observation)" : "");
+                     c->n_clips != 1 ? ""
+                     : c->novel      ? " (1 clip only, novel on strong evidence: most of its "
+                                       "frames lie farther from the reference than any reference "
+                                       "frame from its other clips)"
+                                     : " (1 clip only: the frames of a clip are near-duplicates, "
+                                       "so this is one observation)");
     for (size_t k = 0; k < c->n_cams && k < NS_REP_MAX_CAM_ROWS; k++) {
         if (k)
             ns_strbuf_printf(sb, ", ");
