@@ -258,6 +258,12 @@ static void store_identity(const ns_store *s, char out[NS_SHA256_HEX])
 
 static int cmp_sha(const void *a, const void *b) { return strcmp(a, b); }
 
+static const ns_fs_clip *g_sort_clips; /* for cmp_clip_sha; one build at a time */
+static int cmp_clip_sha(const void *a, const void *b)
+{
+    return strcmp(g_sort_clips[*(const size_t *)a].sha256, g_sort_clips[*(const size_t *)b].sha256);
+}
+
 /* A golden set must be evaluated on clips training never saw. */
 static ns_status check_golden(const char *path, const ns_dataset *ds)
 {
@@ -303,6 +309,7 @@ ns_status ns_dataset_build(ns_store *s, const ns_dsbuild_opts *o, ns_dataset *ou
     uint8_t *sel_hit = NULL, *clip_split = NULL, *px = NULL;
     ns_split_clip *sc = NULL;
     uint32_t *row_clip = NULL;
+    size_t *ord = NULL;
     uint64_t *hashes = NULL;
     ns_strbuf sets = {0};
     memset(&m, 0, sizeof m);
@@ -427,20 +434,29 @@ ns_status ns_dataset_build(ns_store *s, const ns_dsbuild_opts *o, ns_dataset *ou
             memcpy(ds.classes[remap[q]], m.classes[q], NS_LABEL_LEN);
     row_clip = malloc(n_keep * sizeof *row_clip);
     hashes = calloc(n_keep, sizeof *hashes);
+    ord = malloc((fs.n_clips ? fs.n_clips : 1) * sizeof *ord);
     const size_t fb = (size_t)ns_store_frame_size(s) * (size_t)ns_store_frame_size(s) * 3;
     size_t max_clip = 0;
     for (size_t c = 0; c < fs.n_clips; c++)
         max_clip = fs.clips[c].n > max_clip ? fs.clips[c].n : max_clip;
     if (o->content_hash)
         px = malloc((max_clip ? max_clip : 1) * fb);
-    if (!row_clip || !hashes || (o->content_hash && !px)) {
+    if (!row_clip || !hashes || !ord || (o->content_hash && !px)) {
         st = ns_error(NS_ERR_NOMEM, "dataset: out of memory for %zu frames", n_keep);
         goto done;
     }
-    /* Rows ordered by split, then clip: each split is one block. */
+    /* Rows ordered by split, then clip id: each split is one block, and the
+     * order (so the dataset id and the head trained on it) does not depend
+     * on the order the clips were committed in (Slurm array tasks commit in
+     * any order; e2e_slurm compares the heads with nightly's). */
+    for (size_t c = 0; c < fs.n_clips; c++)
+        ord[c] = c;
+    g_sort_clips = fs.clips;
+    qsort(ord, fs.n_clips, sizeof *ord, cmp_clip_sha);
     size_t r = 0;
     for (uint8_t sp = 0; sp < 3; sp++) {
-        for (size_t c = 0; c < fs.n_clips; c++) {
+        for (size_t oc = 0; oc < fs.n_clips; oc++) {
+            size_t c = ord[oc];
             const ns_fs_clip *fc = &fs.clips[c];
             if (clip_split[c] != sp || keep_n[c] == 0)
                 continue;
@@ -528,6 +544,7 @@ done:
     free(px);
     free(sc);
     free(row_clip);
+    free(ord);
     free(hashes);
     return st;
 }
