@@ -200,7 +200,11 @@ int cmd_registry(int argc, char **argv)
         return NS_EXIT_OK;
     }
     if (!strcmp(sub, "promote")) {
-        if ((st = ns_registry_promote(store, name, gate, force, reason, &e)) != NS_OK)
+        if ((st = ns_registry_promote(store, name, gate, force, reason, &e)) == NS_ERR_EXISTS) {
+            printf("registry: %s; nothing to do\n", ns_errmsg());
+            return NS_EXIT_OK;
+        }
+        if (st != NS_OK)
             return ns_cli_fail("registry", st);
         printf("registry: head %.12s is production (was %s)%s (entry #%u)\n", e.head_id,
                e.production_before[0] ? e.production_before : "none",

@@ -362,6 +362,16 @@ ns_status ns_registry_add(const char *store, const char *head_id, const char *pa
     return finish(store, &r, &e, fd, out);
 }
 
+/* The entry that made id production (0 when none says so). */
+static unsigned last_promote(const ns_registry *r, const char *id)
+{
+    for (size_t i = r->n; i-- > 0;)
+        if (!strcmp(r->entries[i].head_id, id) &&
+            (!strcmp(r->entries[i].action, "promote") || !strcmp(r->entries[i].action, "rollback")))
+            return r->entries[i].seq;
+    return 0;
+}
+
 static int ieq(const char *a, const char *b)
 {
     return a && strcasecmp(a, b) == 0;
@@ -401,11 +411,16 @@ ns_status ns_registry_promote(const char *store, const char *head, const char *g
     /* Which head: as named, else the one the gate report judged. */
     if (head) {
         if ((st = ns_registry_resolve(&r, head, id)) != NS_OK) {
-            if (st != NS_ERR_NOT_FOUND || !is_hex(head, 64))
+            /* "candidate" is gone once promoted: a rerun of the same promote
+             * (after a crash, or a failed directory fsync that came after
+             * the rename) means the head its gate report judged. */
+            int rerun = !strcmp(head, "candidate") && gate_cand && r.production[0] &&
+                        !strcmp(gate_cand, r.production);
+            if (st != NS_ERR_NOT_FOUND || (!is_hex(head, 64) && !rerun))
                 goto done;
             ns_error_clear();
             st = NS_OK;
-            COPY(id, head);
+            COPY(id, rerun ? gate_cand : head);
         }
     } else if (gate_cand) {
         COPY(id, gate_cand);
@@ -416,7 +431,10 @@ ns_status ns_registry_promote(const char *store, const char *head, const char *g
         goto done;
     }
     if (!strcmp(id, r.production)) {
-        st = ns_error(NS_ERR_USAGE, "head %.12s is already production", id);
+        /* Not an error: promoting what is production already changes
+         * nothing, and a rerun must succeed. */
+        st = ns_error(NS_ERR_EXISTS, "head %.12s is already production (entry #%u)", id,
+                      last_promote(&r, id));
         goto done;
     }
     if (!why[0]) {

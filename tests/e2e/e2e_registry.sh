@@ -66,7 +66,14 @@ check "A's lineage: dataset, label sets, model, train config" \
   sh -c "grep -q '$(id ds)' '$T/show.txt' && grep -q night7@000001 '$T/show.txt' && grep -q '$(id model)' '$T/show.txt' && grep -q '$(id train)' '$T/show.txt'"
 check "the promote records the gate report's SHA-256" \
   grep -q "\"gate_report_sha256\": \"$(sha256sum "$T/g-a/summary.json" | cut -c1-64)\"" "$S/registry.json"
-expect_rc 2 "promoting production again is refused" reg promote "$A" --gate "$T/g-a"
+# A rerun of a promote that went through (after a crash, or a failed
+# directory fsync after its rename) succeeds and records nothing new.
+before=$(sha256sum <"$S/registry.json")
+expect_rc 0 "promoting production again changes nothing" sh -c "'$NS_BIN' registry promote '$A' \
+  --store '$S' --gate '$T/g-a' > '$T/again.txt'"
+check "...and says so" grep -q "is already production (entry #[0-9]*); nothing to do" "$T/again.txt"
+expect_rc 0 "so does 'promote candidate' with the same gate report" reg promote candidate --gate "$T/g-a"
+check "the registry is unchanged" test "$(sha256sum <"$S/registry.json")" = "$before"
 
 reg add --head-id "$B" --path /heads/b.h5
 gate "$T/g-b-stale" promote "$B" "$C"
