@@ -152,6 +152,9 @@ size_t ns_store_frame_chunk_rows(int S);
 /* Writes the catalog atomically; *renamed (may be NULL) is set to 1 once the
  * new catalog is in place, even when a later directory sync fails. */
 ns_status ns_catalog_save(ns_store *s, int *renamed);
+/* Reads the catalog into s (tables, counters, frame size), each table's
+ * claimed size checked against its stored bytes first. */
+ns_status ns_catalog_load(ns_store *s);
 ns_status ns_store_index_rebuild(ns_store *s); /* shard_first + hash */
 /* Makes room for more shard and clip rows (pointers may move). */
 ns_status ns_store_reserve(ns_store *s, size_t more_shards, size_t more_clips);
