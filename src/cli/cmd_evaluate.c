@@ -178,9 +178,11 @@ int cmd_evaluate(int argc, char **argv)
                "slices off by %.3f on average, %.3f at most\n", a->expected_accuracy.est,
                a->accuracy.est, cn, cm, cx);
         for (size_t k = 0; k < ds.n_classes && k < 20; k++)
-            if (!p.known[k])
-                printf("  class '%s' is not one the head can predict: it scores 0 there\n",
-                       ds.classes[k]);
+            if (!p.known[k]) {
+                char shown[4 * 64 + 8]; /* a labeler's class name: escaped */
+                ns_text_show(shown, sizeof shown, ds.classes[k], 64);
+                printf("  class '%s' is not one the head can predict: it scores 0 there\n", shown);
+            }
         printf("  report: %s/report.html\n", od.dir);
     }
     goto done;

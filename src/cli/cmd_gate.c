@@ -161,9 +161,12 @@ int cmd_gate(int argc, char **argv)
         (st = ns_eval_run(&es, &ds, &pp, 1000, 0.95, pol->seed, threads, &rp)) != NS_OK)
         goto fail;
     for (size_t k = 0; k < ds.n_classes; k++)
-        if (pc.known[k] && !pp.known[k] && !quiet)
+        if (pc.known[k] && !pp.known[k] && !quiet) {
+            char shown[4 * 64 + 8]; /* a labeler's class name: escaped */
+            ns_text_show(shown, sizeof shown, ds.classes[k], 64);
             printf("gate: class '%s' is new in the candidate: the production head cannot "
-                   "predict it and scores 0 there\n", ds.classes[k]);
+                   "predict it and scores 0 there\n", shown);
+        }
     s = ns_cli_thumb_store("gate", store, &ds);
     ns_report_default_opts(&ro);
     {

@@ -30,14 +30,17 @@ static void on_clip(void *vc, const ns_ingest_clip_result *r)
 {
     ctx *c = vc;
     size_t shown = r->warn ? r->warn->n_kept : 0;
+    /* An input's name is anyone's who can write to the inbox: escaped. */
+    char path[4 * 1024 + 8];
+    ns_text_show(path, sizeof path, r->path, 1024);
     if (r->outcome == NS_OUTCOME_INGESTED || r->outcome == NS_OUTCOME_DUPLICATE) {
         if (c->verbose) {
             ns_cli_progress_clear(&c->prog);
-            fprintf(stderr, "%s: %s\n", r->path, ns_outcome_name(r->outcome));
+            fprintf(stderr, "%s: %s\n", path, ns_outcome_name(r->outcome));
         }
     } else {
         ns_cli_progress_clear(&c->prog);
-        fprintf(stderr, "nightshift ingest: %s: %s: %s\n", r->path, ns_outcome_name(r->outcome),
+        fprintf(stderr, "nightshift ingest: %s: %s: %s\n", path, ns_outcome_name(r->outcome),
                 r->reason);
     }
     if (c->quiet || !r->warn || r->warn->n_total == 0)
@@ -49,7 +52,7 @@ static void on_clip(void *vc, const ns_ingest_clip_result *r)
         fprintf(stderr, "warning: %s\n", r->warn->msgs[i]);
     if (r->warn->n_total > shown)
         fprintf(stderr, "warning: ... and %zu more warnings for '%s'\n", r->warn->n_total - shown,
-                r->path);
+                path);
 }
 
 static void on_progress(void *vc, const ns_ingest_progress *p)

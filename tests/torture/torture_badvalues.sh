@@ -107,8 +107,17 @@ rc=0; det --night 2026-11-04 --reference "$T/other.h5" 2>"$T/err.txt" >/dev/null
 # (det's own --reference comes first; getopt takes the last one given)
 check "detect runs with a reference of another store (exit $rc)" test "$rc" -eq 0
 check "... and warns that it was built from another store" grep -q "built from another store" "$T/err.txt"
-check "... with the file's store path escaped" sh -c "grep -qF '\\x1b[31m' '$T/err.txt' && ! grep -q $'\\x1b' '$T/err.txt'"
+check "... with the file's store path escaped" sh -c "grep -qF '\\x1b[31m' '$T/err.txt' && ! grep -qP '\\x1b' '$T/err.txt'"
 rm -rf "$T/out"
 det --night 2026-11-04 2>"$T/err.txt" >/dev/null
 check "no such warning with the store's own reference" sh -c "! grep -q 'another store' '$T/err.txt'"
+
+# An inbox file whose name carries a terminal escape and a newline: ingest's
+# per-input line shows both escaped, on one line (it printed them raw).
+mkdir -p "$T/esc"
+printf 'not a clip' >"$T/esc/"$'\x1b[31mcam1_20261101T000000\nforged.tar'
+"$NS_BIN" ingest --store "$T/esc-store" --night 2026-11-01 "$T/esc" 2>"$T/esc.err" >/dev/null
+check "an input named with ESC and a newline is reported escaped, on one line" sh -c \
+  "grep -qF '\\x1b[31mcam1_20261101T000000\\x0aforged.tar: unrecognised' '$T/esc.err' &&
+   ! grep -qP '\\x1b' '$T/esc.err' && [ \$(wc -l <'$T/esc.err') -eq 1 ]"
 finish
