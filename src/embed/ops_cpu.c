@@ -177,7 +177,7 @@ typedef struct conv_plan {
 
 /* nb from the plane size, capped by the images each thread gets (n / T,
  * rounded up) so every thread has work. */
-static void conv_plan_make(const ns_conv_params *p, int threads, conv_plan *c)
+static void conv_plan_make(const ns_conv_params *p, conv_plan *c)
 {
     const int G = p->groups;
     c->K = p->c_in / G * p->kh * p->kw;
@@ -192,8 +192,12 @@ static void conv_plan_make(const ns_conv_params *p, int threads, conv_plan *c)
                         ? (size_t)p->c_in * p->h * p->w
                         : 0;
     if (G == 1 && c->hw < CONV_MIN_COLS) {
-        int nb = (CONV_MIN_COLS + c->hw - 1) / c->hw, per = (p->n + threads - 1) / threads;
-        nb = nb < per ? nb : per;
+        /* Never sized by the thread count: the images batched together
+         * change the sgemm's shape and so the last bits of the result, and
+         * embeddings must not depend on how many cores a job was given
+         * (a Slurm task on one core against nightly on two). */
+        int nb = (CONV_MIN_COLS + c->hw - 1) / c->hw;
+        nb = nb < p->n ? nb : p->n;
         nb = nb < CONV_MAX_NB ? nb : CONV_MAX_NB;
         c->nb = nb > 1 ? nb : 1;
     }
@@ -224,7 +228,7 @@ size_t ns_conv_workspace_floats(const ns_conv_params *p, int threads)
         return dw_flat_geom(p, &f) ? (size_t)t * (f.pad_floats + f.out_floats) : 0;
     }
     conv_plan c;
-    conv_plan_make(p, 1, &c); /* one thread: the largest nb */
+    conv_plan_make(p, &c);
     return (size_t)t * (c.col_floats + c.out_floats + c.dei_floats);
 }
 
@@ -654,22 +658,14 @@ void ns_cpu_conv2d(const ns_conv_params *p, const float *x, const float *w, cons
     }
     const int T = omp_get_max_threads();
     conv_plan c;
-    conv_plan_make(p, T, &c);
+    conv_plan_make(p, &c);
     if (!workspace) /* only pointwise convs can run without one: unbatched */
         c.nb = 1;
-    /* Per-thread scratch as ns_conv_workspace_floats sized it (for the
-     * largest nb any thread count gives). */
-    conv_plan most;
-    conv_plan_make(p, 1, &most);
-    const size_t per = most.col_floats + most.out_floats + most.dei_floats;
-    /* Units of about nb images, as many as a multiple of T so the threads
-     * finish together. */
+    /* Per-thread scratch as ns_conv_workspace_floats sized it (one plan for
+     * every thread count). */
+    const size_t per = c.col_floats + c.out_floats + c.dei_floats;
+    /* Units of nb images; the dynamic schedule evens out a last short one. */
     int units = (p->n + c.nb - 1) / c.nb;
-    if (c.nb > 1 && T > 1) {
-        units = (units + T - 1) / T * T;
-        c.nb = (p->n + units - 1) / units;
-        units = (p->n + c.nb - 1) / c.nb;
-    }
     if (T > 1 && units >= T) {
 #pragma omp parallel num_threads(T)
         {

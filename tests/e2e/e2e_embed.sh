@@ -33,6 +33,22 @@ for f in files:
         assert e.attrs["shard_checksum"].decode() == sh["checksum"].decode()
         assert x.std(axis=0).mean() > 1e-4  # different frames, different embeddings
 PY
+# A Slurm task on one core and nightly on two must embed alike, to the bit:
+# the datasets and heads made from them are content-addressed.
+for t in 1 3; do
+  rm -rf "$T/thr$t" && mkdir -p "$T/thr$t" && cp "$store/catalog.h5" "$store/view.h5" "$T/thr$t/" &&
+    cp -r "$store/shards" "$T/thr$t/"
+  OMP_NUM_THREADS=$t "$NS_BIN" embed --store "$T/thr$t" --device cpu --quiet >/dev/null 2>&1
+done
+check "1, 2 and 3 threads give bit-identical embeddings" $PY - "$store" "$T/thr1" "$T/thr3" "$id" <<'PY'
+import h5py, glob, sys, numpy as np
+*stores, mid = sys.argv[1:]
+sets = [sorted(glob.glob(f"{s}/embeddings/{mid}/*.h5")) for s in stores]
+assert all(len(f) == 2 for f in sets), sets
+for files in zip(*sets):
+    xs = [h5py.File(f, "r")["embeddings"][:] for f in files]
+    assert all(np.array_equal(xs[0], x) for x in xs[1:]), [np.abs(xs[0] - x).max() for x in xs[1:]]
+PY
 expect_rc 0 "rerun finds everything present" sh -c "'$NS_BIN' embed --store '$store' --device cpu --quiet | grep -q '0 shards embedded, 2 already present'"
 expect_rc 0 "a second model sits beside the first" "$NS_BIN" embed --store "$store" --device cpu --seed 2 --quiet
 check "two model directories" test "$(ls -d "$store"/embeddings/*/ | wc -l)" -eq 2

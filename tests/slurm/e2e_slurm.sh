@@ -136,10 +136,12 @@ labels_of() { # FROM TO OUT: the generator's labels of those nights
 # Few test clips: decide on overall accuracy, as e2e_nightly's policy does.
 printf 'margin.camera = off\nmargin.class = off\nece_margin = 0.5\nmin_frames = 10\n' >"$T/policy.txt"
 for y in one sl; do printf 'gate: {policy: %s}\n' "$T/policy.txt" >>"$T/$y.yaml"; done
-# The registry as text, times and content ids masked: the cluster's embed
-# tasks run on one core each, and a different thread count changes the
-# embeddings in their last bits (4e-8 here), so the datasets' and heads'
-# content ids differ while everything they are made of is the same.
+# The registry as text, times and content ids masked.  The cluster's ingest
+# tasks write a night as 3 shards, nightly here as one, and embed batches
+# the frames of a shard: other batches give other sgemm shapes, which change
+# the embeddings in their last bits (up to 7e-8 here; the thread count does
+# not, e2e_embed), so the datasets' and heads' content ids differ while
+# everything they are made of is the same.
 heads() { # STORE
   "$NS_BIN" registry list --store "$1" 2>&1 | sed -E 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]+Z?//g;
     s/[0-9a-f]{64}/ID/g; s/(add|promote|rollback) +[0-9a-f]{12}/\1 ID/g; s/dataset [0-9a-f]{12}/dataset ID/g'
