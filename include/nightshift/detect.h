@@ -88,7 +88,6 @@ void ns_detect_default_opts(ns_detect_opts *o);
  * every reference frame. */
 #define NS_DETECT_NOVEL_MIN_CLIPS 2
 
-
 /* The shift test's verdict.  INSUFFICIENT: the night is reported in full
  * (novelty, conditions, attribution need no test), but the clip counts
  * cannot carry the test at its level: fewer than 2 clips on a side (no test

@@ -258,10 +258,9 @@ static void store_identity(const ns_store *s, char out[NS_SHA256_HEX])
 
 static int cmp_sha(const void *a, const void *b) { return strcmp(a, b); }
 
-static const ns_fs_clip *g_sort_clips; /* for cmp_clip_sha; one build at a time */
 static int cmp_clip_sha(const void *a, const void *b)
 {
-    return strcmp(g_sort_clips[*(const size_t *)a].sha256, g_sort_clips[*(const size_t *)b].sha256);
+    return strcmp((*(const ns_fs_clip *const *)a)->sha256, (*(const ns_fs_clip *const *)b)->sha256);
 }
 
 /* A golden set must be evaluated on clips training never saw. */
@@ -309,7 +308,7 @@ ns_status ns_dataset_build(ns_store *s, const ns_dsbuild_opts *o, ns_dataset *ou
     uint8_t *sel_hit = NULL, *clip_split = NULL, *px = NULL;
     ns_split_clip *sc = NULL;
     uint32_t *row_clip = NULL;
-    size_t *ord = NULL;
+    const ns_fs_clip **ord = NULL;
     uint64_t *hashes = NULL;
     ns_strbuf sets = {0};
     memset(&m, 0, sizeof m);
@@ -450,14 +449,13 @@ ns_status ns_dataset_build(ns_store *s, const ns_dsbuild_opts *o, ns_dataset *ou
      * on the order the clips were committed in (Slurm array tasks commit in
      * any order; e2e_slurm compares the heads with nightly's). */
     for (size_t c = 0; c < fs.n_clips; c++)
-        ord[c] = c;
-    g_sort_clips = fs.clips;
+        ord[c] = &fs.clips[c];
     qsort(ord, fs.n_clips, sizeof *ord, cmp_clip_sha);
     size_t r = 0;
     for (uint8_t sp = 0; sp < 3; sp++) {
         for (size_t oc = 0; oc < fs.n_clips; oc++) {
-            size_t c = ord[oc];
-            const ns_fs_clip *fc = &fs.clips[c];
+            const ns_fs_clip *fc = ord[oc];
+            size_t c = (size_t)(fc - fs.clips);
             if (clip_split[c] != sp || keep_n[c] == 0)
                 continue;
             if (o->content_hash &&

@@ -74,15 +74,12 @@ static int cmp_rank(const void *a, const void *b)
 static int one_clip_strong(const ns_reference *ref, const ns_detect_result *r, uint32_t clip,
                            double *pbuf)
 {
-    const ns_frameset *t = &r->tonight;
-    size_t m = 0;
-    for (size_t i = 0; i < t->n; i++)
-        if (t->clip[i] == clip)
-            pbuf[m++] = r->pval[i];
-    if (m < 2)
+    const ns_fs_clip *fc = &r->tonight.clips[clip];
+    if (fc->n < 2)
         return 0;
-    double floor_p = ns_reference_pvalue(ref, t->clips[clip].camera, INFINITY);
-    return median_sorted(pbuf, m) <= floor_p * (1.0 + 1e-9);
+    memcpy(pbuf, r->pval + fc->first, fc->n * sizeof *pbuf); /* a clip's frames are contiguous */
+    double floor_p = ns_reference_pvalue(ref, fc->camera, INFINITY);
+    return median_sorted(pbuf, fc->n) <= floor_p * (1.0 + 1e-9);
 }
 
 ns_status ns_detect_merge(const ns_reference *ref, const ns_detect_opts *o,

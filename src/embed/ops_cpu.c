@@ -175,8 +175,7 @@ typedef struct conv_plan {
     size_t dei_floats;             /* per thread: x de-interleaved (stride-2 convs) */
 } conv_plan;
 
-/* nb from the plane size, capped by the images each thread gets (n / T,
- * rounded up) so every thread has work. */
+/* nb from the plane size and the batch, never from the thread count. */
 static void conv_plan_make(const ns_conv_params *p, conv_plan *c)
 {
     const int G = p->groups;
